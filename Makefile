@@ -1,0 +1,52 @@
+# The README's Quickstart is `make demo` and `make test`; both work from a fresh clone.
+# Everything the project needs is installed from here (Debian packages, PyPI, Maven Central).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EXTRAS := dev,async,cli,bench,otel
+# Server set for the integration tests: the newest OpenSearch 2.x and the newest Elasticsearch.
+STURDY_TEST_SERVERS ?= opensearch:2.19.6,elasticsearch:9.5.4
+export STURDY_TEST_SERVERS
+
+.PHONY: demo test test-all test-unit lint typecheck system-deps venv bench clean
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+venv: system-deps $(STAMP)
+
+demo: venv
+	$(BIN)/sturdysearch demo
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+typecheck: venv
+	$(BIN)/mypy
+
+test-unit: venv
+	$(BIN)/pytest tests/unit -q
+
+# The full suite (unit + integration against real nodes), kept under 30 minutes here.
+test: lint
+	$(BIN)/pytest -m "not slow"
+
+# Everything, including the long scenarios marked `slow`.
+test-all: lint
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

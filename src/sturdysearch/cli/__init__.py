@@ -1,0 +1,1 @@
+"""The ``sturdysearch`` command line: argv -> settings -> a plain function per subcommand."""

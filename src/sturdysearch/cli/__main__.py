@@ -1,0 +1,5 @@
+import sys
+
+from sturdysearch.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Test support shipped with the library: real nodes on demand, a fault-injecting proxy."""
