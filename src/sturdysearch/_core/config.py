@@ -1,0 +1,166 @@
+"""The client's configuration, validated once at construction.
+
+Every option has its default and its meaning beside it, here and nowhere else. A bad value fails
+here, with a message that says how to fix it, rather than on the first request in production.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sturdysearch._core.auth import Secret, authorization_header
+from sturdysearch._core.nodes import NodeConfig, parse_node
+from sturdysearch._core.timeouts import (
+    DEFAULT_CONNECT,
+    DEFAULT_READ,
+    DEFAULT_TOTAL,
+    Timeouts,
+    check_seconds,
+)
+from sturdysearch.errors import ConfigError
+from sturdysearch.tls import TLSConfig
+
+logger = logging.getLogger("sturdysearch")
+
+DEFAULT_CONNECTIONS_PER_NODE = 16
+USER_AGENT = "sturdysearch-py/0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """Connection pool per node."""
+
+    connections_per_node: int = DEFAULT_CONNECTIONS_PER_NODE
+    """Most sockets open to one node at once; callers beyond it wait (within their deadline)."""
+    idle_timeout: float = 30.0
+    """Idle sockets older than this are closed rather than reused, before a load balancer or
+    firewall drops them silently (they commonly do after 60 s or more)."""
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.connections_per_node, bool)
+            or not isinstance(self.connections_per_node, int)
+            or not 1 <= self.connections_per_node <= 10_000
+        ):
+            raise ConfigError(
+                f"connections_per_node={self.connections_per_node!r} must be an integer from 1 "
+                "to 10000"
+            )
+        check_seconds("idle_timeout", self.idle_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    nodes: tuple[NodeConfig, ...]
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    authorization: Secret | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    http_compress: bool = False
+    allow_credentials_over_http: bool = False
+
+    def __repr__(self) -> str:
+        auth = "<redacted>" if self.authorization else None
+        return (
+            f"ClientConfig(nodes={[n.url for n in self.nodes]}, timeouts={self.timeouts}, "
+            f"pool={self.pool}, authorization={auth}, http_compress={self.http_compress})"
+        )
+
+
+def build_config(
+    hosts: str | Sequence[str | NodeConfig] | None,
+    *,
+    basic_auth: str | Sequence[str] | None = None,
+    api_key: str | Sequence[str] | None = None,
+    bearer_auth: str | None = None,
+    ca_certs: str | None = None,
+    ssl_assert_fingerprint: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    dangerously_skip_tls_verify: bool = False,
+    verify_certs: bool | None = None,
+    timeout: float = DEFAULT_TOTAL,
+    connect_timeout: float = DEFAULT_CONNECT,
+    read_timeout: float = DEFAULT_READ,
+    connections_per_node: int = DEFAULT_CONNECTIONS_PER_NODE,
+    idle_timeout: float = 30.0,
+    headers: Mapping[str, str] | None = None,
+    http_compress: bool = False,
+    allow_credentials_over_http: bool = False,
+    **unknown: Any,
+) -> ClientConfig:
+    """Validate the client's keyword options into a :class:`ClientConfig`."""
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        hint = ""
+        if "request_timeout" in unknown:
+            hint = " (use timeout= for the per-call deadline, read_timeout= per socket read)"
+        elif "ssl_context" in unknown:
+            hint = " (use ca_certs=, ssl_assert_fingerprint=, client_cert=)"
+        raise ConfigError(f"unknown option(s): {names}{hint}")
+    if verify_certs is False:
+        raise ConfigError(
+            "verify_certs=False is not accepted: trust the cluster's CA with ca_certs=..., or pin "
+            "its certificate with ssl_assert_fingerprint=...; if you really must accept any "
+            "certificate, say so with dangerously_skip_tls_verify=True"
+        )
+    if hosts is None:
+        raise ConfigError("give the cluster's node URLs, e.g. Client(['https://localhost:9200'])")
+    host_list = [hosts] if isinstance(hosts, (str, NodeConfig)) else list(hosts)
+    if not host_list:
+        raise ConfigError("the list of nodes is empty")
+    nodes: list[NodeConfig] = []
+    url_user: tuple[str, str] | None = None
+    for item in host_list:
+        parsed = parse_node(item)
+        if parsed.username is not None:
+            pair = (parsed.username, parsed.password or "")
+            if url_user is not None and url_user != pair:
+                raise ConfigError("node URLs carry different credentials; use basic_auth= once")
+            url_user = pair
+        if parsed.node in nodes:
+            raise ConfigError(f"node {parsed.node.url} is listed twice")
+        nodes.append(parsed.node)
+    if url_user is not None:
+        if basic_auth is not None or api_key is not None or bearer_auth is not None:
+            raise ConfigError("credentials are given both in a node URL and as an option")
+        basic_auth = url_user
+    authorization = authorization_header(
+        basic_auth=basic_auth, api_key=api_key, bearer_auth=bearer_auth
+    )
+    if authorization is not None and not allow_credentials_over_http:
+        exposed = [n.url for n in nodes if not n.is_tls and not n.is_loopback]
+        if exposed:
+            raise ConfigError(
+                f"credentials would be sent in clear over http:// to {', '.join(exposed)}; use "
+                "https:// URLs, or pass allow_credentials_over_http=True if the network is "
+                "trusted (e.g. a sidecar)"
+            )
+    tls = TLSConfig(
+        ca_certs=ca_certs,
+        ssl_assert_fingerprint=ssl_assert_fingerprint,
+        client_cert=client_cert,
+        client_key=client_key,
+        dangerously_skip_tls_verify=dangerously_skip_tls_verify,
+    )
+    extra_headers: list[tuple[str, str]] = []
+    for name, value in (headers or {}).items():
+        if name.lower() == "authorization":
+            raise ConfigError("pass credentials with basic_auth=, api_key= or bearer_auth=")
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            raise ConfigError(f"header {name!r} contains a line break")
+        extra_headers.append((name, value))
+    return ClientConfig(
+        nodes=tuple(nodes),
+        timeouts=Timeouts(connect=connect_timeout, read=read_timeout, total=timeout),
+        tls=tls,
+        pool=PoolConfig(connections_per_node=connections_per_node, idle_timeout=idle_timeout),
+        authorization=authorization,
+        headers=tuple(extra_headers),
+        http_compress=bool(http_compress),
+        allow_credentials_over_http=allow_credentials_over_http,
+    )

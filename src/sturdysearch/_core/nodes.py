@@ -1,0 +1,105 @@
+"""Node addresses: parsing, validation and redaction.
+
+A node is given as a URL (``https://es1.internal:9200``, ``http://127.0.0.1:9200/prefix``). The
+scheme is required: guessing ``http`` for a cluster that speaks TLS, or the reverse, is how
+credentials end up on the wire in clear. Credentials embedded in a URL are moved out of it, so
+that the URL can be logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from sturdysearch.errors import ConfigError
+
+_DEFAULT_PORTS = {"http": 9200, "https": 9200}
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """One node's address. ``url`` never contains credentials."""
+
+    scheme: str
+    host: str
+    port: int
+    path_prefix: str = ""
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.path_prefix}"
+
+    @property
+    def is_tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def is_loopback(self) -> bool:
+        """True for 127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine."""
+        if self.host.lower() in _LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedNode:
+    node: NodeConfig
+    username: str | None
+    password: str | None
+
+
+def parse_node(value: object) -> ParsedNode:
+    """Parse one node URL; raise ``ConfigError`` that says how to write it correctly."""
+    if isinstance(value, NodeConfig):
+        return ParsedNode(value, None, None)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"a node must be a URL string such as 'https://localhost:9200', got {value!r}"
+        )
+    text = value.strip()
+    if "://" not in text:
+        raise ConfigError(
+            f"node {text!r} has no scheme: write 'https://{text}' (or 'http://{text}' for a "
+            "cluster without TLS); the scheme is never guessed"
+        )
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ConfigError(f"node {_redact(text)!r}: scheme must be http or https, not {scheme!r}")
+    host = parts.hostname
+    if not host:
+        raise ConfigError(f"node {_redact(text)!r} has no host")
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise ConfigError(f"node {_redact(text)!r}: {exc}") from None
+    if parts.query or parts.fragment:
+        raise ConfigError(f"node {_redact(text)!r}: a node URL takes no query or fragment")
+    prefix = parts.path.rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        prefix = "/" + prefix
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return ParsedNode(NodeConfig(scheme, host, port, prefix), username, password)
+
+
+def _redact(text: str) -> str:
+    """Drop the userinfo part of a URL so it can appear in an error message."""
+    scheme, sep, rest = text.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

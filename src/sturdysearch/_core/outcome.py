@@ -1,0 +1,109 @@
+"""Shared by the drivers: classify a finished attempt, build the answer, word the final error.
+
+Keeping this here means the sync and async call loops differ only in how they wait.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from sturdysearch._core.http1 import ResponseHead
+from sturdysearch._core.responses import Response, ResponseMeta, decode_json_body, parse_error_body
+from sturdysearch._core.retry import Failure
+from sturdysearch.errors import (
+    ApiError,
+    ConnectionError,
+    DeadlineExceeded,
+    MalformedResponseError,
+    ReadTimeout,
+    SturdySearchError,
+    TLSError,
+    TransportError,
+)
+
+
+def failure_of(exc: SturdySearchError) -> Failure | None:
+    """Classify an attempt's exception for the retry policy; ``None`` means never retry."""
+    if isinstance(exc, TLSError):
+        return Failure("tls", sent=False)
+    if isinstance(exc, ApiError):
+        return Failure("status", sent=True, status=exc.status, retry_after=exc.retry_after)
+    if isinstance(exc, DeadlineExceeded):
+        return None
+    if isinstance(exc, ConnectionError):
+        return Failure("io" if exc.request_sent else "connect", sent=exc.request_sent)
+    if isinstance(exc, (ReadTimeout, MalformedResponseError)):
+        return Failure("io", sent=True)
+    return None
+
+
+def decode_body(head: ResponseHead, data: bytes, node: str) -> bytes:
+    if data and head.headers.get("content-encoding", "").lower() == "gzip":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise MalformedResponseError(
+                f"gzip-encoded response could not be decompressed: {exc}",
+                node=node,
+                status=head.status,
+                body_prefix=data[:512],
+            ) from None
+    return data
+
+
+def build_response(
+    head: ResponseHead,
+    data: bytes,
+    *,
+    node: str,
+    duration: float,
+    ignore: frozenset[int],
+    head_request: bool,
+) -> Response:
+    """Turn a complete answer into a ``Response``, or raise its typed ``ApiError``."""
+    status = head.status
+    data = decode_body(head, data, node)
+    if 200 <= status < 300 or status in ignore:
+        body: Any
+        if head_request:
+            body = 200 <= status < 300
+        elif status >= 300:
+            error = parse_error_body(status, head.headers, data, node)
+            body = error.body
+        elif _is_json(head):
+            body = decode_json_body(status, data, node)
+        elif not data:
+            body = None
+        else:
+            body = data.decode("utf-8", "replace")
+        return Response(body, ResponseMeta(status, head.headers, node, duration))
+    raise parse_error_body(status, head.headers, data, node)
+
+
+def _is_json(head: ResponseHead) -> bool:
+    ctype = head.headers.get("content-type")
+    # No content type at all: the servers always send one, so try JSON (and fail loudly).
+    return ctype is None or "json" in ctype
+
+
+def final_error(
+    exc: SturdySearchError, *, idempotent: bool, history: list[SturdySearchError]
+) -> SturdySearchError:
+    """The error the caller sees: the last attempt's, with earlier attempts attached and, for a
+    non-idempotent request that may have arrived, a warning that the write may have happened."""
+    if isinstance(exc, TransportError):
+        if history:
+            exc.errors = tuple(history)
+        if (
+            not idempotent
+            and isinstance(exc, (ConnectionError, ReadTimeout, MalformedResponseError))
+            and not (isinstance(exc, ConnectionError) and not exc.request_sent)
+        ):
+            exc.message = (
+                f"{exc.message}; the request may or may not have been applied by the server, and "
+                "it was not resent because it is not idempotent (give the document an id to make "
+                "a write safe to retry)"
+            )
+            exc.args = (exc.message,)
+    return exc

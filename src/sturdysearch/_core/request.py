@@ -1,0 +1,83 @@
+"""The request model: what to send, and whether it is safe to send twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+_PATH_SAFE_INDEX = ",*"
+
+#: Methods whose effect does not depend on how many times they arrive (RFC 9110 section 9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """One logical call, before a node is chosen.
+
+    ``idempotent`` decides whether the request may be sent again once its bytes may have reached
+    a server. It is the method's default unless the API layer knows better: ``POST _search`` is a
+    read (idempotent), ``POST index/_doc`` without an id creates a new document each time (not).
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    body: bytes | None = None
+    headers: Mapping[str, str] | None = None
+    idempotent: bool = False
+    ignore: frozenset[int] = frozenset()
+    timeout: float | None = None
+    long_running: bool = False
+    content_type: str = "application/json"
+
+    @property
+    def target(self) -> str:
+        """Path plus encoded query string."""
+        if not self.params:
+            return self.path
+        query = encode_params(self.params)
+        return f"{self.path}?{query}" if query else self.path
+
+
+def default_idempotent(method: str) -> bool:
+    return method.upper() in IDEMPOTENT_METHODS
+
+
+def param_value(value: Any) -> str:
+    """Render a query parameter value as the servers expect: booleans lower-case, lists
+    comma-joined."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(param_value(v) for v in value)
+    return str(value)
+
+
+def encode_params(params: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        parts.append(f"{quote(key, safe='')}={quote(param_value(value), safe=',*')}")
+    return "&".join(parts)
+
+
+def index_segment(index: str | Iterable[str]) -> str:
+    """Encode an index name, pattern or list of them as one path segment."""
+    names = [index] if isinstance(index, str) else list(index)
+    if not names or any(not isinstance(n, str) or not n for n in names):
+        raise ValueError(f"index must be a non-empty name or list of names, got {index!r}")
+    return quote(",".join(names), safe=_PATH_SAFE_INDEX)
+
+
+def id_segment(doc_id: Any) -> str:
+    """Encode a document id as one path segment (``/`` and ``?`` included)."""
+    text = str(doc_id)
+    if not text:
+        raise ValueError("a document id cannot be empty")
+    return quote(text, safe="")

@@ -1,0 +1,206 @@
+"""One HTTP/1.1 connection over a blocking socket, every wait bounded.
+
+The socket's timeout is set before *each* ``recv`` to the smaller of ``read_timeout`` and what is
+left of the call's deadline, so a server that drips a byte a second is stopped by the deadline,
+and one that goes silent by the read timeout, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import time
+
+from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
+from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.timeouts import Deadline
+from sturdysearch.errors import (
+    ConnectionError,
+    ConnectTimeout,
+    DeadlineExceeded,
+    MalformedResponseError,
+    ReadTimeout,
+    TLSError,
+)
+from sturdysearch.tls import TLSConfig, check_fingerprint, describe_tls_failure
+
+_RECV_SIZE = 256 * 1024
+_monotonic = time.monotonic
+
+
+class Connection:
+    """A connected socket to one node. Not thread-safe: the pool hands it to one caller at a
+    time."""
+
+    __slots__ = ("idle_since", "node", "pid", "sock")
+
+    def __init__(self, sock: socket.socket, node: str, now: float) -> None:
+        self.sock = sock
+        self.node = node
+        self.idle_since = now
+        self.pid = 0
+
+    def is_dropped(self) -> bool:
+        """True if the server closed the connection (or sent unsolicited bytes) while idle."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def exchange(
+        self,
+        data: bytes,
+        *,
+        head_request: bool,
+        deadline: Deadline,
+        read_timeout: float,
+    ) -> tuple[ResponseHead, bytes, bool]:
+        """Send ``data`` and read one whole response.
+
+        Returns ``(head, body, reusable)``. Raises ``ConnectionError`` (with ``request_sent``),
+        ``ReadTimeout``, ``DeadlineExceeded`` or ``MalformedResponseError``; after any of them
+        the connection is unusable and the caller must close it.
+        """
+        sock = self.sock
+        now = _monotonic()
+        remaining = deadline.at - now
+        if remaining <= 0:
+            raise DeadlineExceeded("the call's deadline passed before the request was sent")
+        try:
+            sock.settimeout(remaining)
+            sock.sendall(data)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                "the call's deadline passed while sending the request (the server is not reading)",
+                node=self.node,
+            ) from None
+        except OSError as exc:
+            # Part of the request may be in the server's buffers: treat it as sent.
+            raise ConnectionError(
+                f"connection failed while sending: {exc}", node=self.node, request_sent=True
+            ) from exc
+        parser = ResponseParser(head_request=head_request)
+        recv = sock.recv
+        try:
+            while True:
+                remaining = deadline.at - _monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceeded(
+                        "the call's deadline passed while reading the response", node=self.node
+                    )
+                limit = read_timeout if read_timeout < remaining else remaining
+                sock.settimeout(limit)
+                try:
+                    chunk = recv(_RECV_SIZE)
+                except TimeoutError:
+                    if limit < read_timeout:
+                        raise DeadlineExceeded(
+                            "the call's deadline passed while reading the response",
+                            node=self.node,
+                        ) from None
+                    what = "response head" if parser.head is None else "rest of the response"
+                    raise ReadTimeout(
+                        f"no data for {read_timeout:g} s while waiting for the {what}",
+                        node=self.node,
+                    ) from None
+                if not chunk:
+                    parser.feed_eof()
+                    break
+                parser.feed(chunk)
+                if parser.done:
+                    break
+        except ProtocolViolation as exc:
+            if parser.received == 0:
+                raise ConnectionError(
+                    f"the server closed the connection without answering: {exc}",
+                    node=self.node,
+                    request_sent=True,
+                ) from None
+            raise MalformedResponseError(
+                f"malformed or truncated response: {exc}",
+                node=self.node,
+                status=parser.head.status if parser.head else None,
+                body_prefix=parser.body()[:512],
+            ) from None
+        except (ssl.SSLError, OSError) as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            raise ConnectionError(
+                f"connection failed while reading the response: {exc}",
+                node=self.node,
+                request_sent=True,
+            ) from exc
+        head = parser.head
+        assert head is not None
+        return head, parser.body(), parser.reusable
+
+
+def open_connection(
+    node: NodeConfig,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    tls: TLSConfig,
+    connect_timeout: float,
+    deadline: Deadline,
+) -> Connection:
+    """Connect (and handshake) within ``min(connect_timeout, remaining deadline)``."""
+    now = _monotonic()
+    limit = deadline.connect_timeout_for(connect_timeout, now)
+    if limit <= 0:
+        raise DeadlineExceeded("the call's deadline passed before connecting", node=node.url)
+    by_deadline = limit < connect_timeout
+    try:
+        sock = socket.create_connection((node.host, node.port), timeout=limit)
+    except TimeoutError:
+        raise _connect_timeout(node, limit, by_deadline) from None
+    except OSError as exc:
+        raise ConnectionError(
+            f"could not connect: {exc.strerror or exc}", node=node.url, request_sent=False
+        ) from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if node.is_tls:
+        assert ssl_context is not None
+        try:
+            # The handshake shares the connect budget: a server that accepts and never speaks TLS
+            # is caught here.
+            sock.settimeout(max(limit - (_monotonic() - now), 0.001))
+            sock = ssl_context.wrap_socket(sock, server_hostname=node.host)
+            if tls.ssl_assert_fingerprint is not None:
+                check_fingerprint(
+                    sock.getpeercert(binary_form=True), tls.ssl_assert_fingerprint, node.url
+                )
+        except TLSError:
+            sock.close()
+            raise
+        except TimeoutError:
+            sock.close()
+            raise _connect_timeout(node, limit, by_deadline) from None
+        except ssl.SSLError as exc:
+            sock.close()
+            raise describe_tls_failure(exc, node.url) from None
+        except OSError as exc:
+            sock.close()
+            raise ConnectionError(
+                f"connection failed during the TLS handshake: {exc}",
+                node=node.url,
+                request_sent=False,
+            ) from exc
+        except BaseException:
+            sock.close()
+            raise
+    return Connection(sock, node.url, _monotonic())
+
+
+def _connect_timeout(node: NodeConfig, limit: float, by_deadline: bool) -> Exception:
+    if by_deadline:
+        return DeadlineExceeded("the call's deadline passed while connecting", node=node.url)
+    return ConnectTimeout(
+        f"connect (TCP + TLS handshake) took longer than {limit:g} s", node=node.url
+    )

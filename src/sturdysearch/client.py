@@ -1,0 +1,201 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from sturdysearch._core import api
+from sturdysearch._core.config import ClientConfig, build_config
+from sturdysearch._core.dialect import ServerInfo, parse_server_info
+from sturdysearch._core.events import Tracer
+from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.request import RequestSpec
+from sturdysearch._core.responses import Response
+from sturdysearch._core.retry import RetryPolicy
+from sturdysearch._sync.transport import Transport
+
+
+class Client:
+    """A client for one Elasticsearch or OpenSearch cluster. Create one per cluster and share it
+    across threads; close it (or use ``with``) when done.
+
+    ``Client(["https://es1:9200", "https://es2:9200"], api_key=..., ca_certs="http_ca.crt")``
+
+    Options (all keyword): ``basic_auth``, ``api_key``, ``bearer_auth``; ``ca_certs``,
+    ``ssl_assert_fingerprint``, ``client_cert``, ``client_key``, ``dangerously_skip_tls_verify``;
+    ``timeout`` (the per-call deadline, default 30 s), ``connect_timeout`` (2 s), ``read_timeout``
+    (10 s); ``connections_per_node`` (16), ``idle_timeout`` (30 s); ``headers``,
+    ``http_compress``, ``allow_credentials_over_http``; ``retry`` (a :class:`RetryPolicy`).
+    Invalid values raise :class:`~sturdysearch.errors.ConfigError` here, not on first use.
+    """
+
+    def __init__(
+        self,
+        hosts: str | Sequence[str | NodeConfig] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        **options: Any,
+    ) -> None:
+        self.config: ClientConfig = build_config(hosts, **options)
+        self.tracer = Tracer()
+        self._transport = Transport(self.config, retry=retry, tracer=self.tracer)
+        self.indices = IndicesClient(self)
+
+    def __repr__(self) -> str:
+        return f"Client({[n.url for n in self.config.nodes]!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection; later calls raise ``TransportError``."""
+        self._transport.close()
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Per node: ``open``, ``idle`` and ``in_use`` connections."""
+        return {
+            node.url: {
+                "open": pool.open_connections,
+                "idle": pool.idle_connections,
+                "in_use": pool.in_use,
+            }
+            for node, pool in self._transport.pools.items()
+        }
+
+    # -- generic ---------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        raw_body: bytes | None = None,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        ignore: int | Collection[int] = (),
+        idempotent: bool | None = None,
+        long_running: bool = False,
+    ) -> Response:
+        """Any API call. ``body`` is serialized (a list becomes NDJSON); strings are refused, and
+        bytes you built yourself go through ``raw_body``. ``idempotent`` overrides the method's
+        default (GET/HEAD/PUT/DELETE are) and decides whether the call may be resent after it may
+        have reached the server. ``ignore=(404,)`` returns those statuses instead of raising.
+        ``long_running=True`` allows deadlines beyond 300 s for admin calls."""
+        return self._transport.perform(
+            api.request(
+                method,
+                path,
+                params=params,
+                body=body,
+                raw_body=raw_body,
+                content_type=content_type,
+                headers=headers,
+                timeout=timeout,
+                ignore=ignore,
+                idempotent=idempotent,
+                long_running=long_running,
+            )
+        )
+
+    def perform(self, spec: RequestSpec) -> Response:
+        """Run a prepared :class:`RequestSpec` (the API layer's building block)."""
+        return self._transport.perform(spec)
+
+    # -- cluster ---------------------------------------------------------------------------
+
+    def info(self, *, timeout: float | None = None) -> ServerInfo:
+        """Flavor, version and cluster name of the server."""
+        response = self._transport.perform(api.info(timeout=timeout))
+        return parse_server_info(response.body, response.meta.node)
+
+    def ping(self, *, timeout: float | None = None) -> bool:
+        """True if a node answers ``HEAD /`` with 200. Transport failures still raise."""
+        return bool(self._transport.perform(api.ping(timeout=timeout)).body)
+
+    # -- documents -------------------------------------------------------------------------
+
+    def index(self, **kwargs: Any) -> Response:
+        """``index(index=, document=, id=None, refresh=None, op_type=None, if_seq_no=None,
+        if_primary_term=None, routing=None, pipeline=None, params=None, timeout=None)``."""
+        return self._transport.perform(api.index(**kwargs))
+
+    def create(self, **kwargs: Any) -> Response:
+        """``create(index=, id=, document=, refresh=None, ...)``: raises ``ConflictError`` if
+        the id exists."""
+        return self._transport.perform(api.create(**kwargs))
+
+    def get(self, **kwargs: Any) -> Response:
+        """``get(index=, id=, source=None, routing=None, realtime=None, ...)``: raises
+        ``NotFoundError`` for a missing document (or pass ``ignore=404``)."""
+        return self._transport.perform(api.get(**kwargs))
+
+    def exists(self, **kwargs: Any) -> bool:
+        """``exists(index=, id=)``: whether the document exists."""
+        return bool(self._transport.perform(api.exists(**kwargs)).body)
+
+    def delete(self, **kwargs: Any) -> Response:
+        """``delete(index=, id=, refresh=None, if_seq_no=None, if_primary_term=None, ...)``."""
+        return self._transport.perform(api.delete(**kwargs))
+
+    def search(self, **kwargs: Any) -> Response:
+        """``search(index=None, body=None, query=None, size=None, from_=None, sort=None,
+        aggs=None, source=None, search_after=None, track_total_hits=None, params=None,
+        timeout=None)``."""
+        return self._transport.perform(api.search(**kwargs))
+
+    def count(self, **kwargs: Any) -> Response:
+        """``count(index=None, body=None, query=None, params=None, timeout=None)``."""
+        return self._transport.perform(api.count(**kwargs))
+
+    def bulk(
+        self,
+        *,
+        operations: Iterable[Mapping[str, Any]],
+        index: str | None = None,
+        refresh: bool | str | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """A raw ``_bulk`` call. Its answer may be HTTP 200 with ``errors: true``: check the
+        items, or use :class:`BulkIndexer`, which accounts for every document."""
+        return self._transport.perform(
+            api.bulk(
+                operations=operations, index=index, refresh=refresh, params=params, timeout=timeout
+            )
+        )
+
+
+class IndicesClient:
+    """``client.indices``: index-level calls."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(self, **kwargs: Any) -> Response:
+        """``create(index=, mappings=None, settings=None, aliases=None, body=None, ...)``."""
+        return self._client.perform(api.indices_create(**kwargs))
+
+    def delete(self, **kwargs: Any) -> Response:
+        """``delete(index=, ignore=())``."""
+        return self._client.perform(api.indices_delete(**kwargs))
+
+    def exists(self, **kwargs: Any) -> bool:
+        """``exists(index=)``."""
+        return bool(self._client.perform(api.indices_exists(**kwargs)).body)
+
+    def refresh(self, **kwargs: Any) -> Response:
+        """``refresh(index=None)``."""
+        return self._client.perform(api.refresh(**kwargs))

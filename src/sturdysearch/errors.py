@@ -1,0 +1,283 @@
+"""Every error sturdysearch raises, in one tree.
+
+::
+
+    SturdySearchError
+    ├── ConfigError              bad client configuration, raised at construction (also ValueError)
+    ├── SerializationError       a body or document that cannot be turned into JSON (also TypeError)
+    ├── TransportError           could not get a usable answer from the cluster
+    │   ├── ConnectionError          refused, reset, or closed; ``.request_sent`` says whether the
+    │   │   │                        request may have reached the server
+    │   │   ├── ConnectTimeout       TCP connect or TLS handshake did not finish in time
+    │   │   └── TLSError             certificate or handshake failure (never retried)
+    │   ├── ReadTimeout              the server stopped sending (response head, or between bytes)
+    │   ├── DeadlineExceeded         the call's overall deadline passed (attempts, waits, backoff)
+    │   ├── NoLiveNodesError         no node could be tried within the deadline
+    │   └── MalformedResponseError   the answer could not be parsed (truncated, not HTTP, bad JSON)
+    └── ApiError                 the cluster answered with a non-2xx status
+        ├── BadRequestError          400
+        ├── AuthenticationError      401
+        ├── AuthorizationError       403
+        ├── NotFoundError            404
+        ├── ConflictError            409
+        ├── PayloadTooLargeError     413
+        ├── TooManyRequestsError     429
+        └── ServerError              5xx
+
+"Could not reach the cluster" (``TransportError``) is kept apart from "the cluster said no"
+(``ApiError``): the first is about the network and the nodes, the second about the request.
+
+Messages never contain credentials: the node is shown as ``scheme://host:port`` only, and the
+request's headers are not part of any error. Every exception is picklable, so it survives
+``multiprocessing`` and ``concurrent.futures`` boundaries.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "AuthorizationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "ConnectTimeout",
+    "ConnectionError",
+    "DeadlineExceeded",
+    "MalformedResponseError",
+    "NoLiveNodesError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "ReadTimeout",
+    "SerializationError",
+    "ServerError",
+    "SturdySearchError",
+    "TLSError",
+    "TooManyRequestsError",
+    "TransportError",
+]
+
+
+class SturdySearchError(Exception):
+    """Base of every error raised by sturdysearch."""
+
+
+class ConfigError(SturdySearchError, ValueError):
+    """The client was configured in a way that would fail or be unsafe later; the message says
+    which option and how to fix it."""
+
+
+class SerializationError(SturdySearchError, TypeError):
+    """A body or document could not be serialized to JSON.
+
+    ``path`` names the offending field (``body["query"]["terms"]["tags"]``) and ``type_name`` its
+    Python type, so the caller can find it without bisecting the document.
+    """
+
+    def __init__(self, message: str, *, path: str = "", type_name: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.type_name = type_name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, {"path": self.path, "type_name": self.type_name}))
+
+
+class TransportError(SturdySearchError):
+    """No usable answer came back from the cluster.
+
+    ``node`` is the node's redacted base URL (``http://10.0.0.1:9200``) or ``None`` when no node
+    was involved; ``errors`` holds the earlier failures of a retried call, oldest first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        errors: Sequence[BaseException] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+        self.errors: tuple[BaseException, ...] = tuple(errors)
+
+    def __str__(self) -> str:
+        if self.node:
+            return f"{self.message} (node {self.node})"
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class ConnectionError(TransportError, builtins.ConnectionError):
+    """The connection failed.
+
+    ``request_sent`` is ``False`` when the request certainly never reached the server (refused,
+    or failed before a byte was written), so resending it anywhere is safe; ``True`` when some or
+    all of it may have been delivered, so only an idempotent request may be resent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        errors: Sequence[BaseException] = (),
+        request_sent: bool = False,
+    ) -> None:
+        super().__init__(message, node=node, errors=errors)
+        self.request_sent = request_sent
+
+
+class ConnectTimeout(ConnectionError, builtins.TimeoutError):
+    """The TCP connect or the TLS handshake took longer than ``connect_timeout``."""
+
+
+class TLSError(ConnectionError):
+    """TLS failed: certificate not trusted, expired, issued for another host, fingerprint
+    mismatch, or the handshake itself. The message says which and how to fix it."""
+
+
+class ReadTimeout(TransportError, builtins.TimeoutError):
+    """The server did not send the response head, or paused between bytes, for longer than
+    ``read_timeout``. The request was sent, so it may have taken effect."""
+
+
+class DeadlineExceeded(TransportError, builtins.TimeoutError):
+    """The call's overall deadline passed. It covers waiting for a pooled connection, every
+    attempt and every backoff; whatever was in flight was abandoned and its connection closed."""
+
+
+class NoLiveNodesError(TransportError):
+    """No node could be tried: every node is marked dead and none answered a probe in time."""
+
+
+class MalformedResponseError(TransportError):
+    """The server's answer could not be used: truncated, not HTTP/1.1, or a 2xx whose body is not
+    the JSON it should be. ``status`` and ``body_prefix`` show what arrived."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        errors: Sequence[BaseException] = (),
+        status: int | None = None,
+        body_prefix: bytes = b"",
+    ) -> None:
+        super().__init__(message, node=node, errors=errors)
+        self.status = status
+        self.body_prefix = body_prefix
+
+
+class ApiError(SturdySearchError):
+    """The cluster answered with a non-2xx status.
+
+    Attributes: ``status`` (int), ``error_type`` (the server's ``error.type``, e.g.
+    ``version_conflict_engine_exception``, or ``None``), ``reason`` (``error.reason``),
+    ``root_cause`` (list of the server's root causes), ``body`` (the parsed body, or the raw text
+    of a non-JSON body), ``node`` (redacted base URL) and ``headers`` (response headers).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        error_type: str | None = None,
+        reason: str | None = None,
+        root_cause: Sequence[Mapping[str, Any]] = (),
+        body: Any = None,
+        node: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.reason = reason
+        self.root_cause = list(root_cause)
+        self.body = body
+        self.node = node
+        self.headers = dict(headers or {})
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        what = self.error_type or "error"
+        text = f"{self.status} {what}"
+        if self.reason:
+            text += f": {self.reason}"
+        elif isinstance(self.body, str) and self.body:
+            text += f": {self.body[:200]!r}"
+        if self.node:
+            text += f" (node {self.node})"
+        return text
+
+    @property
+    def retry_after(self) -> float | None:
+        """The server's ``Retry-After`` in seconds (delta-seconds form only), or ``None``."""
+        value = self.headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            return None
+        return seconds if seconds >= 0 else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {
+            "error_type": self.error_type,
+            "reason": self.reason,
+            "root_cause": self.root_cause,
+            "body": self.body,
+            "node": self.node,
+            "headers": self.headers,
+        }
+        return (_rebuild_api, (type(self), self.status, kwargs))
+
+
+class BadRequestError(ApiError):
+    """400: the request is wrong (query syntax, mapping violation, bad parameter)."""
+
+
+class AuthenticationError(ApiError):
+    """401: credentials missing or wrong."""
+
+
+class AuthorizationError(ApiError):
+    """403: authenticated, but not allowed (also: index blocked read-only, e.g. disk full)."""
+
+
+class NotFoundError(ApiError):
+    """404: index, document or endpoint does not exist."""
+
+
+class ConflictError(ApiError):
+    """409: version conflict (``create`` on an existing id, stale ``if_seq_no``)."""
+
+
+class PayloadTooLargeError(ApiError):
+    """413: the body exceeds the server's ``http.max_content_length``."""
+
+
+class TooManyRequestsError(ApiError):
+    """429: the cluster is overloaded or a circuit breaker tripped; back off and retry."""
+
+
+class ServerError(ApiError):
+    """5xx: the server, or a proxy in front of it, failed."""
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    obj.args = args
+    obj.__dict__.update(state)
+    return obj
+
+
+def _rebuild_api(cls: type[ApiError], status: int, kwargs: dict[str, Any]) -> ApiError:
+    return cls(status, **kwargs)
