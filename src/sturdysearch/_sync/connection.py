@@ -132,6 +132,10 @@ class Connection:
         except (ssl.SSLError, OSError) as exc:
             if isinstance(exc, TimeoutError):
                 raise
+            if isinstance(exc, ssl.SSLError) and _is_tls_alert(exc):
+                # TLS 1.3 servers reject a missing/bad client certificate after the client's
+                # side of the handshake is done: the alert arrives on the first read.
+                raise describe_tls_failure(exc, self.node) from None
             raise ConnectionError(
                 f"connection failed while reading the response: {exc}",
                 node=self.node,
@@ -196,6 +200,10 @@ def open_connection(
             sock.close()
             raise
     return Connection(sock, node.url, _monotonic())
+
+
+def _is_tls_alert(exc: ssl.SSLError) -> bool:
+    return not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError))
 
 
 def _connect_timeout(node: NodeConfig, limit: float, by_deadline: bool) -> Exception:
