@@ -1,0 +1,76 @@
+"""Runs the benchmarks and prints their tables: what `make bench` calls.
+
+    python bench/run.py [--calls N] [--rounds R] [--warmup W] [--pin] [--json FILE|-]
+
+Benchmarks (each compares sturdysearch against its peers within the same run):
+
+* seq_search: sequential `search` calls against a canned nginx answer (bench/seq_search.py).
+
+Exit status: 0 when every contender that could run ran; 1 when a contender failed (the peers
+and the `raw` floor failing aborts the run with a traceback instead, since that means the
+harness itself is broken). sturdysearch not being importable is not a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import seq_search
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--calls", type=int, default=20_000, help="timed calls per round (20000)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per contender (5)")
+    ap.add_argument("--warmup", type=int, default=1_000, help="checked warm-up calls (1000)")
+    ap.add_argument("--pin", action="store_true", help="pin nginx and the client to two CPUs")
+    ap.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-': stdout)")
+    args = ap.parse_args(argv)
+
+    print(
+        f"sturdysearch benchmarks: Python {platform.python_version()} on {platform.machine()}, "
+        f"{len(seq_search.usable_cpus()) or '?'} usable CPUs",
+        flush=True,
+    )
+    started = time.monotonic()
+    results: dict[str, Any] = {}
+
+    print(f"\n== seq_search ({args.calls:,} calls x {args.rounds} rounds)", flush=True)
+    results["seq_search"] = seq_search.run(
+        calls=args.calls, rounds=args.rounds, warmup=args.warmup, pin=args.pin
+    )
+
+    print(f"\n{'=' * 100}")
+    for rep in results.values():
+        print(seq_search.format_table(rep))
+        print()
+    print(f"total {time.monotonic() - started:.0f}s")
+
+    if args.json:
+        text = orjson.dumps(results, option=orjson.OPT_INDENT_2).decode()
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    failed = [
+        f"{bench}/{name}"
+        for bench, rep in results.items()
+        for name, e in rep["contenders"].items()
+        if e["status"] == "failed"
+    ]
+    if failed:
+        print(f"FAILED contenders: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

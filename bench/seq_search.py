@@ -1,0 +1,654 @@
+"""Sequential `search` calls against the canned nginx server, one contender after another.
+
+Every contender sends the same request body (a small bool query) to `POST /bench/_search` on
+one kept-alive connection and parses the same ~4.4 KB answer (10 log hits):
+
+* `raw`: `http.client.HTTPConnection` kept alive, `orjson.dumps` of the body, `orjson.loads` of
+  the answer, status checked. The floor for a client built on the standard library, and the
+  baseline of the "vs raw" ratios.
+* `raw-socket`: the same over a bare socket with a hand-written HTTP/1.1 exchange that reads
+  only the status and Content-Length. No general client can do less: the hard floor. (It
+  exists because http.client itself costs a lot; a lean client can beat `raw`.)
+* `elasticsearch-py`: `Elasticsearch(url).search(index=..., body=...)`, default settings.
+* `opensearch-py`: `OpenSearch([url]).search(index=..., body=...)`, default settings.
+* `sturdysearch`: `Client([url]).search(index=..., body=...)`; reported as unavailable when
+  `from sturdysearch import Client` fails.
+
+Before timing, each contender's first request goes to a throwaway Python server that records
+it: all must send the same method, path and JSON body (headers are kept for the record).
+Each contender is then warmed up (every answer checked in full), then timed for `--calls` calls, in
+`--rounds` rounds; the contender order rotates every round, so drift and noise land on
+everyone. Per contender we report the median requests/s over the rounds, its ratio to `raw`,
+and the client's CPU time per call (`time.process_time`, this process only: nginx is another
+process). nginx's request and connection counters are read around every timed run, so a client
+that retries or makes extra requests fails the run, and re-connections are counted. The last
+answer of every timed run is checked in full as well. CPU time used by other processes on the
+machine is estimated from /proc/stat and reported, because it is what makes req/s noisy.
+
+    python bench/seq_search.py [--calls N] [--rounds R] [--warmup W] [--only NAME]...
+                               [--pin] [--json FILE|-]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import gc
+import http.client
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from canned_server import CannedServer, search_response
+
+INDEX = "bench"
+SEARCH_PATH = f"/{INDEX}/_search"
+
+# The request every contender sends: a small, typical bool query.
+BODY: dict[str, Any] = {
+    "size": 10,
+    "query": {
+        "bool": {
+            "must": [{"match": {"message": "timeout"}}],
+            "filter": [
+                {"term": {"service.name": "storefront"}},
+                {"range": {"@timestamp": {"gte": "now-15m"}}},
+            ],
+        }
+    },
+    "sort": [{"@timestamp": "desc"}],
+}
+
+EXPECTED = search_response()
+EXPECTED_HITS = len(EXPECTED["hits"]["hits"])
+
+CallFn = Callable[[], Any]
+
+
+class Unavailable(Exception):
+    """The contender cannot run here (not installed / not importable); not an error."""
+
+
+# -- contenders ------------------------------------------------------------------------------
+# Each factory takes the server URL and returns (call, close): `call()` does one search and
+# returns the parsed answer.
+
+
+def make_raw(url: str) -> tuple[CallFn, Callable[[], None]]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    headers = {"Content-Type": "application/json"}
+    dumps, loads = orjson.dumps, orjson.loads
+
+    def call() -> Any:
+        conn.request("POST", SEARCH_PATH, body=dumps(BODY), headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"raw: HTTP {resp.status}: {data[:200]!r}")
+        return loads(data)
+
+    return call, conn.close
+
+
+def make_raw_socket(url: str) -> tuple[CallFn, Callable[[], None]]:
+    """Hand-written HTTP/1.1 on a bare socket: the hard floor. It parses only what it must
+    (status, Content-Length), so it is no general client, just the least work possible."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    head = (
+        f"POST {SEARCH_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    ).encode()
+    dumps, loads, sendall, recv = orjson.dumps, orjson.loads, sock.sendall, sock.recv
+
+    def call() -> Any:
+        body = dumps(BODY)
+        sendall(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+        data = recv(65536)
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            more = recv(65536)
+            if not more:
+                raise ConnectionError("raw-socket: connection closed")
+            data += more
+        headers = data[: end + 2].lower()  # keep the last header's CRLF
+        at = headers.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError("raw-socket: answer without Content-Length")
+        length = int(headers[at + 17 : headers.find(b"\r\n", at + 2)])
+        want = end + 4 + length
+        while len(data) < want:
+            more = recv(65536)
+            if not more:
+                raise ConnectionError("raw-socket: connection closed")
+            data += more
+        if data[9:12] != b"200":
+            raise RuntimeError(f"raw-socket: {data[:200]!r}")
+        return loads(data[end + 4 : want])
+
+    return call, sock.close
+
+
+def make_elasticsearch(url: str) -> tuple[CallFn, Callable[[], None]]:
+    try:
+        from elasticsearch import Elasticsearch
+    except ImportError as e:
+        raise Unavailable(f"elasticsearch-py not importable: {e}") from e
+    client = Elasticsearch(url)
+    search = client.search
+
+    def call() -> Any:
+        return search(index=INDEX, body=BODY)
+
+    return call, client.close
+
+
+def make_opensearch(url: str) -> tuple[CallFn, Callable[[], None]]:
+    try:
+        from opensearchpy import OpenSearch
+    except ImportError as e:
+        raise Unavailable(f"opensearch-py not importable: {e}") from e
+    client = OpenSearch([url])
+    search = client.search
+
+    def call() -> Any:
+        return search(index=INDEX, body=BODY)
+
+    return call, client.close
+
+
+def make_sturdysearch(url: str) -> tuple[CallFn, Callable[[], None]]:
+    try:
+        from sturdysearch import Client
+    except ImportError as e:
+        raise Unavailable(f"`from sturdysearch import Client` failed: {e}") from e
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(Client([url]))
+    search = client.search
+
+    def call() -> Any:
+        return search(index=INDEX, body=BODY)
+
+    return call, stack.close
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    make: Callable[[str], tuple[CallFn, Callable[[], None]]]
+    # Peers and the floor must work: a failure there means the harness is broken. The project's
+    # own client is being written; its failures are reported and the run goes on.
+    required: bool = True
+
+
+CONTENDERS = (
+    Contender("raw", make_raw),
+    Contender("raw-socket", make_raw_socket),
+    Contender("elasticsearch-py", make_elasticsearch),
+    Contender("opensearch-py", make_opensearch),
+    Contender("sturdysearch", make_sturdysearch, required=False),
+)
+BASELINE = "raw"
+PEER = "elasticsearch-py"
+SELF = "sturdysearch"
+
+VERSIONS = {
+    "raw": ("orjson",),
+    "raw-socket": ("orjson",),
+    "elasticsearch-py": ("elasticsearch", "elastic-transport"),
+    "opensearch-py": ("opensearch-py",),
+    "sturdysearch": ("sturdysearch",),
+}
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+def _body_of(resp: Any) -> Any:
+    """The parsed JSON of an answer: a dict, or a response object wrapping one."""
+    if isinstance(resp, dict):
+        return resp
+    for attr in ("body", "raw", "data"):
+        inner = getattr(resp, attr, None)
+        if isinstance(inner, dict):
+            return inner
+    return resp  # hope it is a Mapping
+
+
+def check_answer(name: str, resp: Any, full: bool) -> None:
+    """Fail loudly unless `resp` is the canned search answer (not an error body)."""
+    body = _body_of(resp)
+    try:
+        hits = body["hits"]["hits"]
+        ok = len(hits) == EXPECTED_HITS and body["timed_out"] is False
+        if full:
+            ok = ok and dict(body) == EXPECTED
+    except (KeyError, TypeError, IndexError) as e:
+        raise AssertionError(f"{name}: answer is not a search response: {resp!r:.300}") from e
+    if not ok:
+        raise AssertionError(f"{name}: unexpected search answer: {resp!r:.300}")
+
+
+def capture_request(c: Contender) -> dict[str, Any]:
+    """What `c` sends for one search: a throwaway Python server records the request.
+
+    Checks that every contender sends the same thing (method, path, JSON body), so the
+    benchmark compares like with like; the headers are returned for the record.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from canned_server import root_response
+
+    seen: list[dict[str, Any]] = []
+    search_bytes = orjson.dumps(EXPECTED)
+    root_bytes = orjson.dumps(root_response())
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            seen.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body,
+                }
+            )
+            out = root_bytes if self.path == "/" else search_bytes
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(out)
+
+        do_GET = do_POST = do_PUT = do_HEAD = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        call, close = c.make(f"http://127.0.0.1:{httpd.server_address[1]}")
+        try:
+            check_answer(c.name, call(), full=True)
+        finally:
+            close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    searches = [r for r in seen if r["path"].split("?")[0] == SEARCH_PATH]
+    if len(searches) != 1:
+        raise AssertionError(f"{c.name}: expected one search request, saw {seen!r:.500}")
+    req = searches[0]
+    got = orjson.loads(req["body"]) if req["body"] else None
+    if req["method"] not in ("POST", "GET") or got != BODY:
+        raise AssertionError(
+            f"{c.name}: sent {req['method']} {req['path']} with body {req['body']!r:.300}, "
+            f"not the benchmark's request"
+        )
+    return {
+        "method": req["method"],
+        "path": req["path"],
+        "body_bytes": len(req["body"]),
+        "headers": req["headers"],
+        "other_requests": [f"{r['method']} {r['path']}" for r in seen if r is not req],
+    }
+
+
+# -- measurement -----------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    cpu_s: float
+    calls: int
+    requests: int  # as counted by nginx
+    new_connections: int  # as counted by nginx
+    nginx_cpu_s: float
+    other_cpu_s: float  # CPU time everything else on the machine used meanwhile (noise)
+
+    @property
+    def rps(self) -> float:
+        return self.calls / self.wall_s
+
+    @property
+    def cpu_us_per_call(self) -> float:
+        return self.cpu_s / self.calls * 1e6
+
+    @property
+    def background_cpus(self) -> float:
+        """Average number of CPUs kept busy by other processes during the run."""
+        return max(self.other_cpu_s, 0.0) / self.wall_s
+
+
+@dataclass
+class Result:
+    name: str
+    status: str = "ok"  # ok | unavailable | failed
+    reason: str = ""
+    version: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(s.rps for s in self.samples)
+
+    @property
+    def cpu_us(self) -> float:
+        return statistics.median(s.cpu_us_per_call for s in self.samples)
+
+    @property
+    def nginx_us(self) -> float:
+        return statistics.median(s.nginx_cpu_s / s.calls * 1e6 for s in self.samples)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the per-round requests/s."""
+        r = [s.rps for s in self.samples]
+        return (max(r) - min(r)) / statistics.median(r)
+
+
+def _versions(name: str) -> str:
+    out = []
+    for dist in VERSIONS.get(name, ()):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out.append(f"{dist} {metadata.version(dist)}")
+    return ", ".join(out)
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy (all CPUs, /proc/stat), 0 if unknown.
+
+    Tick-sampled, so it lags the per-process counters a little: "other processes" below is
+    only good to about +-0.1 CPU.
+    """
+    try:
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...; guest time is inside user.
+        return (cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6]) / _CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def usable_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def timed_run(server: CannedServer, call: CallFn, calls: int) -> tuple[Sample, Any]:
+    before = server.status()
+    resp = None
+    n0, m0 = server.cpu_seconds(), _machine_busy_seconds()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        resp = call()
+    t1, c1 = time.perf_counter(), time.process_time()
+    n1, m1 = server.cpu_seconds(), _machine_busy_seconds()
+    after = server.status()
+    # One status request (and its fresh connection) is between `before` and `after`.
+    sample = Sample(
+        wall_s=t1 - t0,
+        cpu_s=c1 - c0,
+        calls=calls,
+        requests=after["requests"] - before["requests"] - 1,
+        new_connections=after["accepts"] - before["accepts"] - 1,
+        nginx_cpu_s=n1 - n0,
+        other_cpu_s=(m1 - m0) - (c1 - c0) - (n1 - n0) if m1 else 0.0,
+    )
+    return sample, resp
+
+
+def run(
+    calls: int = 20_000,
+    rounds: int = 5,
+    warmup: int = 1_000,
+    only: list[str] | None = None,
+    pin: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    contenders = [c for c in CONTENDERS if not only or c.name in only]
+    results = {c.name: Result(c.name, version=_versions(c.name)) for c in contenders}
+    cpus = usable_cpus()
+    pinned = pin and len(cpus) >= 2
+    body_before = copy.deepcopy(BODY)
+
+    server = CannedServer(cpu=cpus[0] if pinned else None)
+    with server as url, contextlib.ExitStack() as closers:
+        if pinned:
+            os.sched_setaffinity(0, {cpus[1]})
+            closers.callback(os.sched_setaffinity, 0, cpus)
+        live: dict[str, CallFn] = {}
+        for c in contenders:
+            res = results[c.name]
+            try:
+                res.request = capture_request(c)
+                call, close = c.make(url)
+                closers.callback(close)
+                # Warm-up; every answer here is checked in full.
+                for _ in range(warmup):
+                    check_answer(c.name, call(), full=True)
+                live[c.name] = call
+            except Unavailable as e:
+                res.status, res.reason = "unavailable", str(e)
+                log(f"  {c.name}: unavailable ({e}); skipped")
+            except Exception as e:
+                if c.required:
+                    raise
+                res.status, res.reason = "failed", f"{type(e).__name__}: {e}"
+                log(f"  {c.name}: FAILED during warm-up: {res.reason}; skipped")
+                traceback.print_exc(file=sys.stderr)
+
+        names = list(live)
+        for r in range(rounds):
+            k = r % len(names) if names else 0
+            order = names[k:] + names[:k]  # rotate so nobody always runs first or last
+            for name in order:
+                res = results[name]
+                if res.status != "ok":
+                    continue
+                gc.collect()
+                try:
+                    sample, last = timed_run(server, live[name], calls)
+                    check_answer(name, last, full=True)
+                    if sample.requests != calls:
+                        raise AssertionError(
+                            f"{name}: nginx saw {sample.requests} requests for {calls} calls"
+                        )
+                except Exception as e:
+                    if next(c for c in contenders if c.name == name).required:
+                        raise
+                    res.status, res.reason = "failed", f"{type(e).__name__}: {e}"
+                    log(f"  {name}: FAILED in round {r + 1}: {res.reason}")
+                    continue
+                res.samples.append(sample)
+                log(
+                    f"  round {r + 1}/{rounds} {name:<17} {sample.rps:9,.0f} req/s "
+                    f"{sample.cpu_us_per_call:7.1f} us CPU/call "
+                    f"(nginx {sample.nginx_cpu_s / calls * 1e6:5.1f} us/req; "
+                    f"other processes: {sample.background_cpus:.2f} CPUs busy)"
+                )
+
+    if body_before != BODY:
+        raise AssertionError(f"a contender mutated the request body: {BODY!r}")
+    return report_dict(results, calls, rounds, warmup, pinned, cpus)
+
+
+def report_dict(
+    results: dict[str, Result],
+    calls: int,
+    rounds: int,
+    warmup: int,
+    pinned: bool,
+    cpus: list[int],
+) -> dict[str, Any]:
+    ok = {n: r for n, r in results.items() if r.status == "ok" and r.samples}
+    base = ok.get(BASELINE)
+    out: dict[str, Any] = {
+        "benchmark": "seq_search",
+        "calls": calls,
+        "rounds": rounds,
+        "warmup": warmup,
+        "pinned": pinned,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "usable_cpus": len(cpus),
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+        },
+        "contenders": {},
+    }
+    for name, r in results.items():
+        entry: dict[str, Any] = {"status": r.status, "version": r.version}
+        if r.request:
+            entry["request"] = r.request
+        if r.reason:
+            entry["reason"] = r.reason
+        if name in ok:
+            entry.update(
+                rps_median=r.rps,
+                rps_best=max(s.rps for s in r.samples),
+                rps_rounds=[s.rps for s in r.samples],
+                spread=r.spread,
+                cpu_us_per_call_median=r.cpu_us,
+                cpu_us_per_call_rounds=[s.cpu_us_per_call for s in r.samples],
+                nginx_cpu_us_per_request_median=r.nginx_us,
+                background_cpus_rounds=[s.background_cpus for s in r.samples],
+                requests_per_call=statistics.mean(s.requests / s.calls for s in r.samples),
+                new_connections=sum(s.new_connections for s in r.samples),
+            )
+            if base:
+                entry["ratio_to_raw"] = r.rps / base.rps
+                entry["cpu_ratio_to_raw"] = r.cpu_us / base.cpu_us
+        out["contenders"][name] = entry
+    bg = [s.background_cpus for r in ok.values() for s in r.samples]
+    if bg:
+        out["background_cpus"] = {
+            "median": statistics.median(bg),
+            "max": max(bg),
+            "runs_above_0.25": sum(b > 0.25 for b in bg),
+            "runs": len(bg),
+        }
+    if SELF in ok and PEER in ok:
+        out["sturdysearch_vs_elasticsearch_py"] = {
+            "rps_ratio": ok[SELF].rps / ok[PEER].rps,
+            "cpu_ratio": ok[SELF].cpu_us / ok[PEER].cpu_us,
+        }
+    return out
+
+
+def format_table(rep: dict[str, Any]) -> str:
+    m = rep["machine"]
+    lines = [
+        f"seq_search: {rep['calls']:,} sequential searches x {rep['rounds']} rounds per contender, "
+        f"one kept-alive connection, canned nginx answer; Python {m['python']}, "
+        f"{m['usable_cpus']} CPUs"
+        + (", client and nginx pinned to separate CPUs" if rep["pinned"] else ""),
+        "",
+        f"{'contender':<17} {'req/s':>8} {'best':>8} {'spread':>7} {'vs raw':>7} "
+        f"{'CPU us/call':>11} {'CPU vs raw':>10} {'req/call':>8} {'new conns':>9}",
+        "-" * 94,
+    ]
+    versions = []
+    for name, e in rep["contenders"].items():
+        if e.get("version"):
+            versions.append(f"{name}: {e['version']}")
+        if "rps_median" in e:
+            ratio = f"{e['ratio_to_raw']:.2f}x" if "ratio_to_raw" in e else "-"
+            cpu_ratio = f"{e['cpu_ratio_to_raw']:.2f}x" if "cpu_ratio_to_raw" in e else "-"
+            lines.append(
+                f"{name:<17} {e['rps_median']:>8,.0f} {e['rps_best']:>8,.0f} {e['spread']:>6.1%} "
+                f"{ratio:>7} {e['cpu_us_per_call_median']:>11.1f} {cpu_ratio:>10} "
+                f"{e['requests_per_call']:>8.2f} {e['new_connections']:>9}"
+            )
+        else:
+            lines.append(f"{name:<17} {e['status'].upper():>8}  {e.get('reason', '')}")
+    cmp = rep.get("sturdysearch_vs_elasticsearch_py")
+    lines.append("")
+    if cmp:
+        lines.append(
+            f"sturdysearch vs elasticsearch-py: {cmp['rps_ratio']:.2f}x the requests/s, "
+            f"{cmp['cpu_ratio']:.2f}x the CPU per call"
+        )
+    else:
+        lines.append("sturdysearch vs elasticsearch-py: n/a (a side did not run)")
+    bg = rep.get("background_cpus")
+    if bg:
+        lines.append(
+            f"other processes kept {bg['median']:.2f} CPUs busy (median; max {bg['max']:.2f}) "
+            f"during the timed runs"
+            + (
+                f"; {bg['runs_above_0.25']} of {bg['runs']} runs disturbed (> 0.25 CPU): "
+                "req/s is unreliable, CPU us/call less so; rerun on a quiet machine"
+                if bg["runs_above_0.25"]
+                else ""
+            )
+        )
+    lines += [
+        "req/s = median over rounds, best = the fastest round, spread = (max - min) / median;",
+        "vs raw = req/s / raw's; CPU vs raw = CPU per call / raw's (lower is cheaper);",
+        "req/call and new conns = what nginx counted during the timed loops.",
+        "versions: " + "; ".join(versions),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--calls", type=int, default=20_000, help="timed calls per round (20000)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds, order rotated (5)")
+    ap.add_argument("--warmup", type=int, default=1_000, help="checked warm-up calls (1000)")
+    ap.add_argument(
+        "--only", action="append", choices=[c.name for c in CONTENDERS], help="repeatable"
+    )
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin nginx's worker and this process to two different CPUs",
+    )
+    ap.add_argument("--json", metavar="FILE", help="also write results as JSON ('-': stdout)")
+    args = ap.parse_args(argv)
+    rep = run(args.calls, args.rounds, args.warmup, args.only, args.pin)
+    print()
+    print(format_table(rep))
+    if args.json:
+        text = orjson.dumps(rep, option=orjson.OPT_INDENT_2).decode()
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 1 if any(e["status"] == "failed" for e in rep["contenders"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
