@@ -462,9 +462,15 @@ class _Connection:
             self.upstream = None
             self.upstream_reader = None
             if not reset:
-                # FIN first, so unread client bytes don't turn our close into an RST.
+                # FIN first, then swallow what the client already sent: closing a socket
+                # with unread bytes makes the kernel send an RST, and a clean close (a
+                # truncate fault, a close-delimited body) must not look like a reset.
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(self.client, socket.SHUT_WR)
+                    self.client.setblocking(False)
+                    for _ in range(64):
+                        if not self.client.recv(_RECV_SIZE):
+                            break
             _close_quietly(self.client, reset=reset)
 
 
