@@ -96,9 +96,6 @@ class _Reader:
             return True
         return isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
 
-    def push_back(self, data: bytes) -> None:
-        self._buf[:0] = data
-
     def _fill(self) -> bool:
         data = self._sock.recv(_RECV_SIZE)
         if not data:
