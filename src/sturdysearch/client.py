@@ -27,7 +27,11 @@ class Client:
     ``ssl_assert_fingerprint``, ``client_cert``, ``client_key``, ``dangerously_skip_tls_verify``;
     ``timeout`` (the per-call deadline, default 30 s), ``connect_timeout`` (2 s), ``read_timeout``
     (10 s); ``connections_per_node`` (16), ``idle_timeout`` (30 s); ``headers``,
-    ``http_compress``, ``allow_credentials_over_http``; ``retry`` (a :class:`RetryPolicy`).
+    ``http_compress``, ``allow_credentials_over_http``; ``retry`` (a :class:`RetryPolicy`);
+    ``retry_budget_ratio`` (0.1) and ``retry_budget_max_tokens`` (10); node health:
+    ``probe_timeout`` (2 s), ``probe_backoff_base`` (0.5 s), ``probe_backoff_cap`` (60 s);
+    discovery: ``sniff_on_start``, ``sniff_interval``, ``sniff_on_node_failure`` (all off),
+    ``sniff_timeout`` (5 s); ``hedge_after`` (seconds, off) for hedged reads.
     Invalid values raise :class:`~sturdysearch.errors.ConfigError` here, not on first use.
     """
 
@@ -60,6 +64,22 @@ class Client:
     def close(self) -> None:
         """Close every pooled connection; later calls raise ``TransportError``."""
         self._transport.close()
+
+    def nodes_status(self) -> list[dict[str, Any]]:
+        """For operators: per node its state (alive / ejected / probing), consecutive failures,
+        last probe, in-flight calls and pool use."""
+        return self._transport.nodes_status()
+
+    def sniff(self) -> list[str]:
+        """Discover the cluster's nodes now (see ``sniff_on_start``); returns the node URLs in
+        use afterwards. Unreachable discoveries are ignored with a warning."""
+        return [n.url for n in self._transport.sniff()]
+
+    @property
+    def retry_budget(self) -> dict[str, float]:
+        """The retry budget's balance and how many retries it granted and denied."""
+        budget = self._transport.budget
+        return {"balance": budget.balance, "granted": budget.granted, "denied": budget.denied}
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Per node: ``open``, ``idle`` and ``in_use`` connections."""

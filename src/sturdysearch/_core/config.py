@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sturdysearch._core.auth import Secret, authorization_header
+from sturdysearch._core.budget import BudgetConfig
+from sturdysearch._core.health import HealthConfig
 from sturdysearch._core.nodes import NodeConfig, parse_node
 from sturdysearch._core.timeouts import (
     DEFAULT_CONNECT,
@@ -53,6 +55,26 @@ class PoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SniffConfig:
+    """Node discovery. All off by default: sniffing behind a load balancer, Docker or
+    Kubernetes finds addresses the client cannot reach, so it is opt-in."""
+
+    on_start: bool = False
+    """Sniff once, in the background, when the client starts."""
+    interval: float | None = None
+    """Seconds between background sniffs; ``None`` for never."""
+    on_node_failure: bool = False
+    """Sniff in the background after a node is ejected."""
+    timeout: float = 5.0
+    """Deadline of one ``GET _nodes/http``."""
+
+    def __post_init__(self) -> None:
+        if self.interval is not None:
+            check_seconds("sniff_interval", self.interval)
+        check_seconds("sniff_timeout", self.timeout)
+
+
+@dataclass(frozen=True, slots=True)
 class ClientConfig:
     nodes: tuple[NodeConfig, ...]
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -62,6 +84,11 @@ class ClientConfig:
     headers: tuple[tuple[str, str], ...] = ()
     http_compress: bool = False
     allow_credentials_over_http: bool = False
+    health: HealthConfig = field(default_factory=HealthConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    sniff: SniffConfig = field(default_factory=SniffConfig)
+    hedge_after: float | None = None
+    """Seconds after which an unanswered idempotent read is also sent to another node."""
 
     def __repr__(self) -> str:
         auth = "<redacted>" if self.authorization else None
@@ -91,6 +118,16 @@ def build_config(
     headers: Mapping[str, str] | None = None,
     http_compress: bool = False,
     allow_credentials_over_http: bool = False,
+    probe_timeout: float = 2.0,
+    probe_backoff_base: float = 0.5,
+    probe_backoff_cap: float = 60.0,
+    retry_budget_ratio: float = 0.1,
+    retry_budget_max_tokens: float = 10.0,
+    sniff_on_start: bool = False,
+    sniff_interval: float | None = None,
+    sniff_on_node_failure: bool = False,
+    sniff_timeout: float = 5.0,
+    hedge_after: float | None = None,
     **unknown: Any,
 ) -> ClientConfig:
     """Validate the client's keyword options into a :class:`ClientConfig`."""
@@ -163,4 +200,21 @@ def build_config(
         headers=tuple(extra_headers),
         http_compress=bool(http_compress),
         allow_credentials_over_http=allow_credentials_over_http,
+        health=HealthConfig(
+            probe_timeout=probe_timeout,
+            probe_backoff_base=probe_backoff_base,
+            probe_backoff_cap=probe_backoff_cap,
+        ),
+        budget=BudgetConfig(
+            ratio=retry_budget_ratio,
+            max_tokens=retry_budget_max_tokens,
+            initial_tokens=retry_budget_max_tokens,
+        ),
+        sniff=SniffConfig(
+            on_start=sniff_on_start,
+            interval=sniff_interval,
+            on_node_failure=sniff_on_node_failure,
+            timeout=sniff_timeout,
+        ),
+        hedge_after=None if hedge_after is None else check_seconds("hedge_after", hedge_after),
     )

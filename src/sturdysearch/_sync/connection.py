@@ -12,6 +12,7 @@ import select
 import socket
 import ssl
 import time
+from collections.abc import Callable
 
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
 from sturdysearch._core.nodes import NodeConfig
@@ -54,6 +55,24 @@ class Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def _pending_tls_alert(self) -> ssl.SSLError | None:
+        """After a failed TLS write, read what the server sent before closing: under TLS 1.3 a
+        rejected client certificate arrives as an alert after the handshake."""
+        try:
+            self.sock.settimeout(0.2)
+            self.sock.recv(1)
+        except ssl.SSLError as exc:
+            return exc if _is_tls_alert(exc) else None
+        except OSError:
+            return None
+        return None
+
+    def abort(self) -> None:
+        """Wake a thread blocked on this connection (it sees EOF or an error) and make the
+        connection unusable; the owner still closes it."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
     def exchange(
         self,
         data: bytes,
@@ -61,10 +80,13 @@ class Connection:
         head_request: bool,
         deadline: Deadline,
         read_timeout: float,
+        hedge_at: float | None = None,
+        on_hedge: Callable[[], None] | None = None,
     ) -> tuple[ResponseHead, bytes, bool]:
         """Send ``data`` and read one whole response.
 
-        Returns ``(head, body, reusable)``. Raises ``ConnectionError`` (with ``request_sent``),
+        ``on_hedge`` is called once if no complete response has arrived by ``hedge_at``
+        (monotonic time); the read goes on after it. Returns ``(head, body, reusable)``. Raises ``ConnectionError`` (with ``request_sent``),
         ``ReadTimeout``, ``DeadlineExceeded`` or ``MalformedResponseError``; after any of them
         the connection is unusable and the caller must close it.
         """
@@ -82,25 +104,44 @@ class Connection:
                 node=self.node,
             ) from None
         except OSError as exc:
+            if isinstance(exc, ssl.SSLError):
+                alert = self._pending_tls_alert()
+                if alert is not None:
+                    raise describe_tls_failure(alert, self.node) from None
             # Part of the request may be in the server's buffers: treat it as sent.
             raise ConnectionError(
                 f"connection failed while sending: {exc}", node=self.node, request_sent=True
             ) from exc
         parser = ResponseParser(head_request=head_request)
         recv = sock.recv
+        silent_since = _monotonic()
         try:
             while True:
-                remaining = deadline.at - _monotonic()
+                now = _monotonic()
+                remaining = deadline.at - now
                 if remaining <= 0:
                     raise DeadlineExceeded(
                         "the call's deadline passed while reading the response", node=self.node
                     )
-                limit = read_timeout if read_timeout < remaining else remaining
-                sock.settimeout(limit)
+                quiet_left = read_timeout - (now - silent_since)
+                limit = quiet_left if quiet_left < remaining else remaining
+                hedge_wait = False
+                if hedge_at is not None:
+                    if hedge_at - now <= 0:
+                        hedge_at = None
+                        assert on_hedge is not None
+                        on_hedge()
+                        continue
+                    if hedge_at - now < limit:
+                        limit = hedge_at - now
+                        hedge_wait = True
+                sock.settimeout(limit if limit > 0 else 0.000001)
                 try:
                     chunk = recv(_RECV_SIZE)
                 except TimeoutError:
-                    if limit < read_timeout:
+                    if hedge_wait:
+                        continue
+                    if limit >= remaining:
                         raise DeadlineExceeded(
                             "the call's deadline passed while reading the response",
                             node=self.node,
@@ -113,6 +154,7 @@ class Connection:
                 if not chunk:
                     parser.feed_eof()
                     break
+                silent_since = _monotonic()
                 parser.feed(chunk)
                 if parser.done:
                     break

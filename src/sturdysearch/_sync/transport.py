@@ -1,26 +1,36 @@
 """The blocking call loop: pick a node, borrow a connection, exchange, decide, maybe retry.
 
-Everything that decides lives in ``sturdysearch._core``; this module only waits (sockets,
-``time.sleep``) and keeps the pools.
+Everything that decides lives in ``sturdysearch._core`` (``CallPlan``, ``NodeHealth``,
+``RetryBudget``); this module only waits (sockets, ``time.sleep``, threads) and keeps the pools.
+Background work (probing ejected nodes, periodic sniffing) runs in one daemon thread per client,
+started on first need and joined on ``close()``.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import os
 import random
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+from sturdysearch._core.budget import RetryBudget
 from sturdysearch._core.config import USER_AGENT, ClientConfig
 from sturdysearch._core.events import Tracer
+from sturdysearch._core.health import NodeHealth
 from sturdysearch._core.http1 import encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
-from sturdysearch._core.outcome import build_response, failure_of, final_error
+from sturdysearch._core.outcome import build_response
+from sturdysearch._core.plan import CallPlan, ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._core.selector import RoundRobin
+from sturdysearch._core.sniff import SniffError, parse_nodes_http
 from sturdysearch._core.timeouts import Deadline, call_budget
+from sturdysearch._sync.connection import Connection
 from sturdysearch._sync.pool import NodePool
 from sturdysearch.errors import DeadlineExceeded, SturdySearchError, TransportError
 from sturdysearch.tls import build_ssl_context
@@ -32,8 +42,32 @@ _monotonic = time.monotonic
 _COMPRESS_MIN = 1024
 
 
+class _Race:
+    """A hedged call: two attempts, the first answer wins, the loser is aborted."""
+
+    __slots__ = ("connections", "done", "lock", "result", "winner")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.winner: str | None = None
+        self.result: Response | None = None
+        self.connections: dict[str, Connection] = {}
+
+    def claim(self, who: str) -> bool:
+        with self.lock:
+            if self.winner is not None:
+                return False
+            self.winner = who
+            other = self.connections.get("hedge" if who == "primary" else "primary")
+        if other is not None:
+            other.abort()
+        self.done.set()
+        return True
+
+
 class Transport:
-    """Owns the pools and runs calls. Safe to share across threads."""
+    """Owns the pools, the node health and the retry budget, and runs calls. Thread-safe."""
 
     def __init__(
         self,
@@ -45,8 +79,11 @@ class Transport:
         self.config = config
         self.retry = retry or RetryPolicy()
         self.tracer = tracer or Tracer()
+        self.health = NodeHealth(config.nodes, config.health)
+        self.budget = RetryBudget(config.budget)
+        self._lock = threading.Lock()
         needs_tls = any(node.is_tls for node in config.nodes)
-        ssl_context = build_ssl_context(config.tls) if needs_tls else None
+        self._ssl_context = build_ssl_context(config.tls) if needs_tls else None
         if needs_tls and config.tls.dangerously_skip_tls_verify:
             logger.warning(
                 "TLS certificate verification is OFF (dangerously_skip_tls_verify=True): anyone "
@@ -54,15 +91,26 @@ class Transport:
                 "credentials included",
                 ", ".join(n.url for n in config.nodes if n.is_tls),
             )
-        self.pools: dict[NodeConfig, NodePool] = {
-            node: NodePool(node, config.pool, config.tls, ssl_context, config.timeouts.connect)
-            for node in config.nodes
-        }
-        self._selector = RoundRobin(config.nodes)
-        self._fixed_heads = {node: self._fixed_head(node) for node in config.nodes}
+        self.pools: dict[NodeConfig, NodePool] = {}
+        self._fixed_heads: dict[NodeConfig, bytes] = {}
+        for node in config.nodes:
+            self._add_node(node)
         self._closed = False
+        self._wake = threading.Condition(self._lock)
+        self._worker: threading.Thread | None = None
+        self._worker_pid = 0
+        self._hedge_pool: ThreadPoolExecutor | None = None
+        self._last_sniff = 0.0
+        self._sniff_requested = config.sniff.on_start
+        if config.sniff.on_start or config.sniff.interval is not None:
+            self._ensure_worker()
 
-    def _fixed_head(self, node: NodeConfig) -> bytes:
+    # -- node set ----------------------------------------------------------------------------
+
+    def _add_node(self, node: NodeConfig) -> None:
+        self.pools[node] = NodePool(
+            node, self.config.pool, self.config.tls, self._ssl_context, self.config.timeouts.connect
+        )
         headers = [
             ("host", node.host_header),
             ("user-agent", USER_AGENT),
@@ -73,12 +121,40 @@ class Transport:
         if self.config.authorization is not None:
             headers.append(("authorization", self.config.authorization.reveal()))
         headers.extend(self.config.headers)
-        return encode_head_block(headers)
+        self._fixed_heads[node] = encode_head_block(headers)
+
+    def nodes_status(self) -> list[dict[str, object]]:
+        """Per node: state, failures, last probe, in-flight calls and pool use."""
+        now = _monotonic()
+        with self._lock:
+            rows = self.health.snapshot(now)
+            pools = dict(self.pools)
+        for row, node in zip(rows, self.health.nodes, strict=True):
+            pool = pools.get(node)
+            if pool is not None:
+                row["pool"] = {
+                    "open": pool.open_connections,
+                    "idle": pool.idle_connections,
+                    "in_use": pool.in_use,
+                    "max": self.config.pool.connections_per_node,
+                }
+        return list(rows)
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._closed = True
-        for pool in self.pools.values():
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+            worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=self.config.health.probe_timeout + 5)
+        if self._hedge_pool is not None:
+            self._hedge_pool.shutdown(wait=True, cancel_futures=True)
+        for pool in list(self.pools.values()):
             pool.close()
+
+    # -- calls -------------------------------------------------------------------------------
 
     def perform(self, spec: RequestSpec) -> Response:
         """Run one call to completion within its deadline; return the answer or raise."""
@@ -96,98 +172,411 @@ class Transport:
             if self.config.http_compress and len(body) >= _COMPRESS_MIN:
                 body = gzip.compress(body, compresslevel=1)
                 extra["content-encoding"] = "gzip"
-        method = spec.method
-        head_request = method == "HEAD"
-        tracer = self.tracer
-        history: list[SturdySearchError] = []
-        tried: list[NodeConfig] = []
-        attempt = 0
+        plan = CallPlan(
+            spec,
+            deadline,
+            retry=self.retry,
+            budget=self.budget,
+            health=self.health,
+            guard=self._lock,
+            tracer=self.tracer,
+        )
+        hedge_after = self.config.hedge_after if spec.idempotent else None
         while True:
-            attempt += 1
-            node = self._selector.pick(tried)
-            pool = self.pools[node]
-            target = node.path_prefix + spec.target if node.path_prefix else spec.target
+            choice = plan.choose(_monotonic())
+            node = choice.node
+            if choice.await_probe:
+                self._await_probe(node, deadline)
+                continue
+            if choice.probe_first:
+                if choice.wait > 0:
+                    time.sleep(choice.wait)
+                error = self._probe(node, deadline)
+                try:
+                    plan.probe_done(
+                        node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
+                    )
+                finally:
+                    with self._wake:
+                        self._wake.notify_all()
             t0 = _monotonic()
             try:
-                conn = pool.acquire(deadline)
-                try:
-                    head, data, reusable = conn.exchange(
-                        encode_request(method, target, self._fixed_heads[node], extra, body),
-                        head_request=head_request,
-                        deadline=deadline,
-                        read_timeout=read_timeout,
-                    )
-                except BaseException:
-                    pool.release(conn, reusable=False)
-                    raise
-                pool.release(conn, reusable=reusable)
-                response = build_response(
-                    head,
-                    data,
-                    node=node.url,
-                    duration=_monotonic() - t0,
-                    ignore=spec.ignore,
-                    head_request=head_request,
-                )
+                if hedge_after is not None and len(self.health.nodes) > 1:
+                    response = self._hedged(spec, node, body, extra, deadline, read_timeout, plan)
+                else:
+                    response = self._attempt(spec, node, body, extra, deadline, read_timeout)
             except SturdySearchError as exc:
                 now = _monotonic()
-                failure = failure_of(exc)
-                if tracer.active:
-                    tracer.emit(
-                        "request.attempt",
-                        node=node.url,
-                        method=method,
-                        path=spec.path,
-                        attempt=attempt,
-                        outcome=type(exc).__name__,
-                        status=getattr(exc, "status", None),
-                        duration=now - t0,
-                    )
-                if failure is None:
-                    raise final_error(exc, idempotent=spec.idempotent, history=history) from None
-                decision = self.retry.decide(
-                    failure,
-                    attempt=attempt,
-                    idempotent=spec.idempotent,
-                    remaining=deadline.at - now,
-                    rand=random.random(),
+                self._emit_attempt(
+                    spec,
+                    node,
+                    plan.attempt,
+                    type(exc).__name__,
+                    getattr(exc, "status", None),
+                    now - t0,
                 )
-                if not decision.retry:
-                    if deadline.at - now <= 0 and not isinstance(exc, DeadlineExceeded):
-                        history.append(exc)
-                        raise final_error(
-                            DeadlineExceeded(
-                                f"the call's deadline of {deadline.budget:g} s passed after "
-                                f"{attempt} attempt(s); last error: {exc}"
-                            ),
-                            idempotent=spec.idempotent,
-                            history=history,
-                        ) from exc
-                    raise final_error(exc, idempotent=spec.idempotent, history=history) from None
-                history.append(exc)
-                tried.append(node)
-                if tracer.active:
-                    tracer.emit(
-                        "request.retry",
-                        node=node.url,
-                        method=method,
-                        path=spec.path,
-                        attempt=attempt,
-                        delay=decision.delay,
-                        error=type(exc).__name__,
-                    )
-                if decision.delay > 0:
-                    time.sleep(decision.delay)
+                if ejects(exc):
+                    self._on_node_failure()
+                delay = plan.failed(node, exc, now, random.random())
+                if delay > 0:
+                    time.sleep(delay)
                 continue
-            if tracer.active:
-                tracer.emit(
-                    "request.attempt",
-                    node=node.url,
-                    method=method,
-                    path=spec.path,
-                    attempt=attempt,
-                    outcome="ok",
-                    status=response.meta.status,
-                    duration=response.meta.duration,
+            plan.succeeded(node)
+            if self.tracer.active:
+                self._emit_attempt(
+                    spec, node, plan.attempt, "ok", response.meta.status, response.meta.duration
                 )
             return response
+
+    def _await_probe(self, node: NodeConfig, deadline: Deadline) -> None:
+        """Wait (within the deadline) until nobody is probing ``node`` any more."""
+        with self._wake:
+            while True:
+                state = self.health.states.get(node)
+                if state is None or not state.probing:
+                    return
+                remaining = deadline.at - _monotonic()
+                if remaining <= 0:
+                    return
+                self._wake.wait(remaining)
+
+    def _emit_attempt(
+        self,
+        spec: RequestSpec,
+        node: NodeConfig,
+        attempt: int,
+        outcome: str,
+        status: int | None,
+        duration: float,
+    ) -> None:
+        if self.tracer.active:
+            self.tracer.emit(
+                "request.attempt",
+                node=node.url,
+                method=spec.method,
+                path=spec.path,
+                attempt=attempt,
+                outcome=outcome,
+                status=status,
+                duration=duration,
+            )
+
+    def _attempt(
+        self,
+        spec: RequestSpec,
+        node: NodeConfig,
+        body: bytes | None,
+        extra: dict[str, str],
+        deadline: Deadline,
+        read_timeout: float,
+        *,
+        race: _Race | None = None,
+        role: str = "",
+        on_hedge: Callable[[], None] | None = None,
+        hedge_at: float | None = None,
+    ) -> Response:
+        pool = self.pools.get(node)
+        if pool is None:
+            raise TransportError("the node left the cluster (sniffing)", node=node.url)
+        target = node.path_prefix + spec.target if node.path_prefix else spec.target
+        t0 = _monotonic()
+        conn = pool.acquire(deadline)
+        if race is not None:
+            with race.lock:
+                race.connections[role] = conn
+                lost = race.winner is not None
+            if lost:
+                pool.release(conn, reusable=True)
+                raise TransportError("hedge lost before sending", node=node.url)
+        try:
+            head, data, reusable = conn.exchange(
+                encode_request(spec.method, target, self._fixed_heads[node], extra, body),
+                head_request=spec.method == "HEAD",
+                deadline=deadline,
+                read_timeout=read_timeout,
+                hedge_at=hedge_at,
+                on_hedge=on_hedge,
+            )
+        except BaseException:
+            pool.release(conn, reusable=False)
+            raise
+        pool.release(conn, reusable=reusable)
+        return build_response(
+            head,
+            data,
+            node=node.url,
+            duration=_monotonic() - t0,
+            ignore=spec.ignore,
+            head_request=spec.method == "HEAD",
+        )
+
+    # -- hedged reads ------------------------------------------------------------------------
+
+    def _hedged(
+        self,
+        spec: RequestSpec,
+        node: NodeConfig,
+        body: bytes | None,
+        extra: dict[str, str],
+        deadline: Deadline,
+        read_timeout: float,
+        plan: CallPlan,
+    ) -> Response:
+        """The primary attempt runs in the caller's thread; if it has not answered after
+        ``hedge_after``, a second attempt starts on another live node in a worker thread. The
+        first answer wins and the other attempt's connection is aborted and discarded."""
+        assert self.config.hedge_after is not None
+        race = _Race()
+        hedge_errors: list[SturdySearchError] = []
+        hedge_started = threading.Event()
+
+        def run_hedge(hedge: NodeConfig) -> None:
+            try:
+                response = self._attempt(
+                    spec, hedge, body, extra, deadline, read_timeout, race=race, role="hedge"
+                )
+            except SturdySearchError as exc:
+                lost = race.winner is not None
+                with self._lock:
+                    state = self.health.states.get(hedge)
+                    if state is not None:
+                        state.in_flight -= 1
+                    if not lost and ejects(exc):
+                        self.health.eject(
+                            hedge, now=_monotonic(), rand=random.random(), reason=str(exc)
+                        )
+                hedge_errors.append(exc)
+                race.done.set()
+                return
+            plan.succeeded(hedge)
+            if race.claim("hedge"):
+                race.result = response
+                if self.tracer.active:
+                    self.tracer.emit("request.hedge_won", node=hedge.url, path=spec.path)
+
+        def on_hedge() -> None:
+            hedge = hedge_node(self.health, self._lock, self.budget, node)
+            if hedge is None:
+                return
+            if self.tracer.active:
+                self.tracer.emit("request.hedge", primary=node.url, hedge=hedge.url, path=spec.path)
+            hedge_started.set()
+            self._hedge_executor().submit(run_hedge, hedge)
+
+        try:
+            response = self._attempt(
+                spec,
+                node,
+                body,
+                extra,
+                deadline,
+                read_timeout,
+                race=race,
+                role="primary",
+                on_hedge=on_hedge,
+                hedge_at=_monotonic() + self.config.hedge_after,
+            )
+        except SturdySearchError:
+            if not hedge_started.is_set():
+                raise
+            # The primary failed or was aborted because the hedge won: wait for the hedge.
+            remaining = deadline.at - _monotonic()
+            race.done.wait(max(0.0, remaining))
+            if race.winner == "hedge" and race.result is not None:
+                return race.result  # the primary was cancelled, not failed
+            raise
+        if race.claim("primary"):
+            return response
+        # Lost the race by a hair: the hedge's answer is already taken, use it.
+        assert race.result is not None
+        return race.result
+
+    def _hedge_executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._hedge_pool is None:
+                self._hedge_pool = ThreadPoolExecutor(
+                    max_workers=max(4, len(self.health.nodes) * 2),
+                    thread_name_prefix="sturdysearch-hedge",
+                )
+            return self._hedge_pool
+
+    # -- probes and sniffing (background) ------------------------------------------------------
+
+    def _probe(self, node: NodeConfig, deadline: Deadline | None = None) -> str | None:
+        """``GET /`` on ``node`` with the probe timeout (and within ``deadline``); returns
+        ``None`` on success, else why it failed. Never touches the node's health itself."""
+        now = _monotonic()
+        budget = self.config.health.probe_timeout
+        if deadline is not None:
+            budget = min(budget, deadline.at - now)
+        if budget <= 0:
+            return "no time left for a probe"
+        probe_deadline = Deadline(now, budget)
+        pool = self.pools.get(node)
+        if pool is None:
+            return "node removed"
+        try:
+            conn = pool.acquire(probe_deadline)
+            try:
+                head, _, reusable = conn.exchange(
+                    encode_request(
+                        "GET", node.path_prefix + "/", self._fixed_heads[node], None, None
+                    ),
+                    head_request=False,
+                    deadline=probe_deadline,
+                    read_timeout=budget,
+                )
+            except BaseException:
+                pool.release(conn, reusable=False)
+                raise
+            pool.release(conn, reusable=reusable)
+        except DeadlineExceeded:
+            return f"no answer within {budget:.3g} s"
+        except SturdySearchError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if head.status >= 300 and head.status != 401 and head.status != 403:
+            # 401/403: alive, the credentials are just not allowed on "/".
+            return f"status {head.status}"
+        return None
+
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            pid = os.getpid()
+            if self._worker is not None and self._worker_pid == pid and self._worker.is_alive():
+                self._wake.notify_all()
+                return
+            self._worker_pid = pid
+            self._worker = threading.Thread(
+                target=self._background, name="sturdysearch-health", daemon=True
+            )
+            self._worker.start()
+
+    def _on_node_failure(self) -> None:
+        if self.config.sniff.on_node_failure:
+            with self._lock:
+                self._sniff_requested = True
+        self._ensure_worker()
+
+    def _background(self) -> None:
+        sniff = self.config.sniff
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                now = _monotonic()
+                due = self.health.due_probes(now)
+                sniff_now = self._sniff_requested or (
+                    sniff.interval is not None and now - self._last_sniff >= sniff.interval
+                )
+                if not due and not sniff_now:
+                    waits = []
+                    next_probe = self.health.next_probe_at()
+                    if next_probe is not None:
+                        waits.append(next_probe - now)
+                    if sniff.interval is not None:
+                        waits.append(self._last_sniff + sniff.interval - now)
+                    if not waits and all(s.alive for s in self.health.states.values()):
+                        # Nothing to do until a node fails; _ensure_worker wakes us.
+                        self._wake.wait(timeout=60.0)
+                    else:
+                        self._wake.wait(timeout=max(0.01, min(waits) if waits else 1.0))
+                    continue
+            for node in due:
+                error = self._probe(node)
+                with self._lock:
+                    readmitted = self.health.probe_finished(
+                        node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
+                    )
+                    self._wake.notify_all()
+                if self.tracer.active:
+                    self.tracer.emit(
+                        "node.probe", node=node.url, ok=error is None, by="background", error=error
+                    )
+                    if readmitted:
+                        self.tracer.emit("node.readmitted", node=node.url)
+                if readmitted:
+                    logger.info("node %s answers again and is back in rotation", node.url)
+            if sniff_now:
+                with self._lock:
+                    self._sniff_requested = False
+                    self._last_sniff = _monotonic()
+                try:
+                    self.sniff()
+                except Exception as exc:  # a failed sniff keeps the current nodes
+                    logger.warning("sniffing failed, keeping the current nodes: %s", exc)
+
+    def sniff(self) -> list[NodeConfig]:
+        """Discover the cluster's HTTP nodes and adopt the reachable ones.
+
+        Keeps the current nodes when the answer is unusable, and when none of the discovered
+        addresses answers from here (the publish_address trap behind Docker or Kubernetes NAT),
+        with a warning that says so. Returns the node list in force afterwards.
+        """
+        seed = self.health.nodes[0]
+        response = self.perform(
+            RequestSpec(
+                "GET",
+                "/_nodes/http",
+                idempotent=True,
+                timeout=self.config.sniff.timeout,
+            )
+        )
+        try:
+            found, skipped = parse_nodes_http(
+                response.body, scheme=seed.scheme, path_prefix=seed.path_prefix
+            )
+        except SniffError as exc:
+            logger.warning("sniffing: %s; keeping the current nodes", exc)
+            return list(self.health.nodes)
+        for note in skipped:
+            logger.debug("sniffing skipped %s", note)
+        if not found:
+            logger.warning("sniffing found no HTTP node; keeping the current nodes")
+            return list(self.health.nodes)
+        reachable: list[NodeConfig] = []
+        unreachable: list[NodeConfig] = []
+        for node in found:
+            if node not in self.pools:
+                with self._lock:
+                    self._add_node(node)
+            if node in self.health.states and self.health.states[node].alive:
+                reachable.append(node)
+                continue
+            error = self._probe(node)
+            (reachable if error is None else unreachable).append(node)
+        if not reachable:
+            logger.warning(
+                "sniffing found %s, but none answers from here (publish_address not reachable "
+                "from this client, e.g. behind Docker or Kubernetes NAT); keeping %s. Turn "
+                "sniffing off for this setup.",
+                ", ".join(n.url for n in found),
+                ", ".join(n.url for n in self.health.nodes),
+            )
+            self._drop_pools_not_in(self.health.nodes)
+            return list(self.health.nodes)
+        if unreachable:
+            logger.warning(
+                "sniffing: %s do not answer from here and are left out",
+                ", ".join(n.url for n in unreachable),
+            )
+        with self._lock:
+            added, removed = self.health.replace_nodes(reachable)
+        self._drop_pools_not_in(reachable)
+        if self.tracer.active and (added or removed):
+            self.tracer.emit(
+                "nodes.sniffed",
+                added=[n.url for n in added],
+                removed=[n.url for n in removed],
+            )
+        return list(self.health.nodes)
+
+    def _drop_pools_not_in(self, keep: tuple[NodeConfig, ...] | list[NodeConfig]) -> None:
+        with self._lock:
+            stale = [node for node in self.pools if node not in keep]
+            pools = [self.pools.pop(node) for node in stale]
+            for node in stale:
+                self._fixed_heads.pop(node, None)
+        for pool in pools:
+            pool.close()

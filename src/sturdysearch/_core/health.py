@@ -1,0 +1,236 @@
+"""Which nodes get traffic: ejected fast, re-admitted only after a probe.
+
+Theory of operation. Every node starts *alive*. A node that fails at the transport level
+(refused, reset, timed out, garbage) or answers 502/503/504 is *ejected* at once: no caller's
+request goes to it any more. An ejected node is *probed* (a cheap ``GET /`` with a short timeout)
+at once, then, while probes fail, on a jittered exponential schedule: ``base * 2**(k-1)`` seconds
+after its k-th failed probe, capped at ``probe_backoff_cap``, each delay drawn uniformly from its
+upper half (equal jitter, so that clients do not probe in lockstep). Only a successful probe re-admits it; a
+caller's request is never used as the probe, so nobody's call pays for checking a dead node.
+
+Not reasons to eject: 429 (the node is alive and asking for less load; ejecting it would
+concentrate that load on the others), 4xx, TLS failures (configuration, not health), and a
+call's own deadline running out (the caller gave up, the node did nothing wrong).
+
+When every node is ejected, a call may probe the *most promising* one itself (fewest
+consecutive failures, then the earliest scheduled probe) within its own deadline; otherwise it
+fails fast with ``NoLiveNodesError``.
+
+This module holds state and arithmetic only; the drivers hold the lock, run the probes and
+supply ``now`` and the random numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.timeouts import check_seconds
+from sturdysearch.errors import ConfigError
+
+#: Statuses that mean "this node cannot serve now", as opposed to "not this request".
+EJECT_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    probe_timeout: float = 2.0
+    """Deadline of one health probe (connect + answer)."""
+    probe_backoff_base: float = 0.5
+    """Seconds before the first probe of a newly ejected node (upper bound; jittered)."""
+    probe_backoff_cap: float = 60.0
+    """Longest wait between two probes of a node that keeps failing."""
+
+    def __post_init__(self) -> None:
+        check_seconds("probe_timeout", self.probe_timeout)
+        check_seconds("probe_backoff_base", self.probe_backoff_base)
+        check_seconds("probe_backoff_cap", self.probe_backoff_cap)
+        if self.probe_backoff_base > self.probe_backoff_cap:
+            raise ConfigError("probe_backoff_base must not exceed probe_backoff_cap")
+
+    def probe_delay(self, failures: int, rand: float) -> float:
+        """Delay before the next probe after ``failures`` consecutive failures (>= 1).
+
+        The first probe is immediate: most failures are blips, and a node that answers again
+        should be back before callers notice. Each failed probe doubles the wait."""
+        if failures <= 1:
+            return 0.0
+        ceiling = min(self.probe_backoff_cap, self.probe_backoff_base * 2 ** (failures - 2))
+        return float(ceiling * (0.5 + 0.5 * rand))
+
+
+class NodeState:
+    """Mutable facts about one node, for the selector and for operators."""
+
+    __slots__ = (
+        "alive",
+        "ejections",
+        "failures",
+        "in_flight",
+        "last_error",
+        "last_probe_at",
+        "last_probe_ok",
+        "next_probe_at",
+        "node",
+        "probing",
+        "seed",
+    )
+
+    def __init__(self, node: NodeConfig, *, seed: bool) -> None:
+        self.node = node
+        self.seed = seed
+        self.alive = True
+        self.failures = 0
+        self.ejections = 0
+        self.in_flight = 0
+        self.next_probe_at = 0.0
+        self.last_probe_at: float | None = None
+        self.last_probe_ok: bool | None = None
+        self.last_error: str | None = None
+        self.probing = False
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {
+            "node": self.node.url,
+            "state": "alive" if self.alive else ("probing" if self.probing else "ejected"),
+            "consecutive_failures": self.failures,
+            "ejections": self.ejections,
+            "in_flight": self.in_flight,
+            "last_error": self.last_error,
+            "last_probe_ago": None if self.last_probe_at is None else now - self.last_probe_at,
+            "last_probe_ok": self.last_probe_ok,
+            "next_probe_in": None if self.alive else max(0.0, self.next_probe_at - now),
+            "seed": self.seed,
+        }
+
+
+class NodeHealth:
+    """The node set and its health. Not thread-safe: drivers serialize calls."""
+
+    def __init__(self, nodes: Sequence[NodeConfig], config: HealthConfig | None = None) -> None:
+        if not nodes:
+            raise ConfigError("no nodes")
+        self.config = config or HealthConfig()
+        self.states: dict[NodeConfig, NodeState] = {n: NodeState(n, seed=True) for n in nodes}
+        self.seeds = tuple(nodes)
+        self._order: tuple[NodeConfig, ...] = tuple(nodes)
+        self._counter = itertools.count()
+
+    @property
+    def nodes(self) -> tuple[NodeConfig, ...]:
+        return self._order
+
+    def live_nodes(self) -> list[NodeConfig]:
+        return [n for n in self._order if self.states[n].alive]
+
+    def pick(self, exclude: Sequence[NodeConfig] = ()) -> NodeConfig | None:
+        """Next live node round-robin, avoiding ``exclude`` when another live node exists;
+        ``None`` when no node is alive."""
+        order = self._order
+        n = len(order)
+        start = next(self._counter)
+        fallback: NodeConfig | None = None
+        for offset in range(n):
+            node = order[(start + offset) % n]
+            if not self.states[node].alive:
+                continue
+            if node not in exclude:
+                return node
+            if fallback is None:
+                fallback = node
+        return fallback
+
+    def most_promising(self, exclude: Sequence[NodeConfig] = ()) -> NodeConfig:
+        """The ejected node most likely to answer: fewest consecutive failures, then the
+        earliest scheduled probe."""
+        candidates = [s for s in self.states.values() if s.node not in exclude] or list(
+            self.states.values()
+        )
+        best = min(candidates, key=lambda s: (s.failures, s.next_probe_at))
+        return best.node
+
+    def record_success(self, node: NodeConfig) -> None:
+        state = self.states.get(node)
+        if state is not None and state.alive:
+            state.failures = 0
+
+    def eject(self, node: NodeConfig, *, now: float, rand: float, reason: str) -> bool:
+        """Take ``node`` out of rotation; returns ``True`` if it was alive until now."""
+        state = self.states.get(node)
+        if state is None:
+            return False
+        state.failures += 1
+        state.last_error = reason
+        was_alive = state.alive
+        if was_alive:
+            state.alive = False
+            state.ejections += 1
+            state.next_probe_at = now + self.config.probe_delay(state.failures, rand)
+        return was_alive
+
+    def due_probes(self, now: float) -> list[NodeConfig]:
+        """Ejected nodes whose probe time has come and that no one is probing yet; marks them
+        as being probed."""
+        due = []
+        for state in self.states.values():
+            if not state.alive and not state.probing and state.next_probe_at <= now:
+                state.probing = True
+                due.append(state.node)
+        return due
+
+    def claim_probe(self, node: NodeConfig) -> bool:
+        """Claim ``node`` for a probe run by a caller; ``False`` if someone already probes it."""
+        state = self.states.get(node)
+        if state is None or state.probing:
+            return False
+        state.probing = True
+        return True
+
+    def next_probe_at(self) -> float | None:
+        times = [s.next_probe_at for s in self.states.values() if not s.alive and not s.probing]
+        return min(times) if times else None
+
+    def probe_finished(
+        self, node: NodeConfig, *, ok: bool, now: float, rand: float, error: str | None = None
+    ) -> bool:
+        """Record a probe's outcome; returns ``True`` if the node was re-admitted."""
+        state = self.states.get(node)
+        if state is None:
+            return False
+        state.probing = False
+        state.last_probe_at = now
+        state.last_probe_ok = ok
+        if ok:
+            readmitted = not state.alive
+            state.alive = True
+            state.failures = 0
+            state.last_error = None
+            return readmitted
+        state.failures += 1
+        state.last_error = error
+        state.alive = False
+        state.next_probe_at = now + self.config.probe_delay(state.failures, rand)
+        return False
+
+    def replace_nodes(
+        self, nodes: Iterable[NodeConfig]
+    ) -> tuple[list[NodeConfig], list[NodeConfig]]:
+        """Adopt a new node set (from sniffing); known nodes keep their state. Returns
+        ``(added, removed)``."""
+        new_order = tuple(dict.fromkeys(nodes))
+        if not new_order:
+            raise ValueError("refusing to replace the node set with an empty one")
+        added = [n for n in new_order if n not in self.states]
+        removed = [n for n in self._order if n not in new_order]
+        for node in added:
+            self.states[node] = NodeState(node, seed=node in self.seeds)
+        for node in removed:
+            del self.states[node]
+        self._order = new_order
+        return added, removed
+
+    def snapshot(self, now: float) -> list[dict[str, Any]]:
+        return [self.states[n].snapshot(now) for n in self._order]

@@ -1,0 +1,245 @@
+"""One call across its attempts: which node next, and what a failure means.
+
+The drivers (sync and async) run the same loop::
+
+    plan = CallPlan(...)
+    while True:
+        choice = plan.choose(now)            # a node, maybe to be probed first
+        ... probe if asked: plan.probe_done(...) ...
+        ... exchange bytes with choice.node ...
+        on success: plan.succeeded(node); return
+        on error:   delay = plan.failed(node, exc, now, rand)   # raises when it is over
+                    wait delay
+
+and differ only in how they wait. All shared state (node health, retry budget) is touched under
+``guard``, a lock the driver supplies (a no-op for asyncio).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sturdysearch._core.budget import RetryBudget
+from sturdysearch._core.events import Tracer
+from sturdysearch._core.health import EJECT_STATUSES, NodeHealth
+from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.outcome import failure_of, final_error
+from sturdysearch._core.request import RequestSpec
+from sturdysearch._core.retry import RetryPolicy
+from sturdysearch._core.timeouts import Deadline
+from sturdysearch.errors import (
+    ApiError,
+    ConnectionError,
+    DeadlineExceeded,
+    MalformedResponseError,
+    NoLiveNodesError,
+    ReadTimeout,
+    SturdySearchError,
+    TLSError,
+    TransportError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    node: NodeConfig
+    probe_first: bool = False
+    wait: float = 0.0
+    """Seconds to wait before the probe, so that probes keep their schedule."""
+    await_probe: bool = False
+    """Someone else is probing ``node``: wait for the outcome, then choose again."""
+
+
+def ejects(exc: SturdySearchError) -> bool:
+    """Whether this failure takes the node out of rotation (see ``_core.health``)."""
+    if isinstance(exc, ApiError):
+        return exc.status in EJECT_STATUSES
+    if isinstance(exc, TLSError):
+        return False
+    return isinstance(exc, (ConnectionError, ReadTimeout, MalformedResponseError))
+
+
+class CallPlan:
+    __slots__ = (
+        "_budget",
+        "_guard",
+        "_health",
+        "_retry",
+        "_tracer",
+        "attempt",
+        "awaited_probe",
+        "deadline",
+        "history",
+        "spec",
+        "tried",
+    )
+
+    def __init__(
+        self,
+        spec: RequestSpec,
+        deadline: Deadline,
+        *,
+        retry: RetryPolicy,
+        budget: RetryBudget,
+        health: NodeHealth,
+        guard: AbstractContextManager[object],
+        tracer: Tracer,
+    ) -> None:
+        self.spec = spec
+        self.deadline = deadline
+        self._retry = retry
+        self._budget = budget
+        self._health = health
+        self._guard = guard
+        self._tracer = tracer
+        self.attempt = 0
+        self.awaited_probe = False
+        self.history: list[SturdySearchError] = []
+        self.tried: list[NodeConfig] = []
+        with guard:
+            budget.deposit()
+
+    def choose(self, now: float) -> Choice:
+        """The node for the next attempt.
+
+        With every node ejected: if another caller or the background prober is probing the
+        most promising node, ``Choice.await_probe`` asks the driver to wait for that probe and
+        call ``choose`` again; otherwise this call claims the probe if it falls due within the
+        deadline (``Choice.wait`` says when). Failing both, the call ends at once.
+        """
+        health = self._health
+        remaining = self.deadline.at - now
+        with self._guard:
+            node = health.pick(self.tried)
+            if node is not None:
+                health.states[node].in_flight += 1
+                self.attempt += 1
+                return Choice(node)
+            if self.awaited_probe:
+                claimed = False
+            else:
+                candidate = health.most_promising(self.tried)
+                state = health.states[candidate]
+                if state.probing and remaining > 0:
+                    self.awaited_probe = True
+                    return Choice(candidate, await_probe=True)
+                wait = max(0.0, state.next_probe_at - now)
+                probe_time = min(health.config.probe_timeout, remaining - wait)
+                claimed = probe_time > 0.01 and health.claim_probe(candidate)
+        if claimed:
+            self.attempt += 1
+            return Choice(candidate, probe_first=True, wait=wait)
+        raise self._no_live_nodes(
+            "every node is ejected and the probe failed"
+            if self.awaited_probe
+            else "every node is ejected and none can be probed within the call's deadline"
+        )
+
+    def probe_done(
+        self, node: NodeConfig, *, ok: bool, now: float, rand: float, error: str | None
+    ) -> None:
+        """Outcome of the probe a caller ran for ``choose``'s ``probe_first``; raises
+        ``NoLiveNodesError`` if the node is still down."""
+        with self._guard:
+            readmitted = self._health.probe_finished(node, ok=ok, now=now, rand=rand, error=error)
+            if ok:
+                self._health.states[node].in_flight += 1
+        if self._tracer.active:
+            self._tracer.emit("node.probe", node=node.url, ok=ok, by="caller", error=error)
+            if readmitted:
+                self._tracer.emit("node.readmitted", node=node.url)
+        if not ok:
+            raise self._no_live_nodes(f"the probe of {node.url} failed: {error}")
+
+    def succeeded(self, node: NodeConfig) -> None:
+        with self._guard:
+            state = self._health.states.get(node)
+            if state is not None:
+                state.in_flight -= 1
+                if state.alive:
+                    state.failures = 0
+
+    def failed(self, node: NodeConfig, exc: SturdySearchError, now: float, rand: float) -> float:
+        """Record a failed attempt; return the delay before the next one, or raise the error
+        the caller should see."""
+        eject = ejects(exc)
+        with self._guard:
+            state = self._health.states.get(node)
+            if state is not None:
+                state.in_flight -= 1
+            ejected = eject and self._health.eject(node, now=now, rand=rand, reason=str(exc))
+        if ejected and self._tracer.active:
+            self._tracer.emit("node.ejected", node=node.url, reason=type(exc).__name__)
+        failure = failure_of(exc)
+        spec = self.spec
+        remaining = self.deadline.at - now
+        if failure is None:
+            raise final_error(exc, idempotent=spec.idempotent, history=self.history)
+        decision = self._retry.decide(
+            failure,
+            attempt=self.attempt,
+            idempotent=spec.idempotent,
+            remaining=remaining,
+            rand=rand,
+        )
+        if not decision.retry:
+            if remaining <= 0 and not isinstance(exc, DeadlineExceeded):
+                self.history.append(exc)
+                timeout = DeadlineExceeded(
+                    f"the call's deadline of {self.deadline.budget:g} s passed after "
+                    f"{self.attempt} attempt(s); last error: {exc}"
+                )
+                timeout.__cause__ = exc
+                raise final_error(timeout, idempotent=spec.idempotent, history=self.history)
+            raise final_error(exc, idempotent=spec.idempotent, history=self.history)
+        if failure.sent:
+            with self._guard:
+                allowed = self._budget.try_withdraw()
+            if not allowed:
+                if self._tracer.active:
+                    self._tracer.emit("retry.budget_exhausted", node=node.url, path=spec.path)
+                raise final_error(exc, idempotent=spec.idempotent, history=self.history)
+        self.history.append(exc)
+        self.tried.append(node)
+        if self._tracer.active:
+            self._tracer.emit(
+                "request.retry",
+                node=node.url,
+                method=spec.method,
+                path=spec.path,
+                attempt=self.attempt,
+                delay=decision.delay,
+                error=type(exc).__name__,
+            )
+        return decision.delay
+
+    def _no_live_nodes(self, why: str) -> SturdySearchError:
+        """The error for "nowhere left to send this": on a retry, the last real failure (a 502
+        stays a ``ServerError``, a refused connection a ``ConnectionError``) with the earlier
+        ones attached; on a first attempt, ``NoLiveNodesError``."""
+        if self.history:
+            last = self.history[-1]
+            if isinstance(last, TransportError):
+                last.message = f"{last.message}; no other node is live ({why})"
+                last.args = (last.message,)
+            return final_error(last, idempotent=self.spec.idempotent, history=self.history[:-1])
+        return NoLiveNodesError(f"no live node to send the request to: {why}")
+
+
+def hedge_node(
+    health: NodeHealth,
+    guard: AbstractContextManager[object],
+    budget: RetryBudget,
+    primary: NodeConfig,
+) -> NodeConfig | None:
+    """The node for a hedged second attempt, or ``None`` (no other live node, or no budget).
+
+    A hedge costs the cluster as much as a retry, so it draws on the same budget.
+    """
+    with guard:
+        node = health.pick((primary,))
+        if node is None or node == primary or not budget.try_withdraw():
+            return None
+        health.states[node].in_flight += 1
+        return node
