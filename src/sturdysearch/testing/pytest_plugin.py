@@ -1,1 +1,209 @@
-"""pytest plugin (being written)."""
+"""pytest plugin: real OpenSearch/Elasticsearch clusters as session fixtures.
+
+Fixtures (all session-scoped):
+
+* ``search_cluster`` - a single-node ``LocalCluster``, parametrized over the configured servers
+  (test ids such as ``opensearch-2.19.6``); each is started on first use and stopped at the end
+  of the session.
+* ``cluster_factory`` - ``(spec=None, nodes=3, settings=None, **options) -> LocalCluster``: a
+  started cluster for multi-node and fault tests, stopped at the end of the session (or earlier
+  by the test, e.g. ``with cluster_factory(nodes=3) as cluster:``). ``spec=None`` means the
+  first configured server.
+* ``sturdy_servers`` - the configured ``ServerSpec`` tuple.
+
+Servers come from ``--sturdy-servers`` or else ``$STURDY_TEST_SERVERS`` (comma-separated specs
+such as ``opensearch:2.19.6,elasticsearch:9.5.4``). Tests using these fixtures are marked
+``integration``; when no server is configured every ``integration`` test is skipped with a
+reason saying so.
+
+This module is imported by every pytest run in an environment where sturdysearch is installed,
+so it imports nothing heavy at module level: the cluster machinery loads on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+from sturdysearch.testing.errors import InvalidSpecError
+from sturdysearch.testing.specs import ServerSpec, parse_server_specs
+
+if TYPE_CHECKING:
+    from sturdysearch.testing.cluster import LocalCluster
+
+SERVERS_ENV = "STURDY_TEST_SERVERS"
+SERVERS_OPTION = "--sturdy-servers"
+INTEGRATION_FIXTURES = ("search_cluster", "cluster_factory")
+NO_SERVERS_REASON = (
+    f"no test servers configured: {SERVERS_ENV} is empty or unset (set it, e.g. "
+    f"{SERVERS_ENV}=opensearch:2.19.6,elasticsearch:9.5.4, or pass {SERVERS_OPTION}=...)"
+)
+
+_SPECS_KEY = pytest.StashKey[tuple[ServerSpec, ...]]()
+
+
+class ClusterFactory(Protocol):
+    def __call__(
+        self,
+        spec: ServerSpec | str | None = None,
+        nodes: int = 3,
+        settings: Mapping[str, object] | None = None,
+        **options: Any,
+    ) -> LocalCluster: ...
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sturdysearch", "sturdysearch test clusters")
+    group.addoption(
+        SERVERS_OPTION,
+        dest="sturdy_servers",
+        default=None,
+        metavar="SPECS",
+        help=(
+            "comma-separated servers for integration tests, e.g. opensearch:2.19.6,"
+            f"elasticsearch:9.5.4 (default: ${SERVERS_ENV}; empty skips integration tests)"
+        ),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs real OpenSearch/Elasticsearch nodes started by the harness"
+    )
+    option = config.getoption("sturdy_servers", default=None)
+    raw = option if option is not None else os.environ.get(SERVERS_ENV, "")
+    try:
+        config.stash[_SPECS_KEY] = parse_server_specs(raw)
+    except InvalidSpecError as exc:
+        source = SERVERS_OPTION if option is not None else SERVERS_ENV
+        raise pytest.UsageError(f"{source}: {exc}") from exc
+
+
+def configured_servers(config: pytest.Config) -> tuple[ServerSpec, ...]:
+    return config.stash.get(_SPECS_KEY, ())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "search_cluster" not in metafunc.fixturenames:
+        return
+    specs = configured_servers(metafunc.config)
+    if specs:
+        metafunc.parametrize(
+            "search_cluster", specs, ids=[s.id for s in specs], indirect=True, scope="session"
+        )
+    else:
+        metafunc.parametrize(
+            "search_cluster",
+            [pytest.param(None, marks=pytest.mark.skip(reason=NO_SERVERS_REASON))],
+            ids=["no-servers"],
+            indirect=True,
+            scope="session",
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: the marks must be in place before `-m "not integration"` deselects.
+    have_servers = bool(configured_servers(config))
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if any(name in fixtures for name in INTEGRATION_FIXTURES):
+            item.add_marker(pytest.mark.integration)
+        if not have_servers and item.get_closest_marker("integration") is not None:
+            item.add_marker(pytest.mark.skip(reason=NO_SERVERS_REASON))
+
+
+class ClusterPool:
+    """Owns every cluster the fixtures start during a session.
+
+    A cluster that failed to start is remembered, so the tests after the first one fail fast
+    with the same message instead of each spending minutes on a doomed start.
+    """
+
+    def __init__(self) -> None:
+        self._shared: dict[ServerSpec, LocalCluster] = {}
+        self._failures: dict[ServerSpec, str] = {}
+        self._created: list[LocalCluster] = []
+
+    def shared(self, spec: ServerSpec) -> LocalCluster:
+        if spec in self._failures:
+            pytest.fail(self._failures[spec], pytrace=False)
+        cluster = self._shared.get(spec)
+        if cluster is None:
+            from sturdysearch.testing.cluster import LocalCluster
+            from sturdysearch.testing.errors import ClusterError
+
+            try:
+                cluster = LocalCluster(spec, nodes=1).start()
+            except ClusterError as exc:
+                self._failures[spec] = f"{spec} could not be started: {exc}"
+                raise
+            self._shared[spec] = cluster
+        return cluster
+
+    def create(
+        self,
+        spec: ServerSpec,
+        nodes: int,
+        settings: Mapping[str, object] | None,
+        options: Mapping[str, Any],
+    ) -> LocalCluster:
+        from sturdysearch.testing.cluster import LocalCluster
+
+        cluster = LocalCluster(spec, nodes=nodes, settings=settings, **options)
+        self._created.append(cluster)
+        return cluster.start()
+
+    def close_all(self) -> None:
+        clusters = [*self._created, *self._shared.values()]
+        self._created.clear()
+        self._shared.clear()
+        for cluster in clusters:
+            cluster.close()
+
+
+@pytest.fixture(scope="session")
+def sturdy_servers(request: pytest.FixtureRequest) -> tuple[ServerSpec, ...]:
+    return configured_servers(request.config)
+
+
+@pytest.fixture(scope="session")
+def sturdy_cluster_pool() -> Iterator[ClusterPool]:
+    pool = ClusterPool()
+    try:
+        yield pool
+    finally:
+        pool.close_all()
+
+
+@pytest.fixture(scope="session")
+def search_cluster(
+    request: pytest.FixtureRequest, sturdy_cluster_pool: ClusterPool
+) -> LocalCluster:
+    spec: ServerSpec | None = getattr(request, "param", None)
+    if spec is None:
+        pytest.skip(NO_SERVERS_REASON)
+    return sturdy_cluster_pool.shared(spec)
+
+
+@pytest.fixture(scope="session")
+def cluster_factory(
+    sturdy_cluster_pool: ClusterPool, sturdy_servers: tuple[ServerSpec, ...]
+) -> ClusterFactory:
+    def factory(
+        spec: ServerSpec | str | None = None,
+        nodes: int = 3,
+        settings: Mapping[str, object] | None = None,
+        **options: Any,
+    ) -> LocalCluster:
+        if spec is None:
+            if not sturdy_servers:
+                pytest.skip(NO_SERVERS_REASON)
+            spec = sturdy_servers[0]
+        resolved = spec if isinstance(spec, ServerSpec) else ServerSpec.parse(spec)
+        return sturdy_cluster_pool.create(resolved, nodes, settings, options)
+
+    return factory

@@ -1,0 +1,606 @@
+"""Real OpenSearch/Elasticsearch clusters on 127.0.0.1, started on demand without Docker.
+
+    from sturdysearch.testing.cluster import LocalCluster, ServerSpec
+
+    with LocalCluster(ServerSpec.parse("opensearch:2.19.6"), nodes=3) as cluster:
+        cluster.urls                      # ["http://127.0.0.1:PORT", ...]
+        cluster.stop_node(1, kill=True)   # simulate a crash
+        cluster.start_node(1)             # same name, ports and data directory
+        cluster.wait_for_health("yellow", nodes=3, timeout=120)
+
+The pieces live in sibling modules: ``distributions`` (download, verify, unpack), ``jdk``
+(pick a Java), ``node_user`` (who runs the JVM), ``node_config`` (settings files),
+``processes`` (spawn and reap), ``health`` (HTTP polling). This module ties them together and
+owns the lifecycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sturdysearch.testing import processes
+from sturdysearch.testing.distributions import DistributionCache, install_distribution
+from sturdysearch.testing.errors import ClusterError, ClusterStartError, ClusterStateError
+from sturdysearch.testing.flavors import ServerProfile, profile_for
+from sturdysearch.testing.health import (
+    NodeUnreachable,
+    get_json,
+    health_satisfied,
+    health_url,
+)
+from sturdysearch.testing.jdk import JdkInstall, discover_jdks, read_jdk, select_jdk
+from sturdysearch.testing.node_config import (
+    LOOPBACK,
+    NodeAddress,
+    NodeSettingsInput,
+    render_settings,
+    validate_heap,
+    write_node_config,
+)
+from sturdysearch.testing.node_user import NodeUser, resolve_node_user
+from sturdysearch.testing.paths import SYSTEM_CACHE_DIR, cache_root, traversable_by
+from sturdysearch.testing.ports import allocate_ports
+from sturdysearch.testing.specs import Flavor, ServerSpec
+from sturdysearch.testing.state import ClusterState, NodeState
+
+__all__ = [
+    "ClusterError",
+    "ClusterStartError",
+    "ClusterStateError",
+    "Flavor",
+    "LocalCluster",
+    "LocalNode",
+    "ServerSpec",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEAP = "512m"
+DEFAULT_STARTUP_TIMEOUT = 180.0
+STOP_GRACE_SECONDS = 30.0
+_LOG_TAIL_LINES = 40
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class LocalNode:
+    """One node of a LocalCluster: its fixed address and files, and its current process."""
+
+    def __init__(
+        self, index: int, address: NodeAddress, directory: Path, profile: ServerProfile
+    ) -> None:
+        self.index = index
+        self.name = address.name
+        self.http_port = address.http_port
+        self.transport_port = address.transport_port
+        self.address = address
+        self.directory = directory
+        self._profile = profile
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._server_pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http_port}"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.directory / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.directory / "logs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.directory / "tmp"
+
+    @property
+    def log_path(self) -> Path:
+        """The node's stdout and stderr (the server's own log files are in ``logs_dir``)."""
+        return self.directory / "stdout.log"
+
+    @property
+    def pgid(self) -> int | None:
+        """The node's process group; every process of the node is in it."""
+        return None if self._popen is None else self._popen.pid
+
+    @property
+    def pid(self) -> int | None:
+        """The server JVM's pid, or None while it is not (yet) running.
+
+        For OpenSearch and Elasticsearch 7 this is the process we started (the script execs
+        java); Elasticsearch 8+ starts a small CLI JVM that forks the server, and this is the
+        server.
+        """
+        pgid = self.pgid
+        if pgid is None:
+            return None
+        if self._server_pid is not None and processes.pid_alive(self._server_pid):
+            return self._server_pid
+        found = processes.find_jvm(pgid, self._profile.main_class)
+        self._server_pid = found.pid if found else None
+        return self._server_pid
+
+    def is_running(self) -> bool:
+        """Whether any process of this node is alive (starting, serving or shutting down)."""
+        if self._popen is None:
+            return False
+        self._popen.poll()
+        return bool(processes.processes_in_group(self._popen.pid))
+
+    def exit_code(self) -> int | None:
+        """The launched process's exit code once it has ended unexpectedly, else None."""
+        return None if self._popen is None else self._popen.poll()
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last lines of stdout/stderr and of the server's main log, for error reports."""
+        sections = []
+        candidates = [self.log_path, *sorted(self.logs_dir.glob("*.log"))]
+        for path in candidates:
+            if path.name.endswith(("_deprecation.log", "_index_search_slowlog.log")):
+                continue
+            if "slowlog" in path.name or "audit" in path.name:
+                continue
+            tail = _tail(path, lines)
+            if tail:
+                sections.append(f"--- {self.name}: {path} (last {lines} lines) ---\n{tail}")
+        return "\n".join(sections) or f"--- {self.name}: no log output ---"
+
+    def __repr__(self) -> str:
+        return f"LocalNode({self.name!r}, url={self.url!r}, running={self.is_running()})"
+
+
+class LocalCluster:
+    """A cluster of 1..N nodes on loopback, torn down on exit (or at interpreter exit).
+
+    Construction is cheap; ``start()`` (or entering the ``with`` block) downloads the
+    distribution if needed, picks a JDK, starts the nodes and waits until the cluster reports
+    ``yellow`` or better with all nodes joined.
+
+    ``die_with_parent=False`` is for nodes that must outlive this process (the CLI's
+    ``cluster start``); such a cluster must be handed over with ``detach()``.
+    """
+
+    def __init__(
+        self,
+        spec: ServerSpec | str,
+        nodes: int = 1,
+        settings: Mapping[str, object] | None = None,
+        heap: str = DEFAULT_HEAP,
+        *,
+        java_home: Path | str | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        die_with_parent: bool = True,
+        keep_workdir: bool = False,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.spec = spec if isinstance(spec, ServerSpec) else ServerSpec.parse(spec)
+        if nodes < 1:
+            raise ValueError(f"a cluster needs at least one node, not {nodes}")
+        self.profile = profile_for(self.spec)
+        self.node_count = nodes
+        self.settings: dict[str, object] = dict(settings or {})
+        self.heap = validate_heap(heap)
+        self.startup_timeout = startup_timeout
+        self.die_with_parent = die_with_parent
+        self.keep_workdir = keep_workdir
+        self.name = f"sturdy-{self.spec.flavor.value}-{secrets.token_hex(4)}"
+        self._java_home = Path(java_home) if java_home is not None else None
+        self._cache_dir = cache_dir
+        self._nodes: list[LocalNode] = []
+        self._workdir: Path | None = None
+        self._distribution_home: Path | None = None
+        self._jdk: JdkInstall | None = None
+        self._user: NodeUser | None = None
+        self._has_security_module = False
+        self._started = False
+        self._closed = False
+
+    # ----------------------------------------------------------------- public accessors
+
+    @property
+    def flavor(self) -> Flavor:
+        return self.spec.flavor
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def nodes(self) -> tuple[LocalNode, ...]:
+        return tuple(self._nodes)
+
+    @property
+    def urls(self) -> list[str]:
+        """Every node's base URL in node order, whether or not the node is up right now."""
+        return [node.url for node in self._nodes]
+
+    @property
+    def url(self) -> str:
+        """The first node's URL: enough for single-node clusters."""
+        self._require_started()
+        return self._nodes[0].url
+
+    @property
+    def jdk(self) -> JdkInstall | None:
+        return self._jdk
+
+    @property
+    def workdir(self) -> Path | None:
+        return self._workdir
+
+    @property
+    def distribution_home(self) -> Path | None:
+        return self._distribution_home
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> LocalCluster:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> LocalCluster:
+        """Prepares everything, starts all nodes and waits for a healthy cluster."""
+        if self._closed:
+            raise ClusterStateError("this LocalCluster was closed; create a new one")
+        if self._started:
+            raise ClusterStateError("cluster already started")
+        self._started = True
+        try:
+            self._prepare()
+            if self.die_with_parent:
+                processes.REAPER.register(self)
+            for node in self._nodes:
+                self._spawn(node)
+            started = time.monotonic()
+            self.wait_for_health("yellow", nodes=self.node_count, timeout=self.startup_timeout)
+            log.info(
+                "%s cluster %s healthy after %.1fs: %s",
+                self.profile.display_name,
+                self.name,
+                time.monotonic() - started,
+                ", ".join(self.urls),
+            )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stops every node (SIGTERM, then SIGKILL) and deletes the working directory."""
+        if self._closed:
+            return
+        self._closed = True
+        processes.REAPER.unregister(self)
+        self._terminate(self._nodes, kill=False, grace=STOP_GRACE_SECONDS)
+        if self._workdir is not None and not self.keep_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    stop = close
+
+    def emergency_stop(self) -> None:
+        """Used at interpreter exit: a short grace period, then SIGKILL."""
+        self._closed = True
+        self._terminate(self._nodes, kill=False, grace=5.0)
+        if self._workdir is not None and not self.keep_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def detach(self) -> ClusterState:
+        """Hands the running nodes over to the caller: they keep running after we exit.
+
+        Returns what is needed to find and stop them later (see ``sturdysearch.testing.state``).
+        Only for clusters created with ``die_with_parent=False``: the others carry a kernel
+        death signal that cannot be revoked from here.
+        """
+        self._require_started()
+        if self.die_with_parent:
+            raise ClusterStateError("only a cluster created with die_with_parent=False can detach")
+        assert self._workdir is not None
+        state = ClusterState(
+            spec=str(self.spec),
+            cluster_name=self.name,
+            workdir=str(self._workdir),
+            conf_property=self.profile.conf_property,
+            nodes=tuple(
+                NodeState(
+                    name=node.name,
+                    url=node.url,
+                    http_port=node.http_port,
+                    transport_port=node.transport_port,
+                    pgid=node.pgid or 0,
+                    pid=node.pid or 0,
+                    config_dir=str(node.config_dir),
+                    log_path=str(node.log_path),
+                )
+                for node in self._nodes
+            ),
+        )
+        for node in self._nodes:
+            node._popen = None
+        self._closed = True
+        return state
+
+    # ----------------------------------------------------------------- fault injection
+
+    def stop_node(
+        self, index: int, kill: bool = False, timeout: float = STOP_GRACE_SECONDS
+    ) -> None:
+        """Stops one node: gracefully (SIGTERM, SIGKILL after ``timeout``) or ``kill``-ed.
+
+        ``kill=True`` sends SIGKILL to every process of the node at once, like a crash or the
+        OOM killer; its data directory is left as the dying process left it.
+        """
+        node = self._node(index)
+        if node.pgid is None:
+            raise ClusterStateError(f"{node.name} is not running")
+        self._terminate([node], kill=kill, grace=timeout)
+
+    def start_node(self, index: int, wait: bool = False, timeout: float = 120.0) -> None:
+        """Starts a stopped node again with the same name, ports, settings and data.
+
+        With ``wait=True`` it returns once the node answers HTTP; use ``wait_for_health`` to
+        wait for it to rejoin the cluster.
+        """
+        node = self._node(index)
+        if node.is_running():
+            raise ClusterStateError(f"{node.name} is already running")
+        self._terminate([node], kill=True, grace=0)  # reap leftovers of a crashed run
+        self._write_config(node)
+        self._spawn(node)
+        if wait:
+            self._wait_for_http(node, timeout)
+
+    def wait_for_health(
+        self, status: str = "yellow", nodes: int | None = None, timeout: float = 120.0
+    ) -> dict[str, Any]:
+        """Waits until the cluster is at least ``status`` with exactly ``nodes`` nodes.
+
+        ``nodes`` defaults to the number of nodes currently running. Asks each running node in
+        turn, so it works while some are down. Returns the ``_cluster/health`` body; raises
+        ClusterStartError with every node's log tail on timeout or if a node dies meanwhile.
+        """
+        self._require_started()
+        expected = nodes if nodes is not None else sum(n.is_running() for n in self._nodes)
+        deadline = time.monotonic() + timeout
+        last_answer = "no node answered HTTP yet"
+        while True:
+            self._raise_if_node_died()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ClusterStartError(
+                    f"{self.profile.display_name} cluster {self.name} did not reach "
+                    f"{status} with {expected} node(s) within {timeout:.0f}s; last answer: "
+                    f"{last_answer}\n{self.log_report()}"
+                )
+            answered = False
+            for node in self._nodes:
+                if node.pgid is None:
+                    continue
+                wait = min(5.0, max(remaining, 1.0))
+                url = health_url(node.url, status=status, nodes=expected, wait_seconds=wait)
+                try:
+                    code, body = get_json(url, timeout=wait + 5.0)
+                except NodeUnreachable as exc:
+                    last_answer = f"{node.name}: {exc}"
+                    continue
+                if health_satisfied(body, status=status, nodes=expected):
+                    return dict(body)
+                last_answer = f"{node.name}: HTTP {code} {_short(body)}"
+                answered = True
+                break
+            if not answered:
+                time.sleep(0.5)
+
+    def log_report(self) -> str:
+        """Every node's recent log output, for failure messages."""
+        return "\n".join(node.log_tail() for node in self._nodes)
+
+    def __repr__(self) -> str:
+        return f"LocalCluster({str(self.spec)!r}, nodes={self.node_count}, name={self.name!r})"
+
+    # ----------------------------------------------------------------- internals
+
+    def _prepare(self) -> None:
+        self._jdk = self._choose_jdk()
+        self._user = resolve_node_user()
+        root = self._cache_dir or cache_root()
+        zip_path = DistributionCache(root).fetch(self.spec)
+        install_root = _install_root(root, self._user)
+        self._distribution_home = install_distribution(zip_path, self.spec, install_root)
+        self._has_security_module = (
+            self._distribution_home / "modules" / "x-pack-security"
+        ).is_dir()
+        self._workdir = _make_workdir(self.spec, self._user)
+        ports = allocate_ports(2 * self.node_count)
+        addresses = [
+            NodeAddress(f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.node_count)
+        ]
+        for index, address in enumerate(addresses):
+            node = LocalNode(index, address, self._workdir / address.name, self.profile)
+            for directory in (node.directory, node.data_dir, node.logs_dir, node.tmp_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            self._nodes.append(node)
+        for node in self._nodes:
+            self._write_config(node)
+        self._user.own(self._workdir)
+
+    def _choose_jdk(self) -> JdkInstall:
+        if self._java_home is not None:
+            jdk = read_jdk(self._java_home)
+            if jdk is None:
+                raise ClusterError(
+                    f"java_home={self._java_home} is not a JDK (no bin/java or release file)"
+                )
+            if not self.profile.java.accepts(jdk.major):
+                log.warning(
+                    "%s supports %s; using %s anyway because java_home was given",
+                    self.profile.display_name,
+                    self.profile.java.describe(),
+                    jdk,
+                )
+            return jdk
+        return select_jdk(self.profile.java, discover_jdks(), server=self.profile.display_name)
+
+    def _write_config(self, node: LocalNode) -> None:
+        assert self._distribution_home is not None and self._user is not None
+        settings = render_settings(
+            NodeSettingsInput(
+                profile=self.profile,
+                cluster_name=self.name,
+                node=node.address,
+                cluster_nodes=[n.address for n in self._nodes],
+                data_dir=node.data_dir,
+                logs_dir=node.logs_dir,
+                has_security_module=self._has_security_module,
+                extra=self.settings,
+            )
+        )
+        write_node_config(
+            distribution_home=self._distribution_home,
+            config_dir=node.config_dir,
+            settings=settings,
+            profile=self.profile,
+            heap=self.heap,
+            logs_dir=node.logs_dir,
+        )
+        self._user.own(node.config_dir)
+
+    def _environment(self, node: LocalNode) -> dict[str, str]:
+        """A minimal environment: the caller's JAVA_TOOL_OPTIONS and the like must not leak."""
+        assert self._jdk is not None
+        return {
+            "PATH": _PATH,
+            "HOME": str(node.directory),
+            "LANG": "C.UTF-8",
+            self.profile.env_java_home: str(self._jdk.home),
+            self.profile.env_path_conf: str(node.config_dir),
+            self.profile.env_tmpdir: str(node.tmp_dir),
+            self.profile.env_java_opts: "",
+        }
+
+    def _spawn(self, node: LocalNode) -> None:
+        assert self._distribution_home is not None and self._user is not None
+        header = (
+            f"--- sturdysearch: starting {node.name} of {self.spec} at "
+            f"{datetime.now(timezone.utc).isoformat()} with {self._jdk} ---\n"
+        )
+        with node.log_path.open("ab") as output:
+            output.write(header.encode())
+            output.flush()
+            node._popen = processes.spawn(
+                [str(self._distribution_home / self.profile.script)],
+                env=self._environment(node),
+                cwd=node.directory,
+                output=output,
+                user=self._user,
+                die_with_parent=self.die_with_parent,
+            )
+        node._server_pid = None
+        if not self._user.is_current:
+            os.chown(node.log_path, self._user.uid, self._user.gid)
+
+    def _terminate(self, nodes: Sequence[LocalNode], *, kill: bool, grace: float) -> None:
+        groups = [(n.pgid, n._popen) for n in nodes if n.pgid is not None]
+        if groups:
+            processes.terminate_groups(
+                [(pgid, popen) for pgid, popen in groups if pgid is not None],
+                grace=grace,
+                kill=kill,
+            )
+        for node in nodes:
+            node._popen = None
+            node._server_pid = None
+
+    def _raise_if_node_died(self) -> None:
+        for node in self._nodes:
+            code = node.exit_code()
+            if code is not None and not node.is_running():
+                raise ClusterStartError(
+                    f"{node.name} of {self.profile.display_name} exited with code {code} "
+                    f"(java: {self._jdk})\n{self.log_report()}"
+                )
+
+    def _wait_for_http(self, node: LocalNode, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._raise_if_node_died()
+            try:
+                get_json(node.url, timeout=5.0)
+                return
+            except NodeUnreachable:
+                time.sleep(0.3)
+        raise ClusterStartError(
+            f"{node.name} did not answer HTTP within {timeout:.0f}s\n{node.log_tail()}"
+        )
+
+    def _node(self, index: int) -> LocalNode:
+        self._require_started()
+        if not 0 <= index < len(self._nodes):
+            raise IndexError(f"node index {index} out of range 0..{len(self._nodes) - 1}")
+        return self._nodes[index]
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise ClusterStateError("cluster not started: call start() or use `with`")
+        if self._closed:
+            raise ClusterStateError("cluster already closed")
+
+
+def _install_root(root: Path, user: NodeUser) -> Path:
+    """Where to unpack distributions so that ``user`` can read them.
+
+    Normally inside the cache; when we are root and the cache is under a private home
+    directory, in the system cache instead (root-owned, so nobody can tamper with it).
+    """
+    preferred = root / "installs"
+    if user.is_current or traversable_by(preferred, user.uid, user.gid):
+        return preferred
+    return SYSTEM_CACHE_DIR / "installs"
+
+
+def _make_workdir(spec: ServerSpec, user: NodeUser) -> Path:
+    base = Path(tempfile.gettempdir())
+    if not user.is_current and not traversable_by(base, user.uid, user.gid):
+        base = Path("/tmp")
+    return Path(tempfile.mkdtemp(prefix=f"sturdysearch-{spec.id}-", dir=base))
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _short(body: object, limit: int = 300) -> str:
+    text = str(body)
+    return text if len(text) <= limit else text[:limit] + "..."

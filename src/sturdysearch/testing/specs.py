@@ -1,0 +1,108 @@
+"""Which server to run: a flavor and a version, parsed from strings like ``opensearch:2.19.6``.
+
+Kept free of heavy imports because the pytest plugin parses specs at collection time in every
+test run.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from sturdysearch.testing.errors import InvalidSpecError
+
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z][0-9A-Za-z.]*))?$")
+_ALIASES = {
+    "opensearch": "opensearch",
+    "os": "opensearch",
+    "elasticsearch": "elasticsearch",
+    "es": "elasticsearch",
+}
+
+
+class Flavor(str, enum.Enum):
+    """The two server families; values match their Maven artifact ids."""
+
+    OPENSEARCH = "opensearch"
+    ELASTICSEARCH = "elasticsearch"
+
+    @property
+    def display_name(self) -> str:
+        return "OpenSearch" if self is Flavor.OPENSEARCH else "Elasticsearch"
+
+    def __str__(self) -> str:
+        # Plain value in messages and f-strings on every Python (3.10's default differs).
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A server flavor plus an exact release version (no ranges: tests must be reproducible)."""
+
+    flavor: Flavor
+    version: str
+
+    def __post_init__(self) -> None:
+        if not _VERSION_RE.match(self.version):
+            raise InvalidSpecError(
+                f"invalid version {self.version!r}: expected MAJOR.MINOR.PATCH such as 2.19.6"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> ServerSpec:
+        """Accepts ``flavor:version`` and the test-id form ``flavor-version``.
+
+        Flavors may be abbreviated ``os``/``es`` because that is what people type on a command
+        line; the canonical rendering (``str(spec)``) always uses the full name.
+        """
+        raw = text.strip()
+        match = re.match(r"^([A-Za-z]+)[:\-=](.+)$", raw)
+        if not match:
+            raise InvalidSpecError(
+                f"invalid server spec {text!r}: expected FLAVOR:VERSION, "
+                "e.g. opensearch:2.19.6 or elasticsearch:9.5.4"
+            )
+        name, version = match.group(1).lower(), match.group(2).strip()
+        if name not in _ALIASES:
+            raise InvalidSpecError(
+                f"unknown server flavor {match.group(1)!r} in {text!r}: "
+                "use opensearch (os) or elasticsearch (es)"
+            )
+        return cls(Flavor(_ALIASES[name]), version)
+
+    @property
+    def version_tuple(self) -> tuple[int, int, int]:
+        match = _VERSION_RE.match(self.version)
+        assert match is not None  # validated in __post_init__
+        return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+    @property
+    def major(self) -> int:
+        return self.version_tuple[0]
+
+    @property
+    def id(self) -> str:
+        """A filesystem- and pytest-id-safe name, e.g. ``opensearch-2.19.6``."""
+        return f"{self.flavor.value}-{self.version}"
+
+    def __str__(self) -> str:
+        return f"{self.flavor.value}:{self.version}"
+
+
+def parse_server_specs(text: str | None) -> tuple[ServerSpec, ...]:
+    """Parses a comma-separated list (the ``STURDY_TEST_SERVERS`` format); blanks are ignored.
+
+    Duplicates are dropped, keeping the first occurrence, so a spec listed twice does not start
+    two identical clusters.
+    """
+    specs: list[ServerSpec] = []
+    for part in (text or "").split(","):
+        if part.strip():
+            spec = ServerSpec.parse(part)
+            if spec not in specs:
+                specs.append(spec)
+    return tuple(specs)

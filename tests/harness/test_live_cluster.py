@@ -1,0 +1,222 @@
+"""The launcher against real servers: start, form a cluster, crash and heal, leave no orphans.
+
+Runs for the servers configured in STURDY_TEST_SERVERS (the plugin skips these tests when it is
+empty). Tests that need a spec but no running cluster get it from the `server_spec` parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sturdysearch.testing import processes
+from sturdysearch.testing.cluster import LocalCluster
+from sturdysearch.testing.pytest_plugin import (
+    NO_SERVERS_REASON,
+    ClusterFactory,
+    configured_servers,
+)
+from sturdysearch.testing.specs import ServerSpec
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server_spec" in metafunc.fixturenames:
+        specs = configured_servers(metafunc.config)
+        params = [pytest.param(s, id=s.id) for s in specs] or [
+            pytest.param(None, id="no-servers", marks=pytest.mark.skip(reason=NO_SERVERS_REASON))
+        ]
+        metafunc.parametrize("server_spec", params)
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def put(url: str, body: object) -> Any:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_until(condition: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_single_node(search_cluster: LocalCluster) -> None:
+    cluster = search_cluster
+    node = cluster.nodes[0]
+    assert cluster.urls == [node.url] and node.url == f"http://127.0.0.1:{node.http_port}"
+    health = get(f"{node.url}/_cluster/health")
+    assert health["number_of_nodes"] == 1 and health["status"] in ("green", "yellow")
+
+    info = get(f"{node.url}/_nodes/_local/jvm,settings")
+    (details,) = info["nodes"].values()
+    assert details["version"] == cluster.version
+    assert details["name"] == "node-0"
+    # ~512 MB heap (the JVM reports slightly less than -Xmx for G1's regions).
+    assert 400 * 2**20 < details["jvm"]["mem"]["heap_max_in_bytes"] <= 512 * 2**20
+    settings = details["settings"]
+    assert settings["cluster"]["routing"]["allocation"]["disk"]["threshold_enabled"] == "false"
+
+    # Plain HTTP without credentials works for writes too (no security in the way).
+    created = put(f"{node.url}/harness-smoke/_doc/1?refresh=true", {"ok": True})
+    assert created["result"] in ("created", "updated")
+
+    # The pid we report is the server JVM itself, running unprivileged.
+    assert node.pid is not None and node.is_running()
+    jvm = processes.read_process(node.pid)
+    assert jvm is not None
+    assert processes.runs_main_class(jvm, cluster.profile.main_class)
+    assert os.stat(f"/proc/{node.pid}").st_uid != 0 or os.geteuid() != 0
+    assert node.log_path.is_file() and node.log_path.stat().st_size > 0
+
+
+def test_three_nodes_heal_after_a_node_is_killed(
+    cluster_factory: ClusterFactory, sturdy_servers: tuple[ServerSpec, ...]
+) -> None:
+    seen_pids: set[int] = set()
+    groups: set[int] = set()
+    with cluster_factory(
+        sturdy_servers[0], nodes=3, settings={"thread_pool.write.queue_size": 2}
+    ) as cluster:
+        assert len(cluster.urls) == 3 and len(set(cluster.urls)) == 3
+        health = cluster.wait_for_health("green", nodes=3, timeout=60)
+        assert health["number_of_nodes"] == 3
+        for node in cluster.nodes:
+            assert node.pid is not None
+            seen_pids.add(node.pid)
+            groups.add(node.pgid or 0)
+        (settings,) = get(f"{cluster.urls[0]}/_nodes/_local/settings")["nodes"].values()
+        assert settings["settings"]["thread_pool"]["write"]["queue_size"] == "2"
+
+        # An index with replicas, so "green" after healing means recovery really happened.
+        put(
+            f"{cluster.urls[0]}/heal-check",
+            {"settings": {"number_of_shards": 3, "number_of_replicas": 1}},
+        )
+        cluster.wait_for_health("green", nodes=3, timeout=60)
+
+        victim = cluster.nodes[1]
+        old_pid, old_port = victim.pid, victim.http_port
+        assert old_pid is not None
+        cluster.stop_node(1, kill=True)
+        assert not processes.pid_alive(old_pid)
+        assert not victim.is_running() and victim.pid is None
+        cluster.wait_for_health("yellow", nodes=2, timeout=60)
+
+        cluster.start_node(1)
+        health = cluster.wait_for_health("green", nodes=3, timeout=120)
+        assert health["number_of_nodes"] == 3
+        assert victim.http_port == old_port
+        assert victim.pid is not None and victim.pid != old_pid
+        seen_pids.add(victim.pid)
+        groups.add(victim.pgid or 0)
+        (restarted,) = get(f"{victim.url}/_nodes/_local")["nodes"].values()
+        assert restarted["name"] == "node-1"
+
+        cluster.stop_node(2)  # graceful
+        cluster.wait_for_health("yellow", nodes=2, timeout=60)
+        workdir = cluster.workdir
+    assert not [pid for pid in seen_pids if processes.pid_alive(pid)]
+    assert not [g for g in groups if processes.processes_in_group(g)]
+    assert workdir is not None and not workdir.exists()
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from sturdysearch.testing.cluster import LocalCluster
+    cluster = LocalCluster(sys.argv[1], nodes=1).start()
+    node = cluster.nodes[0]
+    print(node.pgid, node.pid, cluster.workdir, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+def test_nodes_die_with_the_process_that_started_them(server_spec: ServerSpec, how: str) -> None:
+    """SIGKILL leaves only the kernel's parent-death signal; SIGTERM exercises our handler."""
+    if how == "sigterm" and server_spec.flavor.value != "opensearch":
+        pytest.skip("the handler path is flavor-independent; checked once, on the faster server")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(server_spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert parent.stdout is not None
+    pgid_text, pid_text, workdir_text = parent.stdout.readline().split()
+    pgid, pid, workdir = int(pgid_text), int(pid_text), Path(workdir_text)
+    try:
+        assert processes.pid_alive(pid)
+        parent.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGTERM)
+        parent.wait(timeout=60)
+        assert wait_until(lambda: not processes.processes_in_group(pgid), timeout=30)
+        assert not processes.pid_alive(pid)
+        if how == "sigterm":
+            assert parent.returncode == -signal.SIGTERM
+            assert not workdir.exists()  # cleaned up by the handler, not just killed
+    finally:
+        if processes.processes_in_group(pgid):
+            processes.signal_group(pgid, signal.SIGKILL)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_cli_cluster_outlives_the_command(
+    tmp_path: Path, sturdy_servers: tuple[ServerSpec, ...]
+) -> None:
+    env = {**os.environ, "STURDY_CLI_STATE_FILE": str(tmp_path / "state.json")}
+    command = [sys.executable, "-m", "sturdysearch.cli"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, "cluster", *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    started = cli("start", "--server", str(sturdy_servers[0]), "--nodes", "1")
+    assert started.returncode == 0, started.stderr
+    (url,) = started.stdout.split()
+    state = json.loads((tmp_path / "state.json").read_text())
+    pgid = state["nodes"][0]["pgid"]
+    try:
+        assert get(f"{url}/_cluster/health")["number_of_nodes"] == 1
+        again = cli("start", "--server", str(sturdy_servers[0]))
+        assert again.returncode == 1 and "cluster stop" in again.stderr
+
+        status = cli("status")
+        assert status.returncode == 0, status.stdout
+        assert "running" in status.stdout and url in status.stdout
+
+        stopped = cli("stop")
+        assert stopped.returncode == 0 and "stopped 1 running node" in stopped.stdout
+        assert not processes.processes_in_group(pgid)
+        assert not (tmp_path / "state.json").exists()
+        assert not Path(state["workdir"]).exists()
+        assert cli("status").returncode == 1
+    finally:
+        if processes.processes_in_group(pgid):
+            processes.signal_group(pgid, signal.SIGKILL)
