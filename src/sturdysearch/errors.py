@@ -151,7 +151,19 @@ class ReadTimeout(TransportError, builtins.TimeoutError):
 
 class DeadlineExceeded(TransportError, builtins.TimeoutError):
     """The call's overall deadline passed. It covers waiting for a pooled connection, every
-    attempt and every backoff; whatever was in flight was abandoned and its connection closed."""
+    attempt and every backoff; whatever was in flight was abandoned and its connection closed.
+    ``request_sent`` says whether the abandoned attempt may have reached the server."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        errors: Sequence[BaseException] = (),
+        request_sent: bool = False,
+    ) -> None:
+        super().__init__(message, node=node, errors=errors)
+        self.request_sent = request_sent
 
 
 class NoLiveNodesError(TransportError):

@@ -27,10 +27,16 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 def normalize_fingerprint(value: str) -> str:
     """Return the fingerprint as 64 lower-case hex digits, accepting colons and any case."""
-    cleaned = value.strip().replace(":", "").replace(" ", "").lower()
+    text = value.strip()
+    label_ok = True
+    if "=" in text:
+        # openssl prints "sha256 Fingerprint=AB:CD:..." (or "SHA256 Fingerprint=...").
+        label, _, text = text.partition("=")
+        label_ok = "sha256" in label.lower()
+    cleaned = text.replace(":", "").replace(" ", "").lower()
     if cleaned.startswith("sha256"):
-        cleaned = cleaned.removeprefix("sha256").lstrip("=")
-    if not _HEX64.match(cleaned):
+        cleaned = cleaned.removeprefix("sha256")
+    if not label_ok or not _HEX64.match(cleaned):
         raise ConfigError(
             "ssl_assert_fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed "
             "(Elasticsearch prints it at set-up; or run `openssl x509 -noout -fingerprint -sha256 "

@@ -24,8 +24,13 @@ def _ignore(ignore: int | Collection[int]) -> frozenset[int]:
 
 
 def _params(params: Mapping[str, Any] | None, **named: Any) -> dict[str, Any] | None:
+    """Named query parameters plus ``params=``; one given both ways is an error, never a
+    silent override."""
     merged = {k: v for k, v in named.items() if v is not None}
     if params:
+        clash = sorted(k for k, v in params.items() if v is not None and k in merged)
+        if clash:
+            raise ValueError(f"{', '.join(clash)} given both as keyword and inside params=")
         merged.update({k: v for k, v in params.items() if v is not None})
     return merged or None
 
@@ -67,6 +72,8 @@ def request(
     method = method.upper()
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/': {path!r}")
+    if any(c in path for c in " \t\r\n"):
+        raise ValueError(f"path contains white space; percent-encode it: {path!r}")
     if body is not None and raw_body is not None:
         raise ValueError("give body= or raw_body=, not both")
     data: bytes | None
@@ -311,22 +318,37 @@ def bulk(
     """A raw ``_bulk`` call: action and source lines alternate in ``operations``. Idempotent only
     when every index/create action names an ``_id``. (The BulkIndexer adds item accounting.)"""
     lines = list(operations)
-    idempotent = True
-    for line in lines:
-        if len(line) == 1:
-            action, meta = next(iter(line.items()))
-            if action in ("index", "create") and isinstance(meta, Mapping) and "_id" not in meta:
-                idempotent = False
-    path = f"/{index_segment(index)}/_bulk" if index else "/_bulk"
     return RequestSpec(
         "POST",
-        path,
+        f"/{index_segment(index)}/_bulk" if index else "/_bulk",
         params=_params(params, refresh=refresh),
         body=dumps_ndjson(lines, what="operations"),
         content_type="application/x-ndjson",
-        idempotent=idempotent,
+        idempotent=bulk_is_idempotent(lines),
         timeout=timeout,
     )
+
+
+def bulk_is_idempotent(lines: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a bulk body may be sent twice: every index/create names an ``_id`` (a resend
+    overwrites or conflicts instead of duplicating) and no update runs a script (``ctx._source.n
+    += 1`` applied twice is wrong)."""
+    expect_source = False
+    current = ""
+    for line in lines:
+        if expect_source:
+            expect_source = False
+            if current == "update" and isinstance(line, Mapping) and "script" in line:
+                return False
+            continue
+        if len(line) != 1:
+            continue
+        current, meta = next(iter(line.items()))
+        if current in ("index", "create", "update"):
+            expect_source = True
+            if current != "update" and (not isinstance(meta, Mapping) or "_id" not in meta):
+                return False
+    return True
 
 
 def refresh(

@@ -39,6 +39,15 @@ class Secret:
         raise TypeError("credentials are not picklable, so they cannot leak through pickles")
 
 
+def _check_secret_text(name: str, value: str) -> None:
+    if any(c in value for c in "\r\n\0"):
+        # Never echo the value: it is a credential.
+        raise ConfigError(
+            f"{name} contains a line break or NUL character (a trailing newline from a file?); "
+            "strip it"
+        )
+
+
 def authorization_header(
     *,
     basic_auth: str | Sequence[str] | None = None,
@@ -73,20 +82,24 @@ def authorization_header(
             user, password = pair
         if not user:
             raise ConfigError("basic_auth has an empty user name")
+        _check_secret_text("basic_auth", f"{user}:{password}")
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         return Secret(f"Basic {token}")
     if api_key is not None:
         if isinstance(api_key, str):
             if not api_key:
                 raise ConfigError("api_key is empty")
+            _check_secret_text("api_key", api_key)
             return Secret(f"ApiKey {api_key}")
         pair = list(api_key)
         if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
             raise ConfigError("api_key must be the encoded key string or an (id, key) pair")
+        _check_secret_text("api_key", f"{pair[0]}:{pair[1]}")
         token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode("ascii")
         return Secret(f"ApiKey {token}")
     if bearer_auth is not None:
         if not isinstance(bearer_auth, str) or not bearer_auth:
             raise ConfigError("bearer_auth must be a non-empty token string")
+        _check_secret_text("bearer_auth", bearer_auth)
         return Secret(f"Bearer {bearer_auth}")
     return None

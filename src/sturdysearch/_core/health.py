@@ -128,20 +128,15 @@ class NodeHealth:
 
     def pick(self, exclude: Sequence[NodeConfig] = ()) -> NodeConfig | None:
         """Next live node round-robin, avoiding ``exclude`` when another live node exists;
-        ``None`` when no node is alive."""
-        order = self._order
-        n = len(order)
-        start = next(self._counter)
-        fallback: NodeConfig | None = None
-        for offset in range(n):
-            node = order[(start + offset) % n]
-            if not self.states[node].alive:
-                continue
-            if node not in exclude:
-                return node
-            if fallback is None:
-                fallback = node
-        return fallback
+        ``None`` when no node is alive. Rotation is over the eligible nodes only, so skipping
+        one does not double the load of its neighbour."""
+        turn = next(self._counter)
+        states = self.states
+        eligible = [n for n in self._order if states[n].alive and n not in exclude]
+        if eligible:
+            return eligible[turn % len(eligible)]
+        live = [n for n in self._order if states[n].alive]
+        return live[turn % len(live)] if live else None
 
     def most_promising(self, exclude: Sequence[NodeConfig] = ()) -> NodeConfig:
         """The ejected node most likely to answer: fewest consecutive failures, then the

@@ -10,6 +10,7 @@ close-delimited bodies, 1xx interim heads, HEAD requests and bodiless statuses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 #: The response head may not exceed this many bytes (a server sending endless headers is broken).
@@ -17,6 +18,12 @@ MAX_HEAD_BYTES = 64 * 1024
 _CRLF = b"\r\n"
 _HEAD_END = b"\r\n\r\n"
 _NO_BODY_STATUSES = frozenset({204, 304})
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_METHOD = re.compile(r"[A-Z]{1,20}")
+#: Framing is the encoder's job; a caller's copy would desynchronize the stream (request
+#: smuggling), so these are refused in per-call headers.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection"})
 
 
 class ProtocolViolation(Exception):
@@ -89,6 +96,7 @@ class ResponseParser:
         "_head_request",
         "_mode",
         "_remaining",
+        "_scanned",
         "done",
         "head",
         "received",
@@ -102,6 +110,7 @@ class ResponseParser:
         self._mode = "head"  # head | length | chunk-size | chunk-data | chunk-crlf | trailer | eof
         self._remaining = 0
         self._chunk_left = 0
+        self._scanned = 0
         self.head: ResponseHead | None = None
         self.done = False
         self.reusable = False
@@ -150,11 +159,15 @@ class ResponseParser:
 
     def _parse_heads(self) -> None:
         while True:
-            end = self._buf.find(_HEAD_END)
-            if end < 0:
+            # Search only the new bytes (and 3 before them) so that a server sending its head
+            # a byte at a time costs linear, not quadratic, time.
+            end = self._buf.find(_HEAD_END, self._scanned)
+            if end < 0 or end > MAX_HEAD_BYTES:
                 if len(self._buf) > MAX_HEAD_BYTES:
                     raise ProtocolViolation(f"response head larger than {MAX_HEAD_BYTES} bytes")
+                self._scanned = max(0, len(self._buf) - 3)
                 return
+            self._scanned = 0
             head = parse_head(bytes(self._buf[:end]))
             rest = bytes(self._buf[end + 4 :])
             self._buf.clear()
@@ -172,7 +185,7 @@ class ResponseParser:
             return
         encoding = head.headers.get("transfer-encoding")
         if encoding is not None:
-            if encoding.lower().rsplit(",", 1)[-1].strip() != "chunked":
+            if encoding.strip().lower() != "chunked":
                 raise ProtocolViolation(f"unsupported transfer-encoding {encoding!r}")
             self._mode = "chunk-size"
             self._buf += rest
@@ -180,12 +193,9 @@ class ResponseParser:
             return
         length = head.headers.get("content-length")
         if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                raise ProtocolViolation(f"bad content-length {length!r}") from None
-            if n < 0:
+            if not _DIGITS.fullmatch(length):
                 raise ProtocolViolation(f"bad content-length {length!r}")
+            n = int(length)
             self._mode = "length"
             self._remaining = n
             self._take_length(rest)
@@ -215,12 +225,9 @@ class ResponseParser:
                     return
                 line = bytes(buf[:end]).split(b";", 1)[0].strip()
                 del buf[: end + 2]
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise ProtocolViolation(f"bad chunk size {line[:20]!r}") from None
-                if size < 0:
+                if not _HEX.fullmatch(line):
                     raise ProtocolViolation(f"bad chunk size {line[:20]!r}")
+                size = int(line, 16)
                 if size == 0:
                     self._mode = "trailer"
                 else:
@@ -264,7 +271,8 @@ class ResponseParser:
 
 def _check_header_text(text: str, what: str) -> None:
     if "\r" in text or "\n" in text or "\0" in text:
-        raise ValueError(f"{what} contains a line break or NUL: {text[:40]!r}")
+        # The value is not echoed: it may be a credential.
+        raise ValueError(f"{what} contains a line break or NUL")
 
 
 def encode_head_block(headers: Iterable[tuple[str, str]]) -> bytes:
@@ -289,7 +297,17 @@ def encode_request(
 ) -> bytes:
     """Serialize a request: request line, the node's fixed header block, per-call headers, the
     body framed by Content-Length."""
+    if not _METHOD.fullmatch(method):
+        raise ValueError(f"invalid HTTP method {method[:20]!r}")
     _check_header_text(target, "request target")
+    if " " in target or "\t" in target:
+        raise ValueError(f"request target contains white space: {target[:60]!r}")
+    if extra_headers:
+        for name in extra_headers:
+            if name.lower() in _FRAMING_HEADERS:
+                raise ValueError(
+                    f"header {name!r} is set by the client itself and cannot be overridden"
+                )
     parts = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), fixed_block]
     if extra_headers:
         parts.append(encode_head_block(extra_headers.items()))

@@ -72,8 +72,9 @@ def parse_node(value: object) -> ParsedNode:
         )
     text = value.strip()
     if "://" not in text:
+        shown = _redact("//" + text)[2:]
         raise ConfigError(
-            f"node {text!r} has no scheme: write 'https://{text}' (or 'http://{text}' for a "
+            f"node {shown!r} has no scheme: write 'https://{shown}' (or 'http://{shown}' for a "
             "cluster without TLS); the scheme is never guessed"
         )
     parts = urlsplit(text)
@@ -98,8 +99,10 @@ def parse_node(value: object) -> ParsedNode:
 
 
 def _redact(text: str) -> str:
-    """Drop the userinfo part of a URL so it can appear in an error message."""
-    scheme, sep, rest = text.partition("://")
-    if "@" in rest.split("/", 1)[0]:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+    """Drop the userinfo part of a URL so it can appear in an error message. The userinfo ends
+    at the *last* ``@`` of the authority: a password may contain ``@`` too."""
+    scheme, sep, rest = text.partition("//")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return scheme + sep + authority + slash + path

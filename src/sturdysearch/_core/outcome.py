@@ -95,11 +95,10 @@ def final_error(
     if isinstance(exc, TransportError):
         if history:
             exc.errors = tuple(history)
-        if (
-            not idempotent
-            and isinstance(exc, (ConnectionError, ReadTimeout, MalformedResponseError))
-            and not (isinstance(exc, ConnectionError) and not exc.request_sent)
-        ):
+        maybe_sent = isinstance(exc, (ReadTimeout, MalformedResponseError)) or (
+            isinstance(exc, (ConnectionError, DeadlineExceeded)) and exc.request_sent
+        )
+        if not idempotent and maybe_sent:
             exc.message = (
                 f"{exc.message}; the request may or may not have been applied by the server, and "
                 "it was not resent because it is not idempotent (give the document an id to make "

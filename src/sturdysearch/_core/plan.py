@@ -188,7 +188,8 @@ class CallPlan:
                 self.history.append(exc)
                 timeout = DeadlineExceeded(
                     f"the call's deadline of {self.deadline.budget:g} s passed after "
-                    f"{self.attempt} attempt(s); last error: {exc}"
+                    f"{self.attempt} attempt(s); last error: {exc}",
+                    request_sent=failure.sent,
                 )
                 timeout.__cause__ = exc
                 raise final_error(timeout, idempotent=spec.idempotent, history=self.history)

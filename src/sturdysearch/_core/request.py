@@ -77,6 +77,8 @@ def index_segment(index: str | Iterable[str]) -> str:
 
 def id_segment(doc_id: Any) -> str:
     """Encode a document id as one path segment (``/`` and ``?`` included)."""
+    if doc_id is None:
+        raise ValueError("id must not be None (omit it where the API allows no id)")
     text = str(doc_id)
     if not text:
         raise ValueError("a document id cannot be empty")

@@ -13,7 +13,7 @@ Theory of operation. A failure is classified by *whether the request may have re
 * TLS failures, 4xx other than 408/429, and anything past the deadline: never.
 
 The delay is exponential with full jitter (AWS architecture blog, "Exponential Backoff And
-Jitter"): ``uniform(0, min(cap, base * 2**attempt))``, raised to the server's ``Retry-After``
+Jitter"): ``uniform(0, min(cap, base * 2**(attempt - 1)))`` after attempt number ``attempt``, raised to the server's ``Retry-After``
 when it sent one. The driver supplies the random number and the remaining time, so this module
 stays deterministic under test.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sturdysearch._core.timeouts import check_seconds
 from sturdysearch.errors import ConfigError
 
 #: Statuses that mean "not now" rather than "no".
@@ -61,10 +62,16 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = RETRY_STATUSES
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or not 1 <= self.max_attempts <= 20:
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or not 1 <= self.max_attempts <= 20
+        ):
             raise ConfigError("max_attempts must be an integer from 1 to 20")
-        if not 0 < self.backoff_base <= self.backoff_cap:
-            raise ConfigError("need 0 < backoff_base <= backoff_cap")
+        check_seconds("backoff_base", self.backoff_base)
+        check_seconds("backoff_cap", self.backoff_cap)
+        if self.backoff_base > self.backoff_cap:
+            raise ConfigError("need backoff_base <= backoff_cap")
 
     def backoff(self, attempt: int, rand: float) -> float:
         """Full-jitter delay before attempt ``attempt + 1`` (``attempt`` counts from 1)."""

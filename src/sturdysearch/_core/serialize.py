@@ -18,24 +18,36 @@ import orjson
 from sturdysearch.errors import SerializationError
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-_SCALARS = (str, int, bool, type(None))
 #: Deeper nesting than this is treated as a cycle (orjson's own limit is 254).
 _MAX_DEPTH = 254
 
 
-def _find_problem(obj: Any, path: str, depth: int, seen: set[int]) -> tuple[str, str] | None:
-    """Return ``(path, reason)`` of the first value that must not be serialized, else ``None``."""
-    if isinstance(obj, _SCALARS):
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+def _find_problem(obj: Any, path: str, depth: int, seen: set[int]) -> tuple[str, str, str] | None:
+    """Return ``(path, reason, type name)`` of the first value that must not be serialized
+    (non-finite float, integer beyond 64 bits, reference cycle), else ``None``."""
+    if isinstance(obj, (str, bool, type(None))):
         return None
+    if isinstance(obj, int):
+        if _INT_MIN <= obj <= _INT_MAX:
+            return None
+        return (
+            path,
+            "integer outside the 64-bit range JSON parsers accept; send it as a string",
+            "int",
+        )
     if isinstance(obj, float):
         if math.isfinite(obj):
             return None
-        return path, f"{obj!r} is not valid JSON (orjson would silently write null)"
+        return path, f"{obj!r} is not valid JSON (orjson would silently write null)", "float"
     if depth > _MAX_DEPTH:
-        return path, "nesting too deep (a reference cycle?)"
+        return path, "nesting too deep (a reference cycle?)", type(obj).__name__
     if isinstance(obj, Mapping):
         if id(obj) in seen:
-            return path, "reference cycle"
+            return path, "reference cycle", type(obj).__name__
         seen.add(id(obj))
         for key, value in obj.items():
             found = _find_problem(value, f"{path}[{key!r}]", depth + 1, seen)
@@ -45,7 +57,7 @@ def _find_problem(obj: Any, path: str, depth: int, seen: set[int]) -> tuple[str,
         return None
     if isinstance(obj, (list, tuple)):
         if id(obj) in seen:
-            return path, "reference cycle"
+            return path, "reference cycle", type(obj).__name__
         seen.add(id(obj))
         for i, value in enumerate(obj):
             found = _find_problem(value, f"{path}[{i}]", depth + 1, seen)
@@ -54,12 +66,23 @@ def _find_problem(obj: Any, path: str, depth: int, seen: set[int]) -> tuple[str,
         seen.discard(id(obj))
         return None
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if id(obj) in seen:
+            return path, "reference cycle", type(obj).__name__
+        seen.add(id(obj))
         for field in dataclasses.fields(obj):
             found = _find_problem(getattr(obj, field.name), f"{path}.{field.name}", depth + 1, seen)
             if found:
                 return found
+        seen.discard(id(obj))
         return None
     return None
+
+
+def _default(obj: Any) -> Any:
+    """orjson's fallback: any ``Mapping`` (not only ``dict``) is an object."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError
 
 
 def _unsupported_path(obj: Any, path: str, depth: int = 0) -> tuple[str, str] | None:
@@ -80,8 +103,14 @@ def _unsupported_path(obj: Any, path: str, depth: int = 0) -> tuple[str, str] | 
             if found:
                 return found
         return None
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for field in dataclasses.fields(obj):
+            found = _unsupported_path(getattr(obj, field.name), f"{path}.{field.name}", depth + 1)
+            if found:
+                return found
+        return None
     try:
-        orjson.dumps(obj, option=_OPTIONS)
+        orjson.dumps(obj, default=_default, option=_OPTIONS)
     except TypeError:
         return path, type(obj).__name__
     return None
@@ -102,10 +131,12 @@ def dumps(obj: Any, *, what: str = "body") -> bytes:
         )
     problem = _find_problem(obj, what, 0, set())
     if problem:
-        path, reason = problem
-        raise SerializationError(f"cannot serialize {path}: {reason}", path=path, type_name="float")
+        path, reason, type_name = problem
+        raise SerializationError(
+            f"cannot serialize {path}: {reason}", path=path, type_name=type_name
+        )
     try:
-        return orjson.dumps(obj, option=_OPTIONS)
+        return orjson.dumps(obj, default=_default, option=_OPTIONS)
     except TypeError as exc:
         found = _unsupported_path(obj, what)
         if found:

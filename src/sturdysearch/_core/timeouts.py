@@ -41,7 +41,10 @@ def check_seconds(name: str, value: object, *, maximum: float | None = None) -> 
         )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ConfigError(f"{name} is too large to be a number of seconds") from None
     if math.isnan(seconds) or math.isinf(seconds):
         raise ConfigError(f"{name}={value!r} is not a finite number of seconds")
     if seconds <= 0:

@@ -121,7 +121,9 @@ class Connection:
                 remaining = deadline.at - now
                 if remaining <= 0:
                     raise DeadlineExceeded(
-                        "the call's deadline passed while reading the response", node=self.node
+                        "the call's deadline passed while reading the response",
+                        node=self.node,
+                        request_sent=True,
                     )
                 quiet_left = read_timeout - (now - silent_since)
                 limit = quiet_left if quiet_left < remaining else remaining
@@ -145,6 +147,7 @@ class Connection:
                         raise DeadlineExceeded(
                             "the call's deadline passed while reading the response",
                             node=self.node,
+                            request_sent=True,
                         ) from None
                     what = "response head" if parser.head is None else "rest of the response"
                     raise ReadTimeout(

@@ -128,22 +128,12 @@ def test_errors_redact_credentials(text: str) -> None:
     assert "***@" in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: nodes._redact splits userinfo at the first '@', so a password containing '@' "
-    "leaks its tail: 'http://elastic:hunter@2secret@host:99999' -> \"'http://***@2secret@host...\"",
-    strict=True,
-)
 def test_redaction_with_at_sign_in_password() -> None:
     with pytest.raises(ConfigError) as info:
         parse_node("http://elastic:hunter@2secret@host:99999")
     assert "2secret" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a scheme-less node with credentials is echoed whole in the error "
-    "('elastic:changeme@localhost:9200' -> message contains 'changeme')",
-    strict=True,
-)
 def test_schemeless_error_redacts_credentials() -> None:
     with pytest.raises(ConfigError) as info:
         parse_node("elastic:changeme@localhost:9200")

@@ -48,11 +48,6 @@ def test_empty_id_refused() -> None:
         id_segment("")
 
 
-@pytest.mark.xfail(
-    reason="BUG: id_segment(None) returns 'None', so get/delete/create(index='i', id=None) "
-    "silently address the document with id 'None' (path /i/_doc/None)",
-    strict=True,
-)
 def test_none_id_refused() -> None:
     with pytest.raises(ValueError):
         id_segment(None)

@@ -60,11 +60,6 @@ def test_bad_fingerprint(value: str) -> None:
     assert "openssl x509" in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the output of the openssl command the error message recommends "
-    "('sha256 Fingerprint=AB:CD:...' / 'SHA256 Fingerprint=...') is refused when pasted as is",
-    strict=True,
-)
 @pytest.mark.parametrize("prefix", ["sha256 Fingerprint=", "SHA256 Fingerprint="])
 def test_openssl_output_accepted(prefix: str) -> None:
     assert normalize_fingerprint(prefix + COLONS) == HEX
