@@ -11,7 +11,7 @@ from sturdysearch._core.events import Event
 from sturdysearch._core.responses import Response, ResponseMeta
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.timeouts import Timeouts
-from sturdysearch.client import Client, IndicesClient
+from sturdysearch._sync.client import Client, IndicesClient
 
 __version__ = "0.1.0"
 

@@ -62,6 +62,12 @@ class HealthConfig:
         return float(ceiling * (0.5 + 0.5 * rand))
 
 
+def probe_answer_ok(status: int) -> bool:
+    """Whether a probe's answer shows a serving node. 401/403 count as alive: the node answered,
+    the credentials are just not allowed on ``/``."""
+    return status < 300 or status in (401, 403)
+
+
 class NodeState:
     """Mutable facts about one node, for the selector and for operators."""
 

@@ -94,3 +94,30 @@ def parse_nodes_http(
         if node not in nodes:
             nodes.append(node)
     return nodes, skipped
+
+
+def adopt(
+    found: list[NodeConfig], reachable: list[NodeConfig], current: tuple[NodeConfig, ...]
+) -> tuple[list[NodeConfig] | None, str | None]:
+    """Decide what a sniff changes: ``(new node list or None to keep the current one, warning)``.
+
+    None of the discovered addresses answering from here is the publish_address trap (nodes
+    behind Docker or Kubernetes NAT publish addresses only reachable inside): the current nodes
+    stay, with a warning that says so.
+    """
+    if not found:
+        return None, "sniffing found no HTTP node; keeping the current nodes"
+    if not reachable:
+        return None, (
+            f"sniffing found {', '.join(n.url for n in found)}, but none answers from here "
+            "(publish_address not reachable from this client, e.g. behind Docker or Kubernetes "
+            f"NAT); keeping {', '.join(n.url for n in current)}. Turn sniffing off for this setup."
+        )
+    unreachable = [n for n in found if n not in reachable]
+    warning = None
+    if unreachable:
+        warning = (
+            f"sniffing: {', '.join(n.url for n in unreachable)} do not answer from here and are "
+            "left out"
+        )
+    return reachable, warning

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sturdysearch._core.budget import RetryBudget
 from sturdysearch._core.config import USER_AGENT, ClientConfig
 from sturdysearch._core.events import Tracer
-from sturdysearch._core.health import NodeHealth
+from sturdysearch._core.health import NodeHealth, probe_answer_ok
 from sturdysearch._core.http1 import encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import build_response
@@ -28,7 +28,7 @@ from sturdysearch._core.plan import CallPlan, ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._core.sniff import SniffError, parse_nodes_http
+from sturdysearch._core.sniff import SniffError, adopt, parse_nodes_http
 from sturdysearch._core.timeouts import Deadline, call_budget
 from sturdysearch._sync.connection import Connection
 from sturdysearch._sync.pool import NodePool
@@ -434,8 +434,7 @@ class Transport:
             return f"no answer within {budget:.3g} s"
         except SturdySearchError as exc:
             return f"{type(exc).__name__}: {exc}"
-        if head.status >= 300 and head.status != 401 and head.status != 403:
-            # 401/403: alive, the credentials are just not allowed on "/".
+        if not probe_answer_ok(head.status):
             return f"status {head.status}"
         return None
 
@@ -532,38 +531,23 @@ class Transport:
             return list(self.health.nodes)
         for note in skipped:
             logger.debug("sniffing skipped %s", note)
-        if not found:
-            logger.warning("sniffing found no HTTP node; keeping the current nodes")
-            return list(self.health.nodes)
         reachable: list[NodeConfig] = []
-        unreachable: list[NodeConfig] = []
         for node in found:
             if node not in self.pools:
                 with self._lock:
                     self._add_node(node)
-            if node in self.health.states and self.health.states[node].alive:
+            state = self.health.states.get(node)
+            if (state is not None and state.alive) or self._probe(node) is None:
                 reachable.append(node)
-                continue
-            error = self._probe(node)
-            (reachable if error is None else unreachable).append(node)
-        if not reachable:
-            logger.warning(
-                "sniffing found %s, but none answers from here (publish_address not reachable "
-                "from this client, e.g. behind Docker or Kubernetes NAT); keeping %s. Turn "
-                "sniffing off for this setup.",
-                ", ".join(n.url for n in found),
-                ", ".join(n.url for n in self.health.nodes),
-            )
+        adopted, warning = adopt(found, reachable, self.health.nodes)
+        if warning:
+            logger.warning("%s", warning)
+        if adopted is None:
             self._drop_pools_not_in(self.health.nodes)
             return list(self.health.nodes)
-        if unreachable:
-            logger.warning(
-                "sniffing: %s do not answer from here and are left out",
-                ", ".join(n.url for n in unreachable),
-            )
         with self._lock:
-            added, removed = self.health.replace_nodes(reachable)
-        self._drop_pools_not_in(reachable)
+            added, removed = self.health.replace_nodes(adopted)
+        self._drop_pools_not_in(adopted)
         if self.tracer.active and (added or removed):
             self.tracer.emit(
                 "nodes.sniffed",

@@ -1,4 +1,10 @@
-"""The blocking client."""
+"""The client API, written once for asyncio.
+
+``scripts/unasync.py`` generates the blocking twin, ``sturdysearch/_sync/client.py``, from this
+file (``async``/``await`` dropped, ``Async`` names turned into their sync ones); a unit test fails
+when the two drift. Each method is one line over a pure request builder in
+``sturdysearch._core.api``, so that nothing but waiting differs between the two.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +20,10 @@ from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._sync.transport import Transport
+from sturdysearch._async.transport import AsyncTransport
 
 
-class Client:
+class AsyncClient:
     """A client for one Elasticsearch or OpenSearch cluster. Create one per cluster and share it
     across threads; close it (or use ``with``) when done.
 
@@ -44,36 +50,36 @@ class Client:
     ) -> None:
         self.config: ClientConfig = build_config(hosts, **options)
         self.tracer = Tracer()
-        self._transport = Transport(self.config, retry=retry, tracer=self.tracer)
-        self.indices = IndicesClient(self)
+        self._transport = AsyncTransport(self.config, retry=retry, tracer=self.tracer)
+        self.indices = AsyncIndicesClient(self)
 
     def __repr__(self) -> str:
-        return f"Client({[n.url for n in self.config.nodes]!r})"
+        return f"AsyncClient({[n.url for n in self.config.nodes]!r})"
 
-    def __enter__(self) -> Client:
+    async def __aenter__(self) -> AsyncClient:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        await self.close()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close every pooled connection; later calls raise ``TransportError``."""
-        self._transport.close()
+        await self._transport.close()
 
     def nodes_status(self) -> list[dict[str, Any]]:
         """For operators: per node its state (alive / ejected / probing), consecutive failures,
         last probe, in-flight calls and pool use."""
         return self._transport.nodes_status()
 
-    def sniff(self) -> list[str]:
+    async def sniff(self) -> list[str]:
         """Discover the cluster's nodes now (see ``sniff_on_start``); returns the node URLs in
         use afterwards. Unreachable discoveries are ignored with a warning."""
-        return [n.url for n in self._transport.sniff()]
+        return [n.url for n in await self._transport.sniff()]
 
     @property
     def retry_budget(self) -> dict[str, float]:
@@ -94,7 +100,7 @@ class Client:
 
     # -- generic ---------------------------------------------------------------------------
 
-    def request(
+    async def request(
         self,
         method: str,
         path: str,
@@ -114,7 +120,7 @@ class Client:
         default (GET/HEAD/PUT/DELETE are) and decides whether the call may be resent after it may
         have reached the server. ``ignore=(404,)`` returns those statuses instead of raising.
         ``long_running=True`` allows deadlines beyond 300 s for admin calls."""
-        return self._transport.perform(
+        return await self._transport.perform(
             api.request(
                 method,
                 path,
@@ -130,57 +136,59 @@ class Client:
             )
         )
 
-    def perform(self, spec: RequestSpec) -> Response:
+    async def perform(self, spec: RequestSpec) -> Response:
         """Run a prepared :class:`RequestSpec` (the API layer's building block)."""
-        return self._transport.perform(spec)
+        return await self._transport.perform(spec)
 
     # -- cluster ---------------------------------------------------------------------------
 
-    def info(self, *, timeout: float | None = None) -> ServerInfo:
+    async def info(self, *, timeout: float | None = None) -> ServerInfo:
         """Flavor, version and cluster name of the server."""
-        response = self._transport.perform(api.info(timeout=timeout))
+        response = await self._transport.perform(api.info(timeout=timeout))
         return parse_server_info(response.body, response.meta.node)
 
-    def ping(self, *, timeout: float | None = None) -> bool:
+    async def ping(self, *, timeout: float | None = None) -> bool:
         """True if a node answers ``HEAD /`` with 200. Transport failures still raise."""
-        return bool(self._transport.perform(api.ping(timeout=timeout)).body)
+        response = await self._transport.perform(api.ping(timeout=timeout))
+        return bool(response.body)
 
     # -- documents -------------------------------------------------------------------------
 
-    def index(self, **kwargs: Any) -> Response:
+    async def index(self, **kwargs: Any) -> Response:
         """``index(index=, document=, id=None, refresh=None, op_type=None, if_seq_no=None,
         if_primary_term=None, routing=None, pipeline=None, params=None, timeout=None)``."""
-        return self._transport.perform(api.index(**kwargs))
+        return await self._transport.perform(api.index(**kwargs))
 
-    def create(self, **kwargs: Any) -> Response:
+    async def create(self, **kwargs: Any) -> Response:
         """``create(index=, id=, document=, refresh=None, ...)``: raises ``ConflictError`` if
         the id exists."""
-        return self._transport.perform(api.create(**kwargs))
+        return await self._transport.perform(api.create(**kwargs))
 
-    def get(self, **kwargs: Any) -> Response:
+    async def get(self, **kwargs: Any) -> Response:
         """``get(index=, id=, source=None, routing=None, realtime=None, ...)``: raises
         ``NotFoundError`` for a missing document (or pass ``ignore=404``)."""
-        return self._transport.perform(api.get(**kwargs))
+        return await self._transport.perform(api.get(**kwargs))
 
-    def exists(self, **kwargs: Any) -> bool:
+    async def exists(self, **kwargs: Any) -> bool:
         """``exists(index=, id=)``: whether the document exists."""
-        return bool(self._transport.perform(api.exists(**kwargs)).body)
+        response = await self._transport.perform(api.exists(**kwargs))
+        return bool(response.body)
 
-    def delete(self, **kwargs: Any) -> Response:
+    async def delete(self, **kwargs: Any) -> Response:
         """``delete(index=, id=, refresh=None, if_seq_no=None, if_primary_term=None, ...)``."""
-        return self._transport.perform(api.delete(**kwargs))
+        return await self._transport.perform(api.delete(**kwargs))
 
-    def search(self, **kwargs: Any) -> Response:
+    async def search(self, **kwargs: Any) -> Response:
         """``search(index=None, body=None, query=None, size=None, from_=None, sort=None,
         aggs=None, source=None, search_after=None, track_total_hits=None, params=None,
         timeout=None)``."""
-        return self._transport.perform(api.search(**kwargs))
+        return await self._transport.perform(api.search(**kwargs))
 
-    def count(self, **kwargs: Any) -> Response:
+    async def count(self, **kwargs: Any) -> Response:
         """``count(index=None, body=None, query=None, params=None, timeout=None)``."""
-        return self._transport.perform(api.count(**kwargs))
+        return await self._transport.perform(api.count(**kwargs))
 
-    def bulk(
+    async def bulk(
         self,
         *,
         operations: Iterable[Mapping[str, Any]],
@@ -191,31 +199,32 @@ class Client:
     ) -> Response:
         """A raw ``_bulk`` call. Its answer may be HTTP 200 with ``errors: true``: check the
         items, or use :class:`BulkIndexer`, which accounts for every document."""
-        return self._transport.perform(
+        return await self._transport.perform(
             api.bulk(
                 operations=operations, index=index, refresh=refresh, params=params, timeout=timeout
             )
         )
 
 
-class IndicesClient:
+class AsyncIndicesClient:
     """``client.indices``: index-level calls."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    def create(self, **kwargs: Any) -> Response:
+    async def create(self, **kwargs: Any) -> Response:
         """``create(index=, mappings=None, settings=None, aliases=None, body=None, ...)``."""
-        return self._client.perform(api.indices_create(**kwargs))
+        return await self._client.perform(api.indices_create(**kwargs))
 
-    def delete(self, **kwargs: Any) -> Response:
+    async def delete(self, **kwargs: Any) -> Response:
         """``delete(index=, ignore=())``."""
-        return self._client.perform(api.indices_delete(**kwargs))
+        return await self._client.perform(api.indices_delete(**kwargs))
 
-    def exists(self, **kwargs: Any) -> bool:
+    async def exists(self, **kwargs: Any) -> bool:
         """``exists(index=)``."""
-        return bool(self._client.perform(api.indices_exists(**kwargs)).body)
+        response = await self._client.perform(api.indices_exists(**kwargs))
+        return bool(response.body)
 
-    def refresh(self, **kwargs: Any) -> Response:
+    async def refresh(self, **kwargs: Any) -> Response:
         """``refresh(index=None)``."""
-        return self._client.perform(api.refresh(**kwargs))
+        return await self._client.perform(api.refresh(**kwargs))
