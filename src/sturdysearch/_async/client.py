@@ -12,6 +12,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from sturdysearch._async.transport import AsyncTransport
+
 from sturdysearch._core import api
 from sturdysearch._core.config import ClientConfig, build_config
 from sturdysearch._core.dialect import ServerInfo, parse_server_info
@@ -20,7 +22,6 @@ from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._async.transport import AsyncTransport
 
 
 class AsyncClient:

@@ -14,6 +14,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from sturdysearch._sync.transport import Transport
+
 from sturdysearch._core import api
 from sturdysearch._core.config import ClientConfig, build_config
 from sturdysearch._core.dialect import ServerInfo, parse_server_info
@@ -22,7 +24,6 @@ from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._sync.transport import Transport
 
 
 class Client:
