@@ -1,6 +1,7 @@
 """Runs the benchmarks and prints their tables: what `make bench` calls.
 
-    python bench/run.py [--calls N] [--rounds R] [--warmup W] [--pin] [--json FILE|-]
+    python bench/run.py [--calls N] [--rounds R] [--warmup W] [--pin same|split|none]
+                         [--json FILE|-]
 
 Benchmarks (each compares sturdysearch against its peers within the same run):
 
@@ -31,9 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=20_000, help="timed calls per round (20000)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds per contender (5)")
     ap.add_argument("--warmup", type=int, default=1_000, help="checked warm-up calls (1000)")
-    ap.add_argument("--pin", action="store_true", help="pin nginx and the client to two CPUs")
+    ap.add_argument(
+        "--pin",
+        choices=seq_search.PIN_MODES,
+        default="same",
+        help="CPU placement of client and nginx (same: one shared CPU; see seq_search.py)",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-': stdout)")
     args = ap.parse_args(argv)
+    seq_search.exit_on_sigterm()
 
     print(
         f"sturdysearch benchmarks: Python {platform.python_version()} on {platform.machine()}, "
