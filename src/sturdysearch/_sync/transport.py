@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from sturdysearch._core.budget import RetryBudget
-from sturdysearch._core.config import USER_AGENT, ClientConfig
+from sturdysearch._core.config import ClientConfig
+from sturdysearch._core.driver import COMPRESS_MIN, TransportBase
 from sturdysearch._core.events import Tracer
-from sturdysearch._core.health import NodeHealth, probe_answer_ok
+from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.http1 import encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import build_response
@@ -37,9 +37,6 @@ from sturdysearch.tls import build_ssl_context
 
 logger = logging.getLogger("sturdysearch")
 _monotonic = time.monotonic
-
-#: Bodies smaller than this are not worth compressing.
-_COMPRESS_MIN = 1024
 
 
 class _Race:
@@ -66,7 +63,7 @@ class _Race:
         return True
 
 
-class Transport:
+class Transport(TransportBase):
     """Owns the pools, the node health and the retry budget, and runs calls. Thread-safe."""
 
     def __init__(
@@ -76,26 +73,14 @@ class Transport:
         retry: RetryPolicy | None = None,
         tracer: Tracer | None = None,
     ) -> None:
-        self.config = config
-        self.retry = retry or RetryPolicy()
-        self.tracer = tracer or Tracer()
-        self.health = NodeHealth(config.nodes, config.health)
-        self.budget = RetryBudget(config.budget)
+        super().__init__(config, retry=retry, tracer=tracer)
         self._lock = threading.Lock()
         needs_tls = any(node.is_tls for node in config.nodes)
         self._ssl_context = build_ssl_context(config.tls) if needs_tls else None
-        if needs_tls and config.tls.dangerously_skip_tls_verify:
-            logger.warning(
-                "TLS certificate verification is OFF (dangerously_skip_tls_verify=True): anyone "
-                "on the network path between this process and %s can read and alter the traffic, "
-                "credentials included",
-                ", ".join(n.url for n in config.nodes if n.is_tls),
-            )
         self.pools: dict[NodeConfig, NodePool] = {}
         self._fixed_heads: dict[NodeConfig, bytes] = {}
         for node in config.nodes:
             self._add_node(node)
-        self._closed = False
         self._wake = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
         self._worker_pid = 0
@@ -111,34 +96,16 @@ class Transport:
         self.pools[node] = NodePool(
             node, self.config.pool, self.config.tls, self._ssl_context, self.config.timeouts.connect
         )
-        headers = [
-            ("host", node.host_header),
-            ("user-agent", USER_AGENT),
-            ("accept", "application/json"),
-        ]
-        if self.config.http_compress:
-            headers.append(("accept-encoding", "gzip"))
-        if self.config.authorization is not None:
-            headers.append(("authorization", self.config.authorization.reveal()))
-        headers.extend(self.config.headers)
-        self._fixed_heads[node] = encode_head_block(headers)
+        self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
 
     def nodes_status(self) -> list[dict[str, object]]:
         """Per node: state, failures, last probe, in-flight calls and pool use."""
-        now = _monotonic()
         with self._lock:
-            rows = self.health.snapshot(now)
-            pools = dict(self.pools)
-        for row, node in zip(rows, self.health.nodes, strict=True):
-            pool = pools.get(node)
-            if pool is not None:
-                row["pool"] = {
-                    "open": pool.open_connections,
-                    "idle": pool.idle_connections,
-                    "in_use": pool.in_use,
-                    "max": self.config.pool.connections_per_node,
-                }
-        return list(rows)
+            pools = {
+                node: {"open": p.open_connections, "idle": p.idle_connections, "in_use": p.in_use}
+                for node, p in self.pools.items()
+            }
+            return list(self.status_rows(_monotonic(), pools))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -169,7 +136,7 @@ class Transport:
         extra = dict(spec.headers) if spec.headers else {}
         if body is not None:
             extra.setdefault("content-type", spec.content_type)
-            if self.config.http_compress and len(body) >= _COMPRESS_MIN:
+            if self.config.http_compress and len(body) >= COMPRESS_MIN:
                 body = gzip.compress(body, compresslevel=1)
                 extra["content-encoding"] = "gzip"
         plan = CallPlan(
@@ -207,8 +174,9 @@ class Transport:
                     response = self._attempt(spec, node, body, extra, deadline, read_timeout)
             except SturdySearchError as exc:
                 now = _monotonic()
-                self._emit_attempt(
-                    spec,
+                self.emit_attempt(
+                    spec.method,
+                    spec.path,
                     node,
                     plan.attempt,
                     type(exc).__name__,
@@ -222,10 +190,15 @@ class Transport:
                     time.sleep(delay)
                 continue
             plan.succeeded(node)
-            if self.tracer.active:
-                self._emit_attempt(
-                    spec, node, plan.attempt, "ok", response.meta.status, response.meta.duration
-                )
+            self.emit_attempt(
+                spec.method,
+                spec.path,
+                node,
+                plan.attempt,
+                "ok",
+                response.meta.status,
+                response.meta.duration,
+            )
             return response
 
     def _await_probe(self, node: NodeConfig, deadline: Deadline) -> None:
@@ -239,27 +212,6 @@ class Transport:
                 if remaining <= 0:
                     return
                 self._wake.wait(remaining)
-
-    def _emit_attempt(
-        self,
-        spec: RequestSpec,
-        node: NodeConfig,
-        attempt: int,
-        outcome: str,
-        status: int | None,
-        duration: float,
-    ) -> None:
-        if self.tracer.active:
-            self.tracer.emit(
-                "request.attempt",
-                node=node.url,
-                method=spec.method,
-                path=spec.path,
-                attempt=attempt,
-                outcome=outcome,
-                status=status,
-                duration=duration,
-            )
 
     def _attempt(
         self,
