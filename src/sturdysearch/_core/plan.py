@@ -88,7 +88,7 @@ class CallPlan:
     ) -> None:
         self.spec = spec
         self.deadline = deadline
-        self._retry = retry
+        self._retry = spec.retry if spec.retry is not None else retry
         self._budget = budget
         self._health = health
         self._guard = guard

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from sturdysearch._core.retry import RetryPolicy
+
 _PATH_SAFE_INDEX = ",*"
 
 #: Methods whose effect does not depend on how many times they arrive (RFC 9110 section 9.2.2).
@@ -32,6 +34,9 @@ class RequestSpec:
     timeout: float | None = None
     long_running: bool = False
     content_type: str = "application/json"
+    retry: RetryPolicy | None = None
+    """This call's retry policy instead of the client's; a caller that owns retries itself
+    (the bulk indexer re-queues failed items) passes ``RetryPolicy(max_attempts=1)``."""
 
     @property
     def target(self) -> str:
