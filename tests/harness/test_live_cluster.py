@@ -167,11 +167,14 @@ def test_nodes_die_with_the_process_that_started_them(server_spec: ServerSpec, h
         [sys.executable, "-c", _CHILD, str(server_spec)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert parent.stdout is not None
-    pgid_text, pid_text, workdir_text = parent.stdout.readline().split()
-    pgid, pid, workdir = int(pgid_text), int(pid_text), Path(workdir_text)
+    pgid = pid = 0
+    workdir: Path | None = None
     try:
+        pgid_text, pid_text, workdir_text = parent.stdout.readline().split()
+        pgid, pid, workdir = int(pgid_text), int(pid_text), Path(workdir_text)
         assert processes.pid_alive(pid)
         parent.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGTERM)
         parent.wait(timeout=60)
@@ -181,9 +184,12 @@ def test_nodes_die_with_the_process_that_started_them(server_spec: ServerSpec, h
             assert parent.returncode == -signal.SIGTERM
             assert not workdir.exists()  # cleaned up by the handler, not just killed
     finally:
-        if processes.processes_in_group(pgid):
+        parent.kill()
+        parent.wait()
+        if pgid and processes.processes_in_group(pgid):
             processes.signal_group(pgid, signal.SIGKILL)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_cli_cluster_outlives_the_command(

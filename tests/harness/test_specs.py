@@ -66,7 +66,8 @@ def test_parse_list_skips_blanks_and_duplicates() -> None:
         ("opensearch:2.19.6", "cluster.initial_cluster_manager_nodes", 11, 21),
         ("opensearch:3.8.0", "cluster.initial_cluster_manager_nodes", 21, None),
         ("elasticsearch:7.17.29", "cluster.initial_master_nodes", 11, 17),
-        ("elasticsearch:8.19.21", "cluster.initial_master_nodes", 17, 21),
+        ("elasticsearch:8.17.10", "cluster.initial_master_nodes", 17, 21),
+        ("elasticsearch:8.19.21", "cluster.initial_master_nodes", 17, None),
         ("elasticsearch:9.5.4", "cluster.initial_master_nodes", 21, None),
     ],
 )

@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sturdysearch.testing import processes
+from sturdysearch.testing import logs, processes, workdirs
 from sturdysearch.testing.distributions import DistributionCache, install_distribution
 from sturdysearch.testing.errors import ClusterError, ClusterStartError, ClusterStateError
 from sturdysearch.testing.flavors import ServerProfile, profile_for
@@ -148,18 +147,12 @@ class LocalNode:
         return None if self._popen is None else self._popen.poll()
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        """The last lines of stdout/stderr and of the server's main log, for error reports."""
-        sections = []
-        candidates = [self.log_path, *sorted(self.logs_dir.glob("*.log"))]
-        for path in candidates:
-            if path.name.endswith(("_deprecation.log", "_index_search_slowlog.log")):
-                continue
-            if "slowlog" in path.name or "audit" in path.name:
-                continue
-            tail = _tail(path, lines)
-            if tail:
-                sections.append(f"--- {self.name}: {path} (last {lines} lines) ---\n{tail}")
-        return "\n".join(sections) or f"--- {self.name}: no log output ---"
+        """Recent stdout/stderr (which carries the server's console log), for error reports."""
+        summary = logs.summarize(logs.read_tail_text(self.log_path), lines)
+        return (
+            f"--- {self.name}: {self.log_path} (server logs in {self.logs_dir}) ---\n"
+            f"{summary or '(no output)'}"
+        )
 
     def __repr__(self) -> str:
         return f"LocalNode({self.name!r}, url={self.url!r}, running={self.is_running()})"
@@ -434,7 +427,10 @@ class LocalCluster:
         self._has_security_module = (
             self._distribution_home / "modules" / "x-pack-security"
         ).is_dir()
-        self._workdir = _make_workdir(self.spec, self._user)
+        removed = workdirs.sweep_stale_workdirs(workdirs.workdir_base(self._user))
+        if removed:
+            log.info("removed %d stale working directories", len(removed))
+        self._workdir = workdirs.make_workdir(self.spec, self._user)
         ports = allocate_ports(2 * self.node_count)
         addresses = [
             NodeAddress(f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.node_count)
@@ -580,25 +576,6 @@ def _install_root(root: Path, user: NodeUser) -> Path:
     if user.is_current or traversable_by(preferred, user.uid, user.gid):
         return preferred
     return SYSTEM_CACHE_DIR / "installs"
-
-
-def _make_workdir(spec: ServerSpec, user: NodeUser) -> Path:
-    base = Path(tempfile.gettempdir())
-    if not user.is_current and not traversable_by(base, user.uid, user.gid):
-        base = Path("/tmp")
-    return Path(tempfile.mkdtemp(prefix=f"sturdysearch-{spec.id}-", dir=base))
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
 
 
 def _short(body: object, limit: int = 300) -> str:

@@ -76,6 +76,10 @@ def profile_for(spec: ServerSpec) -> ServerProfile:
     java = _ELASTICSEARCH_JAVA.get(spec.major)
     if java is None:
         raise _unsupported(spec, _ELASTICSEARCH_JAVA)
+    if spec.version_tuple[:2] >= (8, 18) and spec.major == 8:
+        # 8.18 replaced the SecurityManager with entitlements, so newer JDKs work (8.19.21 was
+        # tried on Java 25); 17 stays preferred.
+        java = JavaRequirement(minimum=17, maximum=None, preferred=17)
     return ServerProfile(
         spec=spec,
         script="bin/elasticsearch",
