@@ -1,16 +1,113 @@
 """Fixtures for the client's integration tests: a real node (from the harness), a fault proxy
-in front of it, and a fresh index per test."""
+in front of it, a fresh index per test, and ``make_client`` / ``any_client``, which give the
+same behavioural test the blocking ``Client`` and the ``AsyncClient`` in turn.
+
+The async client runs on an event loop in a background thread, driven through a thin blocking
+facade; the loop's exception handler records what asyncio reports about leaks ("Unclosed
+connection", "Unclosed client session", "Task was destroyed but it is pending"), and every async
+test fails if anything was recorded.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import inspect
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
 
-from sturdysearch import Client
+from sturdysearch import AsyncClient, Client
 from sturdysearch.testing.proxy import FaultProxy
+
+
+class LoopThread:
+    """An event loop running in a daemon thread, for driving async code from sync tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.problems: list[str] = []
+        self.loop.set_exception_handler(self._record)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def _record(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.problems.append(str(context.get("message")))
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+class Blocking:
+    """Calls an async object's coroutine methods and waits for them: ``Blocking(c).search()``
+    runs ``await c.search()`` on the loop thread."""
+
+    def __init__(self, target: Any, runner: LoopThread) -> None:
+        self._target = target
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if inspect.iscoroutinefunction(attr):
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return self._runner.run(attr(*args, **kwargs))
+
+            return call
+        if hasattr(attr, "_client") and not callable(attr):  # a namespace such as .indices
+            return Blocking(attr, self._runner)
+        return attr
+
+    def __repr__(self) -> str:
+        return repr(self._target)
+
+    def __enter__(self) -> Blocking:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._runner.run(self._target.close())
+
+
+MakeClient = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def client_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def make_client(client_kind: str, loop_thread: LoopThread) -> Iterator[MakeClient]:
+    """``make_client(hosts, **options)``: a ``Client``, or an ``AsyncClient`` behind a blocking
+    facade, with the same options."""
+    if client_kind == "sync":
+        yield Client
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> Blocking:
+        return Blocking(AsyncClient(*args, **kwargs), loop_thread)
+
+    before = len(loop_thread.problems)
+    yield factory
+    gc.collect()
+    loop_thread.run(asyncio.sleep(0))
+    assert loop_thread.problems[before:] == [], "asyncio reported leaks"
 
 
 @pytest.fixture
@@ -21,7 +118,15 @@ def node_url(search_cluster: Any) -> str:
 
 @pytest.fixture
 def client(node_url: str) -> Iterator[Client]:
+    """A blocking client for setting up and checking (not parametrized)."""
     with Client([node_url]) as c:
+        yield c
+
+
+@pytest.fixture
+def any_client(make_client: MakeClient, node_url: str) -> Iterator[Any]:
+    """The client under test, blocking and async in turn."""
+    with make_client([node_url]) as c:
         yield c
 
 

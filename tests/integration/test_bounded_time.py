@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,9 @@ from sturdysearch.errors import (
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
 
+MakeClient = Callable[..., Any]
+
+
 EPSILON = 0.3
 
 
@@ -32,9 +36,9 @@ def timed_call(client: Client, **kwargs: object) -> tuple[float, BaseException |
     return time.monotonic() - start, None
 
 
-def test_blackhole_is_cut_by_the_read_timeout(proxy: FaultProxy) -> None:
+def test_blackhole_is_cut_by_the_read_timeout(make_client: MakeClient, proxy: FaultProxy) -> None:
     proxy.set_fault(Fault.blackhole())
-    with Client([proxy.url], read_timeout=0.5, probe_timeout=0.3, timeout=5) as client:
+    with make_client([proxy.url], read_timeout=0.5, probe_timeout=0.3, timeout=5) as client:
         elapsed, exc = timed_call(client)
     # The read timeout ends the attempt and ejects the only node; the retry must first probe
     # it, and the probe (bounded by probe_timeout) gets no answer either.
@@ -43,35 +47,39 @@ def test_blackhole_is_cut_by_the_read_timeout(proxy: FaultProxy) -> None:
     assert 0.8 <= elapsed < 0.5 + 0.3 + EPSILON
 
 
-def test_blackhole_is_cut_by_the_deadline(proxy: FaultProxy) -> None:
+def test_blackhole_is_cut_by_the_deadline(make_client: MakeClient, proxy: FaultProxy) -> None:
     proxy.set_fault(Fault.blackhole())
-    with Client([proxy.url], read_timeout=10, timeout=1.0) as client:
+    with make_client([proxy.url], read_timeout=10, timeout=1.0) as client:
         elapsed, exc = timed_call(client)
     assert isinstance(exc, DeadlineExceeded), exc
     assert 1.0 <= elapsed < 1.0 + EPSILON
 
 
-def test_per_call_timeout_overrides_the_client_deadline(proxy: FaultProxy) -> None:
+def test_per_call_timeout_overrides_the_client_deadline(
+    make_client: MakeClient, proxy: FaultProxy
+) -> None:
     proxy.set_fault(Fault.blackhole())
-    with Client([proxy.url], read_timeout=10, timeout=30) as client:
+    with make_client([proxy.url], read_timeout=10, timeout=30) as client:
         elapsed, exc = timed_call(client, timeout=0.7)
     assert isinstance(exc, DeadlineExceeded), exc
     assert 0.7 <= elapsed < 0.7 + EPSILON
 
 
-def test_dripping_server_is_cut_by_the_deadline(proxy: FaultProxy) -> None:
+def test_dripping_server_is_cut_by_the_deadline(make_client: MakeClient, proxy: FaultProxy) -> None:
     # One byte every 0.2 s: every socket read succeeds well within the read timeout, so only an
     # overall deadline can stop this call (elasticsearch-py and opensearch-py wait it out).
     proxy.set_fault(Fault.drip(interval=0.2, chunk=1))
-    with Client([proxy.url], read_timeout=2, timeout=1.5) as client:
+    with make_client([proxy.url], read_timeout=2, timeout=1.5) as client:
         elapsed, exc = timed_call(client)
     assert isinstance(exc, DeadlineExceeded), exc
     assert 1.5 <= elapsed < 1.5 + EPSILON
 
 
-def test_slow_but_steady_answer_within_deadline_succeeds(proxy: FaultProxy) -> None:
+def test_slow_but_steady_answer_within_deadline_succeeds(
+    make_client: MakeClient, proxy: FaultProxy
+) -> None:
     proxy.set_fault(Fault.latency(0.3))
-    with Client([proxy.url], read_timeout=1, timeout=3) as client:
+    with make_client([proxy.url], read_timeout=1, timeout=3) as client:
         elapsed, exc = timed_call(client)
     assert exc is None
     assert elapsed >= 0.3
@@ -100,8 +108,10 @@ def unaccepting_listener() -> Iterator[str]:
         server.close()
 
 
-def test_server_that_never_accepts_gives_connect_timeout(unaccepting_listener: str) -> None:
-    with Client([unaccepting_listener], connect_timeout=0.4, timeout=5) as client:
+def test_server_that_never_accepts_gives_connect_timeout(
+    make_client: MakeClient, unaccepting_listener: str
+) -> None:
+    with make_client([unaccepting_listener], connect_timeout=0.4, timeout=5) as client:
         elapsed, exc = timed_call(client)
     assert isinstance(exc, ConnectTimeout), exc
     assert exc.request_sent is False
@@ -109,18 +119,22 @@ def test_server_that_never_accepts_gives_connect_timeout(unaccepting_listener: s
     assert elapsed < 2 * 0.4 + EPSILON
 
 
-def test_server_that_never_accepts_is_cut_by_the_deadline(unaccepting_listener: str) -> None:
-    with Client([unaccepting_listener], connect_timeout=2, timeout=0.6) as client:
+def test_server_that_never_accepts_is_cut_by_the_deadline(
+    make_client: MakeClient, unaccepting_listener: str
+) -> None:
+    with make_client([unaccepting_listener], connect_timeout=2, timeout=0.6) as client:
         elapsed, exc = timed_call(client)
     assert isinstance(exc, DeadlineExceeded), exc
     assert 0.6 <= elapsed < 0.6 + EPSILON
 
 
-def test_waiting_for_a_pooled_connection_is_bounded(proxy: FaultProxy) -> None:
+def test_waiting_for_a_pooled_connection_is_bounded(
+    make_client: MakeClient, client_kind: str, proxy: FaultProxy
+) -> None:
     import threading
 
     proxy.set_fault(Fault.blackhole())
-    with Client([proxy.url], connections_per_node=1, read_timeout=5, timeout=3) as client:
+    with make_client([proxy.url], connections_per_node=1, read_timeout=5, timeout=3) as client:
         holder_started = threading.Event()
 
         def hold() -> None:
@@ -134,18 +148,19 @@ def test_waiting_for_a_pooled_connection_is_bounded(proxy: FaultProxy) -> None:
         elapsed, exc = timed_call(client, timeout=0.5)
         holder.join()
     assert isinstance(exc, DeadlineExceeded), exc
-    assert "pooled" in str(exc)
+    if client_kind == "sync":  # aiohttp does not tell a pool wait from a slow request
+        assert "pooled" in str(exc)
     assert 0.5 <= elapsed < 0.5 + EPSILON
 
 
 @pytest.mark.parametrize("bad", [None, 0, -1, float("inf"), float("nan")])
-def test_unbounded_timeouts_are_refused(bad: object) -> None:
+def test_unbounded_timeouts_are_refused(make_client: MakeClient, bad: object) -> None:
     for option in ("timeout", "connect_timeout", "read_timeout"):
         with pytest.raises(ConfigError):
-            Client(["http://127.0.0.1:9200"], **{option: bad})
+            make_client(["http://127.0.0.1:9200"], **{option: bad})
 
 
-def test_long_admin_calls_need_the_explicit_opt_in(client: Client) -> None:
+def test_long_admin_calls_need_the_explicit_opt_in(make_client: MakeClient, client: Client) -> None:
     with pytest.raises(ConfigError, match="long_running"):
         client.request("GET", "/_cluster/health", timeout=900)
     health = client.request("GET", "/_cluster/health", timeout=900, long_running=True)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import pickle
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from sturdysearch import Client
 from sturdysearch.errors import SturdySearchError
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
+
+MakeClient = Callable[..., Any]
+
 
 PASSWORD = "hunter2-Pa55"
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
@@ -26,12 +30,15 @@ API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
     ],
 )
 def test_credentials_do_not_leak(
-    proxy: FaultProxy, credentials: dict[str, object], caplog: pytest.LogCaptureFixture
+    make_client: MakeClient,
+    proxy: FaultProxy,
+    credentials: dict[str, object],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     secrets = [PASSWORD, API_KEY, "Basic ", "ApiKey ", "Bearer "]
     texts: list[str] = []
     with caplog.at_level(logging.DEBUG, logger="sturdysearch"):
-        with Client([proxy.url], **credentials) as client:  # type: ignore[arg-type]
+        with make_client([proxy.url], **credentials) as client:  # type: ignore[arg-type]
             texts += [repr(client), str(client), repr(client.config), str(client.config)]
             assert client.ping()
             for fault in (
@@ -53,9 +60,11 @@ def test_credentials_do_not_leak(
         assert secret not in joined
 
 
-def test_credentials_in_the_node_url_are_moved_out(proxy: FaultProxy) -> None:
+def test_credentials_in_the_node_url_are_moved_out(
+    make_client: MakeClient, proxy: FaultProxy
+) -> None:
     url = proxy.url.replace("http://", f"http://elastic:{PASSWORD}@")
-    with Client([url]) as client:
+    with make_client([url]) as client:
         assert PASSWORD not in repr(client)
         assert all(PASSWORD not in n.url for n in client.config.nodes)
         assert client.ping()

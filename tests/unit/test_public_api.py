@@ -6,6 +6,8 @@ import sturdysearch
 import sturdysearch.errors
 
 PACKAGE_ALL = [
+    "AsyncClient",
+    "AsyncIndicesClient",
     "Client",
     "Event",
     "IndicesClient",

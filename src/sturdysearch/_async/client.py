@@ -13,7 +13,6 @@ from types import TracebackType
 from typing import Any
 
 from sturdysearch._async.transport import AsyncTransport
-
 from sturdysearch._core import api
 from sturdysearch._core.config import ClientConfig, build_config
 from sturdysearch._core.dialect import ServerInfo, parse_server_info
@@ -90,14 +89,7 @@ class AsyncClient:
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Per node: ``open``, ``idle`` and ``in_use`` connections."""
-        return {
-            node.url: {
-                "open": pool.open_connections,
-                "idle": pool.idle_connections,
-                "in_use": pool.in_use,
-            }
-            for node, pool in self._transport.pools.items()
-        }
+        return self._transport.pool_stats()
 
     # -- generic ---------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 from sturdysearch._sync.transport import Transport
-
 from sturdysearch._core import api
 from sturdysearch._core.config import ClientConfig, build_config
 from sturdysearch._core.dialect import ServerInfo, parse_server_info
@@ -92,14 +91,7 @@ class Client:
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Per node: ``open``, ``idle`` and ``in_use`` connections."""
-        return {
-            node.url: {
-                "open": pool.open_connections,
-                "idle": pool.idle_connections,
-                "in_use": pool.in_use,
-            }
-            for node, pool in self._transport.pools.items()
-        }
+        return self._transport.pool_stats()
 
     # -- generic ---------------------------------------------------------------------------
 

@@ -98,13 +98,18 @@ class Transport(TransportBase):
         )
         self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
 
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Per node URL: ``open``, ``idle`` and ``in_use`` connections."""
+        return {
+            node.url: {"open": p.open_connections, "idle": p.idle_connections, "in_use": p.in_use}
+            for node, p in list(self.pools.items())
+        }
+
     def nodes_status(self) -> list[dict[str, object]]:
         """Per node: state, failures, last probe, in-flight calls and pool use."""
+        stats = self.pool_stats()
         with self._lock:
-            pools = {
-                node: {"open": p.open_connections, "idle": p.idle_connections, "in_use": p.in_use}
-                for node, p in self.pools.items()
-            }
+            pools = {n: stats[n.url] for n in self.health.nodes if n.url in stats}
             return list(self.status_rows(_monotonic(), pools))
 
     # -- lifecycle ---------------------------------------------------------------------------
