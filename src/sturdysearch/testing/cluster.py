@@ -317,7 +317,6 @@ class LocalCluster:
             spec=str(self.spec),
             cluster_name=self.name,
             workdir=str(self._workdir),
-            conf_property=self.profile.conf_property,
             nodes=tuple(
                 NodeState(
                     name=node.name,

@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -65,6 +66,7 @@ PINNED_SHA512: dict[str, str] = {
 }
 
 _DIGEST_LENGTHS = {"sha1": 40, "sha256": 64, "sha512": 128}
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,7 @@ class DistributionCache:
             raise DistributionError(f"could not run Maven: {exc}") from exc
         destination = work / artifact.filename
         if result.returncode != 0 or not destination.is_file():
-            output = (result.stdout + result.stderr).strip()
+            output = _ANSI_RE.sub("", result.stdout + result.stderr).strip()
             if "no checksums available" in output:
                 raise DistributionError(_no_checksum_message(spec, artifact.coordinates))
             tail = "\n".join(output.splitlines()[-15:])

@@ -24,7 +24,6 @@ class ServerProfile:
     env_java_opts: str
     env_tmpdir: str
     main_class: str
-    conf_property: str
     cluster_manager_setting: str
     java: JavaRequirement
 
@@ -63,7 +62,6 @@ def profile_for(spec: ServerSpec) -> ServerProfile:
             env_java_opts="OPENSEARCH_JAVA_OPTS",
             env_tmpdir="OPENSEARCH_TMPDIR",
             main_class="org.opensearch.bootstrap.OpenSearch",
-            conf_property="-Dopensearch.path.conf=",
             # 1.x predates the inclusive-language rename; 2.x still accepts the old name but
             # logs a deprecation warning on every start.
             cluster_manager_setting=(
@@ -89,7 +87,6 @@ def profile_for(spec: ServerSpec) -> ServerProfile:
         env_java_opts="ES_JAVA_OPTS",
         env_tmpdir="ES_TMPDIR",
         main_class="org.elasticsearch.bootstrap.Elasticsearch",
-        conf_property="-Des.path.conf=",
         cluster_manager_setting="cluster.initial_master_nodes",
         java=java,
     )

@@ -232,7 +232,8 @@ class _Reaper:
     """Process-wide registry of running clusters to stop when the interpreter goes down."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: the signal handler may run while the main thread holds the lock.
+        self._lock = threading.RLock()
         self._members: dict[int, Stoppable] = {}
         self._installed = False
 

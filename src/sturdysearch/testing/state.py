@@ -1,8 +1,8 @@
 """Nodes that outlive the process that started them (``sturdysearch cluster start``).
 
 The CLI starts a cluster, records where its processes are, and exits; a later ``status`` or
-``stop`` finds them from this record. Process ids get reused, so a pid is trusted only while a
-process in its group still carries the node's own config directory on its command line.
+``stop`` finds them from this record. Process ids get reused, so a process group is trusted
+only while a process in it still carries the node's own directory on its command line.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ class ClusterState:
     spec: str
     cluster_name: str
     workdir: str
-    conf_property: str
     nodes: tuple[NodeState, ...]
 
     def to_json(self) -> str:
@@ -57,11 +56,16 @@ class ClusterState:
 def node_is_ours(state: ClusterState, node: NodeState) -> bool:
     """Whether the node's process group still holds a process of *this* node.
 
-    Checked by the config directory on the command line: unique per node and per run, so a
-    recycled pgid belonging to some other program never matches.
+    Recognised by the node's own directory on the command line (its config path, temp dir or
+    error-file path, depending on the server): unique per node and per run, so a recycled pgid
+    now belonging to some other program never matches.
     """
-    marker = f"{state.conf_property}{node.config_dir}"
-    return processes.find_in_group(node.pgid, marker) is not None
+    marker = f"{Path(node.config_dir).parent}/"
+    return any(
+        marker in arg
+        for process in processes.processes_in_group(node.pgid)
+        for arg in process.cmdline
+    )
 
 
 def stop_detached(state: ClusterState, *, grace: float = 30.0, remove_workdir: bool = True) -> int:
