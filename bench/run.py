@@ -1,7 +1,7 @@
 """Runs the benchmarks and prints their tables: what `make bench` calls.
 
     python bench/run.py [--calls N] [--rounds R] [--warmup W] [--pin same|split|none]
-                         [--json FILE|-]
+                         [--retry-budget SECONDS] [--json FILE|-]
 
 Benchmarks (each compares sturdysearch against its peers within the same run):
 
@@ -29,7 +29,12 @@ import seq_search
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--calls", type=int, default=20_000, help="timed calls per round (20000)")
+    ap.add_argument(
+        "--calls",
+        type=int,
+        default=seq_search.DEFAULT_CALLS,
+        help=f"timed calls per round ({seq_search.DEFAULT_CALLS})",
+    )
     ap.add_argument("--rounds", type=int, default=5, help="rounds per contender (5)")
     ap.add_argument("--warmup", type=int, default=1_000, help="checked warm-up calls (1000)")
     ap.add_argument(
@@ -37,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=seq_search.PIN_MODES,
         default="same",
         help="CPU placement of client and nginx (same: one shared CPU; see seq_search.py)",
+    )
+    ap.add_argument(
+        "--retry-budget",
+        type=float,
+        default=seq_search.DEFAULT_RETRY_BUDGET,
+        metavar="SECONDS",
+        help="time allowed for redoing runs disturbed by other processes "
+        f"({seq_search.DEFAULT_RETRY_BUDGET:.0f})",
     )
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-': stdout)")
     args = ap.parse_args(argv)
@@ -52,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n== seq_search ({args.calls:,} calls x {args.rounds} rounds)", flush=True)
     results["seq_search"] = seq_search.run(
-        calls=args.calls, rounds=args.rounds, warmup=args.warmup, pin=args.pin
+        calls=args.calls,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        pin=args.pin,
+        retry_budget=args.retry_budget,
     )
 
     print(f"\n{'=' * 100}")
