@@ -5,6 +5,7 @@
     SturdySearchError
     ├── ConfigError              bad client configuration, raised at construction (also ValueError)
     ├── SerializationError       a body or document that cannot be turned into JSON (also TypeError)
+    ├── DeadLetterError          the bulk indexer could not write its dead-letter file (also OSError)
     ├── TransportError           could not get a usable answer from the cluster
     │   ├── ConnectionError          refused, reset, or closed; ``.request_sent`` says whether the
     │   │   │                        request may have reached the server
@@ -47,6 +48,7 @@ __all__ = [
     "ConflictError",
     "ConnectTimeout",
     "ConnectionError",
+    "DeadLetterError",
     "DeadlineExceeded",
     "MalformedResponseError",
     "NoLiveNodesError",
@@ -85,6 +87,25 @@ class SerializationError(SturdySearchError, TypeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, {"path": self.path, "type_name": self.type_name}))
+
+
+class DeadLetterError(SturdySearchError, OSError):
+    """The bulk indexer could not write its dead-letter file (disk full, permissions, file
+    removed). The indexer stops taking documents rather than lose the failed ones: ``records``
+    holds the dead-letter lines (bytes, JSON) that were not written, ``path`` the file, and
+    ``__cause__`` the ``OSError``. Save ``records`` elsewhere, fix the cause, then replay them.
+    """
+
+    def __init__(self, message: str, *, path: str = "", records: Sequence[bytes] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+        self.records: tuple[bytes, ...] = tuple(records)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class TransportError(SturdySearchError):

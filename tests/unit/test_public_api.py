@@ -28,6 +28,7 @@ ERRORS_ALL = [
     "ConflictError",
     "ConnectTimeout",
     "ConnectionError",
+    "DeadLetterError",
     "DeadlineExceeded",
     "MalformedResponseError",
     "NoLiveNodesError",

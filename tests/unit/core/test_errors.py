@@ -46,6 +46,7 @@ def test_every_public_error_is_covered() -> None:
         errors.SturdySearchError,
         errors.ConfigError,
         errors.SerializationError,
+        errors.DeadLetterError,
         *API_CLASSES,
         *TRANSPORT_CLASSES,
     }
@@ -57,6 +58,7 @@ def test_every_public_error_is_covered() -> None:
     [
         (errors.ConfigError, (errors.SturdySearchError, ValueError)),
         (errors.SerializationError, (errors.SturdySearchError, TypeError)),
+        (errors.DeadLetterError, (errors.SturdySearchError, OSError)),
         (errors.TransportError, (errors.SturdySearchError,)),
         (errors.ConnectionError, (errors.TransportError, builtins.ConnectionError)),
         (
@@ -202,6 +204,14 @@ def test_serialization_error_pickles(protocol: int) -> None:
     copy_ = roundtrip(exc, protocol)
     assert type(copy_) is errors.SerializationError
     assert (copy_.path, copy_.type_name, str(copy_)) == ("body['x']", "set", "cannot serialize")
+
+
+@pytest.mark.parametrize("protocol", [0, pickle.HIGHEST_PROTOCOL])
+def test_dead_letter_error_pickles(protocol: int) -> None:
+    exc = errors.DeadLetterError("disk full", path="dlq.jsonl", records=[b'{"a":1}\n'])
+    copy_ = roundtrip(exc, protocol)
+    assert type(copy_) is errors.DeadLetterError
+    assert (copy_.path, copy_.records, str(copy_)) == ("dlq.jsonl", (b'{"a":1}\n',), "disk full")
 
 
 @pytest.mark.parametrize("cls", [errors.SturdySearchError, errors.ConfigError])

@@ -1,0 +1,8 @@
+"""The bulk indexer's sans-IO core: encoding, batching, answer checking, item classification,
+retries and accounting. Drivers (``sturdysearch._sync.bulk``) add threads, sockets and files.
+
+Modules: ``encode`` (documents and action lines to NDJSON), ``classify`` (the rule tables),
+``answer`` (is a ``_bulk`` answer trustworthy, and what did each item get), ``engine`` (the state
+machine every document passes through), ``deadletter`` (the dead-letter record format) and
+``config`` (options and statistics).
+"""

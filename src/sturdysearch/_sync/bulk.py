@@ -1,0 +1,671 @@
+"""``BulkIndexer``: the threaded driver of the bulk engine.
+
+::
+
+    with BulkIndexer(client, index="logs", dead_letter="dlq.jsonl") as bulk:
+        for doc in docs:
+            bulk.index(doc, id=doc["id"])
+    bulk.stats   # added == succeeded + dead_lettered
+
+Every decision is made by :class:`~sturdysearch._core.bulk.engine.BulkEngine`; this module
+encodes documents in the caller's thread, runs ``workers`` sender threads and one timer thread,
+writes the dead-letter file and calls the hooks. All engine calls happen under one condition
+variable; sockets, file writes and hooks run outside it.
+
+Who retries what. The indexer owns every retry of a bulk request: each request is sent with a
+one-attempt retry policy (``RequestSpec.retry``), so the transport only picks a live node and
+ejects failing ones, and a failure comes straight back to the engine, which knows per action
+whether a resend is safe. Nothing is retried twice over by two layers, and ``stats.retried``
+counts every resend.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from sturdysearch._core.bulk.answer import FILTER_PATH
+from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
+from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record
+from sturdysearch._core.bulk.encode import action_line, encode_source, id_text, split_item
+from sturdysearch._core.bulk.engine import Batch, BulkEngine, Settlement
+from sturdysearch._core.request import RequestSpec, index_segment
+from sturdysearch._core.retry import RetryPolicy
+from sturdysearch._sync.deadletter import DeadLetterFile, default_path
+from sturdysearch.errors import (
+    ConfigError,
+    DeadLetterError,
+    SerializationError,
+    SturdySearchError,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from sturdysearch._sync.client import Client
+
+logger = logging.getLogger("sturdysearch")
+_monotonic = time.monotonic
+_dumps = orjson.dumps
+
+#: The transport makes one attempt per bulk request; the engine decides about the next one.
+ONE_ATTEMPT = RetryPolicy(max_attempts=1)
+_CONFIG_FIELDS = frozenset(f.name for f in fields(BulkConfig))
+_INDEX_NO_ID = b'{"index":{}}\n'
+_INDEX_ID = b'{"index":{"_id":'
+_CREATE_ID = b'{"create":{"_id":'
+_END_META = b"}}\n"
+
+_open_indexers: weakref.WeakSet[BulkIndexer] = weakref.WeakSet()
+
+
+def _close_forgotten() -> None:
+    """At interpreter exit, flush indexers their owner forgot to close (with a warning),
+    instead of losing what they buffer."""
+    for indexer in list(_open_indexers):
+        logger.warning(
+            "a BulkIndexer was not closed before exit; closing it now (%d actions pending)",
+            indexer.stats.pending,
+        )
+        try:
+            indexer.close()
+        except Exception:
+            logger.exception("closing a forgotten BulkIndexer failed")
+
+
+atexit.register(_close_forgotten)
+
+
+def _meta(
+    id: Any, index: str | None, routing: str | None, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if index is not None:
+        meta["_index"] = index
+    if id is not None:
+        meta["_id"] = id_text(id)
+    if routing is not None:
+        meta["routing"] = routing
+    if extra:
+        meta.update({k: v for k, v in extra.items() if v is not None})
+    return meta
+
+
+class BulkIndexer:
+    """Streams actions to ``_bulk`` in batches from ``workers`` threads, retries what may
+    succeed later, and writes what will not to a dead-letter file, so that every action ends
+    either applied or dead-lettered, within ``delivery_timeout``.
+
+    ``client`` is a :class:`~sturdysearch.Client`; ``index`` the default index (actions may
+    name their own). ``dead_letter`` is the dead-letter file (JSON lines, mode 0600, appended
+    to if it exists, removed again if this indexer created it and nothing failed); default
+    ``<index>-dead-letters-<time>-<pid>.jsonl`` in the working directory. It is opened here, so
+    an unwritable path raises ``OSError`` before any document is taken.
+
+    Hooks, called from the indexer's threads (keep them quick; an exception is logged and
+    ignored): ``on_success(ItemResult)`` per applied action (costs a little per action: leave
+    it unset for speed), ``on_failure(DeadLetter)`` per dead-lettered action, after it was
+    written, ``on_progress(BulkStats)`` after every request.
+
+    ``refresh``, ``pipeline`` and ``params`` become query parameters of every request. The
+    other options are the fields of :class:`BulkConfig` (batch size, workers, memory bound,
+    timeouts, retries), as keywords or as ``config=``.
+
+    Adding blocks while ``max_pending_bytes`` of actions await an outcome. ``close()`` (or
+    leaving the ``with`` block, also on an exception or KeyboardInterrupt) sends what is
+    buffered and waits for every outcome; a second KeyboardInterrupt while waiting
+    dead-letters what was not sent yet, as ``aborted``.
+
+    Raises, from the adding methods and ``close()``: ``DeadLetterError`` once the dead-letter
+    file cannot be written (nothing more is taken); the ``ApiError`` or ``TLSError`` that
+    stopped the indexer (401, 403, a TLS failure), after dead-lettering what it held.
+    Retries can reorder two writes of one id; use ``version_type=external`` or
+    ``if_seq_no``/``if_primary_term`` (via ``meta=``) where the order matters.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        index: str | None = None,
+        *,
+        dead_letter: str | os.PathLike[str] | None = None,
+        refresh: bool | str | None = None,
+        pipeline: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        on_success: Callable[[ItemResult], None] | None = None,
+        on_failure: Callable[[DeadLetter], None] | None = None,
+        on_progress: Callable[[BulkStats], None] | None = None,
+        config: BulkConfig | None = None,
+        **options: Any,
+    ) -> None:
+        unknown = sorted(set(options) - _CONFIG_FIELDS)
+        if unknown:
+            raise ConfigError(
+                f"unknown BulkIndexer option(s) {', '.join(unknown)}; the options are "
+                f"{', '.join(sorted(_CONFIG_FIELDS))}"
+            )
+        if config is not None and options:
+            raise ConfigError("give config= or individual options, not both")
+        self.config = config or BulkConfig(**options)
+        self.default_index = index
+        self._client = client
+        self._tracer = client.tracer
+        self._path = f"/{index_segment(index)}/_bulk" if index else "/_bulk"
+        query: dict[str, Any] = {
+            "filter_path": FILTER_PATH,
+            # The server gives up waiting for an unavailable primary shard before the client
+            # gives up on the request, so the answer says which items failed (503 per item)
+            # instead of the whole request being lost.
+            "timeout": f"{max(1, int(self.config.request_timeout / 2))}s",
+        }
+        if refresh is not None:
+            query["refresh"] = refresh
+        if pipeline is not None:
+            query["pipeline"] = pipeline
+        query.update(params or {})
+        self._params = {k: v for k, v in query.items() if v is not None}
+        self._on_success = on_success
+        self._on_failure = on_failure
+        self._on_progress = on_progress
+        self._engine = BulkEngine(self.config, collect_successes=on_success is not None)
+        self._cond = threading.Condition(threading.Lock())
+        self._dead_letters = DeadLetterFile(dead_letter or default_path(index))
+        self._dl_error: OSError | None = None
+        self._unwritten: list[bytes] = []
+        self._closed = False
+        self._started = _monotonic()
+        self._threads = [
+            threading.Thread(target=self._send_loop, name=f"sturdysearch-bulk-{i}", daemon=True)
+            for i in range(self.config.workers)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._timer_loop, name="sturdysearch-bulk-timer", daemon=True)
+        )
+        for thread in self._threads:
+            thread.start()
+        _open_indexers.add(self)
+
+    # -- public surface ----------------------------------------------------------------------
+
+    @property
+    def dead_letter_path(self) -> str:
+        return self._dead_letters.path
+
+    @property
+    def stats(self) -> BulkStats:
+        """A consistent snapshot of the counters (see :class:`BulkStats`)."""
+        with self._cond:
+            return self._engine.stats()
+
+    def __enter__(self) -> BulkIndexer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        # The producer failed: still give everything added so far its outcome, then let the
+        # original exception propagate (an error from closing is logged, not raised over it).
+        try:
+            self.close()
+        except Exception:
+            logger.exception("closing the BulkIndexer after %r failed", exc)
+
+    def index(
+        self,
+        document: Any,
+        id: Any = None,
+        *,
+        index: str | None = None,
+        routing: str | None = None,
+        pipeline: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Index (create or overwrite) ``document``. Without ``id`` the server generates one, and
+        the action is not idempotent: if its request is lost it is dead-lettered as
+        ``unknown`` rather than risk a duplicate. ``meta`` adds action metadata
+        (``version``, ``version_type``, ``if_seq_no``...). Blocks while the memory bound is
+        reached; a document that cannot be serialized is dead-lettered, not raised."""
+        try:
+            source = encode_source(document)
+        except SerializationError as exc:
+            self._unserializable("index", _meta(id, index, routing, meta), document, exc)
+            return
+        if index is None and routing is None and pipeline is None and meta is None:
+            if id is None:
+                self._put(_INDEX_NO_ID + source + b"\n", False)
+            else:
+                self._put(_INDEX_ID + _dumps(id_text(id)) + _END_META + source + b"\n", True)
+            return
+        extra = {"pipeline": pipeline, **(meta or {})}
+        action = action_line("index", _meta(id, index, routing, extra))
+        self._put(action + source + b"\n", id is not None)
+
+    def create(
+        self,
+        document: Any,
+        id: Any,
+        *,
+        index: str | None = None,
+        routing: str | None = None,
+        pipeline: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create ``document`` under ``id``; if the id exists the action is dead-lettered
+        (409). ``id=None`` lets the server generate one (data streams), not idempotent."""
+        try:
+            source = encode_source(document)
+        except SerializationError as exc:
+            self._unserializable("create", _meta(id, index, routing, meta), document, exc)
+            return
+        if id is not None and index is None and routing is None and pipeline is None and not meta:
+            self._put(_CREATE_ID + _dumps(id_text(id)) + _END_META + source + b"\n", True)
+            return
+        extra = {"pipeline": pipeline, **(meta or {})}
+        action = action_line("create", _meta(id, index, routing, extra))
+        self._put(action + source + b"\n", id is not None)
+
+    def update(
+        self,
+        id: Any,
+        *,
+        doc: Any = None,
+        script: Mapping[str, Any] | None = None,
+        upsert: Any = None,
+        doc_as_upsert: bool | None = None,
+        scripted_upsert: bool | None = None,
+        retry_on_conflict: int | None = None,
+        index: str | None = None,
+        routing: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Partial update of document ``id`` with ``doc=`` (merged; idempotent) or ``script=``
+        (not idempotent: lost requests dead-letter it as ``unknown``)."""
+        if (doc is None) == (script is None):
+            raise ValueError("update needs exactly one of doc= or script=")
+        if id is None:
+            raise ValueError("update needs an id")
+        body: dict[str, Any] = {"doc": doc} if doc is not None else {"script": script}
+        if upsert is not None:
+            body["upsert"] = upsert
+        if doc_as_upsert is not None:
+            body["doc_as_upsert"] = doc_as_upsert
+        if scripted_upsert is not None:
+            body["scripted_upsert"] = scripted_upsert
+        extra = {"retry_on_conflict": retry_on_conflict, **(meta or {})}
+        metadata = _meta(id, index, routing, extra)
+        try:
+            source = encode_source(body)
+        except SerializationError as exc:
+            self._unserializable("update", metadata, body, exc)
+            return
+        self._put(action_line("update", metadata) + source + b"\n", script is None)
+
+    def delete(
+        self,
+        id: Any,
+        *,
+        index: str | None = None,
+        routing: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Delete document ``id`` (a missing document counts as success, ``not_found``)."""
+        if id is None:
+            raise ValueError("delete needs an id")
+        self._put(action_line("delete", _meta(id, index, routing, meta)), True)
+
+    def add_many(
+        self,
+        documents: Iterable[Any],
+        *,
+        id_field: str | None = None,
+        op: str = "index",
+    ) -> int:
+        """Index (``op="create"``: create) every document of any iterable or generator, in its
+        order, with the same blocking and dead-lettering as :meth:`index`. ``id_field`` names
+        the field holding each document's id (it stays in the document). Returns how many
+        were added."""
+        if op not in ("index", "create"):
+            raise ValueError(f"add_many supports op='index' or op='create', not {op!r}")
+        add = self.index if op == "index" else self.create
+        count = 0
+        if id_field is None:
+            if op == "create":
+                raise ValueError("op='create' needs id_field=")
+            for document in documents:
+                add(document, None)
+                count += 1
+            return count
+        for document in documents:
+            add(document, document.get(id_field) if isinstance(document, Mapping) else None)
+            count += 1
+        return count
+
+    def add_raw(self, op: str, meta: Mapping[str, Any], source: bytes | None) -> None:
+        """Queue an action from parts already in JSON (``source`` is the document, or the update
+        body, as JSON bytes; ``None`` for delete). Used by replay; checks the source."""
+        if op == "delete":
+            self._put(action_line("delete", meta), True)
+            return
+        if source is None:
+            raise ValueError(f"a {op} action needs a source")
+        try:
+            body = encode_source(source)
+        except SerializationError as exc:
+            self._unserializable(op, meta, source, exc)
+            return
+        if op == "update":
+            safe = b'"script"' not in body[:4096] or "script" not in orjson.loads(body)
+        else:
+            safe = "_id" in meta
+        self._put(action_line(op, meta) + body + b"\n", safe)
+
+    def flush(self) -> BulkStats:
+        """Send what is buffered now and wait until every action added so far has its outcome.
+        Returns the stats; raises like :meth:`close` when the indexer stopped."""
+        with self._cond:
+            if self._engine.seal():
+                self._cond.notify_all()
+            while self._engine.pending and self._dl_error is None:
+                if self._engine.finished and not self._engine.outbox:
+                    break
+                self._cond.wait(1.0)
+            stats = self._engine.stats()
+        self._raise_if_stopped()
+        return stats
+
+    def close(self) -> BulkStats:
+        """Send what is buffered, wait for every outcome, stop the threads, fsync and close the
+        dead-letter file. Idempotent. Returns the final stats; raises ``DeadLetterError`` if
+        dead letters could not be written, or the error that stopped the indexer."""
+        with self._cond:
+            first = not self._closed
+            self._closed = True
+            self._engine.close_input()
+            self._cond.notify_all()
+        if first:
+            try:
+                self._join()
+            except KeyboardInterrupt:
+                self.abort("interrupted while closing")
+                self._join()
+                raise
+            finally:
+                self._finish()
+        self._raise_if_stopped(closing=True)
+        return self.stats
+
+    def abort(self, reason: str = "aborted") -> None:
+        """Stop sending: what is not in flight is dead-lettered now as ``aborted``, requests in
+        flight finish (within their timeout) and are not retried. Call ``close()`` after."""
+        with self._cond:
+            self._closed = True
+            self._engine.abort(reason)
+            letters = self._engine.drain()
+            self._cond.notify_all()
+        self._write_dead(letters)
+
+    # -- producer side -----------------------------------------------------------------------
+
+    def _put(self, line: bytes, safe: bool) -> None:
+        cond = self._cond
+        engine = self._engine
+        with cond:
+            if self._closed or self._dl_error is not None or engine.aborted is not None:
+                self._raise_if_stopped()
+                raise RuntimeError("this BulkIndexer is closed; create a new one")
+            if not engine.has_room(len(line)):
+                self._wait_for_room(len(line))
+            if engine.add(line, safe, _monotonic()):
+                cond.notify_all()
+            if not engine.outbox:
+                return
+            letters = engine.drain()
+        self._write_dead(letters)
+
+    def _wait_for_room(self, size: int) -> None:
+        """Block (holding the condition) until ``size`` more bytes fit the memory bound."""
+        engine = self._engine
+        if engine.seal():
+            self._cond.notify_all()
+        while not engine.has_room(size):
+            if self._dl_error is not None or engine.aborted is not None:
+                self._raise_if_stopped()
+            self._cond.wait(1.0)
+
+    def _unserializable(
+        self, op: str, meta: Mapping[str, Any], document: Any, exc: SerializationError
+    ) -> None:
+        try:
+            shown = repr(document)
+        except Exception as repr_exc:  # a broken __repr__ must not abort the stream either
+            shown = f"<{type(document).__name__}: repr failed: {repr_exc!r}>"
+        letter = DeadLetter(
+            None,
+            "unserializable",
+            str(exc),
+            action={op: dict(meta)},
+            document_repr=shown[:2000],
+            error_type=type(exc).__name__,
+        )
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this BulkIndexer is closed; create a new one")
+            self._engine.reject(letter)
+            letters = self._engine.drain()
+        self._write_dead(letters)
+        self._raise_if_stopped()
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def _timer_loop(self) -> None:
+        cond = self._cond
+        engine = self._engine
+        while True:
+            with cond:
+                if engine.finished:
+                    cond.notify_all()
+                    return
+                now = _monotonic()
+                if engine.tick(now):
+                    cond.notify_all()
+                letters = engine.drain() if engine.outbox else []
+                if not letters:
+                    cond.wait(engine.next_wakeup(now))
+            if letters:
+                self._write_dead(letters)
+
+    def _send_loop(self) -> None:
+        cond = self._cond
+        engine = self._engine
+        while True:
+            with cond:
+                while True:
+                    now = _monotonic()
+                    batch = engine.take(now)
+                    if batch is not None:
+                        timeout = engine.request_timeout(batch, now)
+                        break
+                    if engine.finished:
+                        cond.notify_all()
+                        return
+                    cond.wait()
+            self._send(batch, timeout)
+
+    def _send(self, batch: Batch, timeout: float) -> None:
+        spec = RequestSpec(
+            "POST",
+            self._path,
+            params=self._params,
+            body=b"".join(batch.lines),
+            idempotent=batch.idempotent,
+            timeout=timeout,
+            long_running=True,
+            content_type="application/x-ndjson",
+            retry=ONE_ATTEMPT,
+        )
+        started = _monotonic()
+        body: Any = None
+        failure: SturdySearchError | None = None
+        try:
+            body = self._client.perform(spec).body
+        except SturdySearchError as exc:
+            failure = exc
+        except Exception as exc:  # a bug below us must not strand the batch: treat it as lost
+            logger.exception("bulk request failed unexpectedly")
+            failure = TransportError(f"unexpected {type(exc).__name__}: {exc}")
+        with self._cond:
+            now = _monotonic()
+            engine = self._engine
+            if failure is None:
+                settlement = engine.settle_answer(batch, body, now, random.random())
+            else:
+                settlement = engine.settle_error(batch, failure, now, random.random())
+            letters = engine.drain()
+            stats = engine.stats() if self._on_progress is not None else None
+            self._cond.notify_all()
+        if letters:
+            self._write_dead(letters)
+        if self._tracer.active:
+            self._trace(batch, settlement, now - started, failure)
+        if settlement.successes and self._on_success is not None:
+            self._report_successes(settlement)
+        if stats is not None:
+            self._hook(self._on_progress, stats)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _write_dead(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        at = time.time()
+        records = [encode_record(letter, index=self.default_index, at=at) for letter in letters]
+        failed = False
+        try:
+            if self._dl_error is not None:
+                raise self._dl_error
+            self._dead_letters.write(records)
+        except OSError as exc:
+            failed = True
+            with self._cond:
+                if self._dl_error is None:
+                    self._dl_error = exc
+                    logger.error(
+                        "cannot write the dead-letter file %s (%s): the BulkIndexer stops "
+                        "taking documents",
+                        self._dead_letters.path,
+                        exc,
+                    )
+                self._unwritten.extend(records)
+                self._cond.notify_all()
+        if not failed:
+            with self._cond:
+                self._engine.dead_letters_written(len(letters))
+                self._cond.notify_all()
+        if self._tracer.active:
+            outcomes: dict[str, int] = {}
+            for letter in letters:
+                outcomes[letter.outcome] = outcomes.get(letter.outcome, 0) + 1
+            self._tracer.emit(
+                "bulk.dead_letter", count=len(letters), outcomes=outcomes, written=not failed
+            )
+        if self._on_failure is not None:
+            for letter in letters:
+                self._hook(self._on_failure, letter)
+
+    def _report_successes(self, settlement: Settlement) -> None:
+        assert self._on_success is not None
+        for line, op, status, result in settlement.successes:
+            action, _ = split_item(line)
+            meta = orjson.loads(action).get(op, {})
+            item = ItemResult(
+                op=op,
+                id=meta.get("_id"),
+                index=meta.get("_index", self.default_index),
+                status=status,
+                result=result,
+            )
+            self._hook(self._on_success, item)
+
+    def _hook(self, hook: Callable[[Any], None] | None, value: Any) -> None:
+        if hook is None:
+            return
+        try:
+            hook(value)
+        except Exception:
+            logger.exception("BulkIndexer hook %r failed", hook)
+
+    def _trace(
+        self,
+        batch: Batch,
+        settlement: Settlement,
+        duration: float,
+        failure: SturdySearchError | None,
+    ) -> None:
+        self._tracer.emit(
+            "bulk.batch",
+            kind=batch.kind,
+            actions=len(batch),
+            bytes=batch.nbytes,
+            outcome=settlement.verdict,
+            error=None if failure is None else type(failure).__name__,
+            status=getattr(failure, "status", None) if failure is not None else 200,
+            succeeded=settlement.succeeded,
+            retried=settlement.retried,
+            dead_lettered=settlement.dead_lettered,
+            retry_delay=settlement.delay,
+            duration=duration,
+        )
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _join(self) -> None:
+        for thread in self._threads:
+            while thread.is_alive():
+                thread.join(0.5)
+
+    def _finish(self) -> None:
+        _open_indexers.discard(self)
+        try:
+            self._dead_letters.close()
+        except OSError as exc:
+            with self._cond:
+                if self._dl_error is None:
+                    self._dl_error = exc
+        if self._tracer.active:
+            stats = self.stats
+            self._tracer.emit(
+                "bulk.closed",
+                seconds=_monotonic() - self._started,
+                **{f.name: getattr(stats, f.name) for f in fields(BulkStats)},
+            )
+
+    def _raise_if_stopped(self, *, closing: bool = False) -> None:
+        if self._dl_error is not None:
+            with self._cond:
+                records = list(self._unwritten)
+            raise DeadLetterError(
+                f"cannot write the dead-letter file {self._dead_letters.path}: "
+                f"{self._dl_error}; {len(records)} dead-letter record(s) are in this "
+                "exception's .records: save them, fix the cause, then replay them",
+                path=self._dead_letters.path,
+                records=records,
+            ) from self._dl_error
+        fatal = self._engine.fatal
+        if fatal is not None:
+            raise fatal

@@ -1,0 +1,538 @@
+"""The bulk engine, pumped by hand: batching, outcomes, retries, deadlines, bounds, accounting.
+
+Every test ends by checking the accounting invariant against the engine's actual contents
+(:func:`check`), not only against its counters.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from sturdysearch import errors
+from sturdysearch._core.bulk.config import BulkConfig
+from sturdysearch._core.bulk.deadletter import DeadLetter
+from sturdysearch._core.bulk.engine import Batch, BulkEngine
+from sturdysearch._core.responses import error_class
+
+
+def line(i: int, *, safe: bool = True, size: int = 0) -> bytes:
+    pad = b"x" * size
+    if safe:
+        return b'{"index":{"_id":"%d"}}\n{"n":%d,"p":"%s"}\n' % (i, i, pad)
+    return b'{"index":{}}\n{"n":%d,"p":"%s"}\n' % (i, pad)
+
+
+def api(status: int, retry_after: str | None = None) -> errors.ApiError:
+    headers = {"retry-after": retry_after} if retry_after else None
+    return error_class(status)(status, headers=headers, reason="test")
+
+
+def answer(batch: Batch, statuses: list[int] | None = None, **kw: Any) -> dict[str, Any]:
+    statuses = statuses or [201] * len(batch)
+    items = []
+    for status in statuses:
+        if status < 300:
+            items.append({"index": {"status": status, "result": "created"}})
+        else:
+            kind = {
+                429: "es_rejected_execution_exception",
+                400: "document_parsing_exception",
+                409: "version_conflict_engine_exception",
+                503: "unavailable_shards_exception",
+            }.get(status, "exception")
+            items.append({"index": {"status": status, "error": {"type": kind, "reason": "r"}}})
+    return {"errors": any(s >= 300 for s in statuses), "items": items, **kw}
+
+
+def held_items(engine: BulkEngine, inflight: list[Batch]) -> list[bytes]:
+    lines: list[bytes] = []
+    if engine._open is not None:
+        lines += engine._open.lines
+    for batch in engine._ready:
+        lines += batch.lines
+    for _, _, group in engine._retry:
+        lines += [item.line for item in group]
+    for batch in inflight:
+        lines += batch.lines
+    return lines
+
+
+def check(engine: BulkEngine, inflight: list[Batch] = ()) -> None:  # type: ignore[assignment]
+    held = held_items(engine, list(inflight))
+    assert engine.pending == len(held) + engine.dead_pending
+    assert engine.added == engine.succeeded + engine.dead_lettered + engine.pending
+    assert engine.pending_bytes == sum(len(x) for x in held)
+    assert engine.in_flight == len(inflight)
+    stats = engine.stats()
+    assert stats.added == stats.succeeded + stats.dead_lettered + stats.pending
+
+
+def written(engine: BulkEngine) -> list[DeadLetter]:
+    letters = engine.drain()
+    engine.dead_letters_written(len(letters))
+    return letters
+
+
+def config(**kw: Any) -> BulkConfig:
+    base: dict[str, Any] = {"max_actions": 4, "max_bytes": 1 << 20, "workers": 2}
+    base.update(kw)
+    return BulkConfig(**base)
+
+
+# -- batching ------------------------------------------------------------------------------
+
+
+def test_flush_by_count() -> None:
+    engine = BulkEngine(config(max_actions=3))
+    assert engine.add(line(1), True, 0.0)  # a batch opened: the timer must learn of it
+    assert not engine.add(line(2), True, 0.0)
+    assert engine.add(line(3), True, 0.0)  # full: ready
+    batch = engine.take(0.0)
+    assert batch is not None and batch.lines == [line(1), line(2), line(3)]
+    assert batch.idempotent and batch.kind == "fresh"
+    check(engine, [batch])
+
+
+def test_flush_by_bytes_never_exceeds_max_bytes() -> None:
+    size = len(line(1, size=100))
+    engine = BulkEngine(config(max_actions=100, max_bytes=size * 2 + 10))
+    for i in range(5):
+        engine.add(line(i, size=100), True, 0.0)
+    sizes = []
+    while (batch := engine.take(0.0)) is not None:
+        sizes.append(len(batch))
+        assert batch.nbytes <= size * 2 + 10
+        engine.settle_answer(batch, answer(batch), 0.0, 0.5)
+    assert sizes == [2, 2]  # the fifth waits in the open batch
+    check(engine)
+
+
+def test_flush_by_interval() -> None:
+    engine = BulkEngine(config(flush_interval=1.0))
+    engine.add(line(1), True, 10.0)
+    assert engine.take(10.5) is None
+    assert engine.next_wakeup(10.5) == pytest.approx(0.5)
+    assert not engine.tick(10.9)
+    assert engine.tick(11.0)
+    batch = engine.take(11.0)
+    assert batch is not None and len(batch) == 1
+    check(engine, [batch])
+
+
+def test_closing_sends_the_open_batch_at_once() -> None:
+    engine = BulkEngine(config())
+    engine.add(line(1), True, 0.0)
+    engine.close_input()
+    batch = engine.take(0.0)
+    assert batch is not None
+    engine.settle_answer(batch, answer(batch), 0.0, 0.5)
+    assert engine.finished and engine.pending == 0
+
+
+def test_unsafe_positions_make_the_batch_non_idempotent() -> None:
+    engine = BulkEngine(config(max_actions=3))
+    engine.add(line(1), True, 0.0)
+    engine.add(line(2, safe=False), False, 0.0)
+    engine.add(line(3), True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None and not batch.idempotent and batch.unsafe == [1]
+
+
+# -- bounds --------------------------------------------------------------------------------
+
+
+def test_memory_bound() -> None:
+    size = len(line(1))
+    engine = BulkEngine(config(max_actions=2, max_bytes=size * 2, max_pending_bytes=size * 4))
+    for i in range(4):
+        assert engine.has_room(size)
+        engine.add(line(i), True, 0.0)
+    assert not engine.has_room(size)  # the producer blocks here
+    first = engine.take(0.0)
+    assert first is not None
+    assert not engine.has_room(size)  # in flight still counts
+    engine.settle_answer(first, answer(first), 0.0, 0.5)
+    assert engine.has_room(size)
+    check(engine)
+
+
+def test_waiting_retries_count_against_the_memory_bound() -> None:
+    size = len(line(1))
+    engine = BulkEngine(config(max_actions=2, max_bytes=size * 2, max_pending_bytes=size * 4))
+    for i in range(4):
+        engine.add(line(i), True, 0.0)
+    a, b = engine.take(0.0), engine.take(0.0)
+    assert a is not None and b is not None
+    engine.settle_answer(a, answer(a, [429, 429]), 0.0, 0.5)
+    engine.settle_answer(b, answer(b), 0.0, 0.5)
+    assert engine.pending_bytes == 2 * size
+    assert engine.has_room(size) and engine.has_room(2 * size)
+    assert not engine.has_room(3 * size)
+    check(engine)
+
+
+def test_an_empty_engine_takes_an_action_larger_than_the_bound() -> None:
+    engine = BulkEngine(config(max_bytes=100, max_pending_bytes=200))
+    assert engine.has_room(10_000)
+
+
+def test_concurrency_limit_and_aimd() -> None:
+    engine = BulkEngine(config(max_actions=1, workers=4))
+    for i in range(8):
+        engine.add(line(i), True, 0.0)
+    flying = [engine.take(0.0) for _ in range(4)]
+    assert all(flying) and engine.take(0.0) is None  # 4 in flight
+    engine.settle_answer(flying[0], answer(flying[0], [429]), 0.0, 0.5)  # type: ignore[arg-type]
+    assert engine.limit == 2
+    engine.settle_answer(flying[1], answer(flying[1], [429]), 0.0, 0.5)  # type: ignore[arg-type]
+    assert engine.limit == 2  # same round of requests: halved once
+    engine.settle_answer(flying[2], answer(flying[2]), 0.0, 0.5)  # type: ignore[arg-type]
+    assert engine.limit == 3
+    more = [engine.take(0.0), engine.take(0.0)]  # 1 in flight, limit 3: two more
+    assert all(more) and engine.take(0.0) is None
+    check(engine, [flying[3], *more])  # type: ignore[list-item]
+
+
+# -- outcomes ------------------------------------------------------------------------------
+
+
+def _one_batch(n: int = 4, *, safe: bool = True, **kw: Any) -> tuple[BulkEngine, Batch]:
+    engine = BulkEngine(config(max_actions=n, **kw), collect_successes=True)
+    for i in range(n):
+        engine.add(line(i, safe=safe), safe, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    return engine, batch
+
+
+def test_mixed_answer() -> None:
+    engine, batch = _one_batch()
+    s = engine.settle_answer(batch, answer(batch, [201, 400, 429, 201]), 1.0, 0.5)
+    assert (s.succeeded, s.retried, s.dead_lettered) == (2, 1, 1)
+    assert [x[0] for x in s.successes] == [line(0), line(3)]
+    (letter,) = written(engine)
+    assert (letter.line, letter.outcome, letter.status) == (line(1), "rejected", 400)
+    assert letter.error_type == "document_parsing_exception" and letter.attempts == 1
+    assert engine.retried == 1
+    check(engine)
+    assert engine.tick(1.0 + s.delay)
+    retry = engine.take(1.0 + s.delay)
+    assert retry is not None and retry.lines == [line(2)] and retry.kind == "retry"
+    engine.settle_answer(retry, answer(retry), 2.0, 0.5)
+    assert engine.stats().created == 3 and engine.pending == 0
+    check(engine)
+
+
+def test_results_are_counted() -> None:
+    engine, batch = _one_batch()
+    body = {
+        "errors": False,
+        "items": [
+            {"index": {"status": 200, "result": "updated"}},
+            {"update": {"status": 200, "result": "noop"}},
+            {"delete": {"status": 200, "result": "deleted"}},
+            {"delete": {"status": 404, "result": "not_found"}},
+        ],
+    }
+    engine.settle_answer(batch, body, 0.0, 0.5)
+    stats = engine.stats()
+    assert (stats.updated, stats.noop, stats.deleted, stats.not_found) == (1, 1, 1, 1)
+    assert stats.succeeded == 4
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errors": False, "items": [{"index": {"status": 201}}] * 3},  # count mismatch
+        None,  # empty body
+        "<html>",  # not JSON object
+        {"errors": False, "items": [{"index": {"status": 201}}] * 3 + [{"index": {}}]},
+        {"errors": False, "items": [{"index": {"status": 201}}] * 3 + [42]},
+    ],
+)
+def test_untrustworthy_answer_is_a_lost_request(body: Any) -> None:
+    engine, batch = _one_batch()
+    s = engine.settle_answer(batch, body, 0.0, 0.5)
+    assert s.verdict == "lost" and s.retried == 4
+    assert engine.succeeded == 0  # nothing of the partial answer was believed
+    assert all(item.lost and item.attempts == 1 for item in batch.states())
+    check(engine)
+
+
+def test_lost_request_resends_idempotent_and_dead_letters_the_rest() -> None:
+    engine = BulkEngine(config(max_actions=4))
+    for i, safe in enumerate([True, False, True, False]):
+        engine.add(line(i, safe=safe), safe, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    exc = errors.ConnectionError("reset", request_sent=True)
+    s = engine.settle_error(batch, exc, 0.0, 0.5)
+    assert (s.verdict, s.retried, s.dead_lettered) == ("lost", 2, 2)
+    letters = written(engine)
+    assert [x.line for x in letters] == [line(1, safe=False), line(3, safe=False)]
+    assert {x.outcome for x in letters} == {"unknown"}
+    check(engine)
+
+
+def test_not_sent_resends_everything_without_counting_an_attempt() -> None:
+    engine, batch = _one_batch(safe=False)
+    s = engine.settle_error(batch, errors.ConnectionError("refused"), 0.0, 0.5)
+    assert (s.verdict, s.retried, s.dead_lettered) == ("resend", 4, 0)
+    assert all(item.attempts == 0 for item in batch.states())
+    assert engine.budget.granted == 0  # nothing reached a server: no budget charged
+    check(engine)
+
+
+def test_whole_request_429_honours_retry_after() -> None:
+    engine, batch = _one_batch()
+    s = engine.settle_error(batch, api(429, retry_after="7"), 0.0, 0.0)
+    assert s.verdict == "resend" and s.delay == 7.0
+    assert engine.limit == 1
+    assert not engine.tick(6.9)
+    assert engine.tick(7.0)
+    check(engine)
+
+
+def test_whole_request_rejection_dead_letters_all() -> None:
+    engine, batch = _one_batch()
+    s = engine.settle_error(batch, api(400), 0.0, 0.5)
+    assert s.dead_lettered == 4 and engine.fatal is None
+    assert {x.outcome for x in written(engine)} == {"rejected"}
+    check(engine)
+
+
+def test_fatal_rejection_stops_the_engine() -> None:
+    engine = BulkEngine(config(max_actions=2))
+    for i in range(5):
+        engine.add(line(i), True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    s = engine.settle_error(batch, api(401), 0.0, 0.5)
+    assert isinstance(engine.fatal, errors.AuthenticationError)
+    assert s.dead_lettered == 5 and engine.finished
+    outcomes = Counter(x.outcome for x in written(engine))
+    assert outcomes == {"rejected": 2, "aborted": 3}
+    check(engine)
+
+
+def test_conflict_after_a_lost_attempt_says_so() -> None:
+    engine, batch = _one_batch(1)
+    engine.settle_error(batch, errors.ReadTimeout("quiet"), 0.0, 0.0)
+    engine.tick(0.0)
+    retry = engine.take(0.0)
+    assert retry is not None
+    engine.settle_answer(retry, answer(retry, [409]), 0.0, 0.5)
+    (letter,) = written(engine)
+    assert letter.outcome == "rejected" and "earlier attempt" in letter.reason
+    assert letter.attempts == 2
+
+
+# -- 413 -----------------------------------------------------------------------------------
+
+
+def test_413_splits_in_halves_and_lowers_max_bytes() -> None:
+    engine, batch = _one_batch(4, max_bytes=1 << 20)
+    s = engine.settle_error(batch, api(413), 0.0, 0.5)
+    assert s.verdict == "split" and engine.splits == 1
+    assert engine.max_bytes == 64 * 1024  # halved, but not below the floor
+    halves = [engine.take(0.0), engine.take(0.0)]
+    assert [h.lines for h in halves if h] == [[line(0), line(1)], [line(2), line(3)]] or [
+        h.lines for h in halves if h
+    ] == [[line(2), line(3)], [line(0), line(1)]]
+    assert all(h is not None and h.kind == "split" for h in halves)
+    check(engine, halves)  # type: ignore[arg-type]
+
+
+def test_413_on_a_single_action_dead_letters_it_as_too_large() -> None:
+    engine, batch = _one_batch(4)
+    engine.settle_error(batch, api(413), 0.0, 0.5)
+    for _ in range(2):  # split down to single actions
+        while (part := engine.take(0.0)) is not None:
+            engine.settle_error(part, api(413), 0.0, 0.5)
+    assert engine.pending == 4 and engine.dead_pending == 4
+    letters = written(engine)
+    assert {x.outcome for x in letters} == {"too_large"} and len(letters) == 4
+    check(engine)
+
+
+def test_oversized_action_is_dead_lettered_unsent() -> None:
+    engine = BulkEngine(config(max_document_bytes=50))
+    engine.add(line(1, size=100), True, 0.0)
+    (letter,) = written(engine)
+    assert letter.outcome == "too_large" and engine.pending_bytes == 0
+
+
+# -- time ----------------------------------------------------------------------------------
+
+
+def test_retry_that_would_pass_the_deadline_is_dead_lettered_now() -> None:
+    engine, batch = _one_batch(2, delivery_timeout=10.0)
+    s = engine.settle_answer(batch, answer(batch, [429, 201]), 9.99, 1.0)
+    assert s.dead_lettered == 1
+    (letter,) = written(engine)
+    assert letter.outcome == "exhausted" and "delivery timeout" in letter.reason
+    assert letter.status == 429
+    check(engine)
+
+
+def test_batch_queued_past_its_deadline_is_expired() -> None:
+    engine = BulkEngine(config(max_actions=1, workers=1, delivery_timeout=5.0))
+    engine.add(line(1), True, 0.0)
+    engine.add(line(2), True, 0.0)
+    first = engine.take(0.0)
+    assert first is not None and engine.take(0.0) is None  # one worker busy
+    assert engine.next_wakeup(0.0) == 5.0
+    engine.tick(5.0)
+    (letter,) = written(engine)
+    assert letter.line == line(2) and letter.outcome == "exhausted" and letter.attempts == 0
+    check(engine, [first])
+
+
+def test_request_timeout_never_outlives_the_deadline() -> None:
+    engine, batch = _one_batch(delivery_timeout=100.0, request_timeout=60.0)
+    assert engine.request_timeout(batch, 0.0) == 60.0
+    assert engine.request_timeout(batch, 70.0) == pytest.approx(30.0)
+
+
+def test_max_attempts() -> None:
+    engine, batch = _one_batch(1, max_attempts=3, backoff_cap=0.01, backoff_base=0.01)
+    now = 0.0
+    for _ in range(3):
+        engine.settle_answer(batch, answer(batch, [503]), now, 0.5)
+        now += 1
+        engine.tick(now)
+        batch = engine.take(now)  # type: ignore[assignment]
+        if batch is None:
+            break
+    (letter,) = written(engine)
+    assert letter.outcome == "exhausted" and letter.attempts == 3
+    assert "after 3 attempts" in letter.reason
+    check(engine)
+
+
+def test_backoff_grows_with_attempts_and_budget_exhaustion_slows_retries() -> None:
+    cfg = config(max_actions=1, backoff_base=1.0, backoff_cap=30.0)
+    engine = BulkEngine(cfg)
+    engine.budget._balance = 1.0
+    engine.add(line(1), True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    s1 = engine.settle_answer(batch, answer(batch, [503]), 0.0, 1.0)
+    assert s1.delay == 1.0  # rand=1: the full first ceiling
+    engine.tick(1.0)
+    batch = engine.take(1.0)
+    assert batch is not None
+    engine.budget._balance = 0.0
+    s2 = engine.settle_answer(batch, answer(batch, [503]), 1.0, 0.0)
+    assert s2.delay == 30.0  # no token: the slow lane
+
+
+# -- stopping and accounting ---------------------------------------------------------------
+
+
+def test_abort_dead_letters_everything_not_in_flight() -> None:
+    engine = BulkEngine(config(max_actions=2))
+    for i in range(5):
+        engine.add(line(i), True, 0.0)
+    flying = engine.take(0.0)
+    assert flying is not None
+    assert engine.abort("stop") == 3
+    assert engine.take(0.0) is None
+    engine.settle_answer(flying, answer(flying, [429, 201]), 0.0, 0.5)
+    outcomes = Counter(x.outcome for x in written(engine))
+    assert outcomes == {"aborted": 4}
+    assert engine.finished and engine.pending == 0
+    check(engine)
+
+
+OUTCOMES: list[Any] = [
+    "ok",
+    "mixed",
+    "bad",
+    errors.ConnectionError("refused"),
+    errors.ConnectionError("reset", request_sent=True),
+    errors.ReadTimeout("quiet"),
+    errors.NoLiveNodesError("none"),
+    api(413),
+    api(429, retry_after="0.5"),
+    api(502),
+    api(400),
+    api(401),
+]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_every_action_gets_exactly_one_outcome(seed: int) -> None:
+    """Random producers, answers and failures: at every step the engine's contents match its
+    counters, and at the end every action is applied once or dead-lettered once."""
+    rng = random.Random(seed)
+    cfg = BulkConfig(
+        max_actions=rng.choice([1, 3, 10]),
+        max_bytes=rng.choice([200, 1000, 1 << 20]),
+        workers=rng.choice([1, 2, 4]),
+        delivery_timeout=rng.choice([5.0, 60.0]),
+        max_attempts=rng.choice([2, 5, 50]),
+        backoff_base=0.1,
+        backoff_cap=2.0,
+        flush_interval=0.5,
+    )
+    engine = BulkEngine(cfg, collect_successes=True)
+    added: list[bytes] = []
+    applied: list[bytes] = []
+    dead: list[bytes] = []
+    inflight: list[Batch] = []
+    now = 0.0
+    n = rng.randint(1, 120)
+    i = 0
+
+    def settle(batch: Batch) -> None:
+        choice = rng.choice(OUTCOMES[:-1]) if rng.random() < 0.97 else OUTCOMES[-1]
+        inflight.remove(batch)
+        if choice == "ok":
+            s = engine.settle_answer(batch, answer(batch), now, rng.random())
+        elif choice == "mixed":
+            statuses = [rng.choice([201, 201, 400, 429, 503, 409]) for _ in batch.lines]
+            s = engine.settle_answer(batch, answer(batch, statuses), now, rng.random())
+        elif choice == "bad":
+            body = answer(batch)
+            body["items"] = body["items"][:-1]
+            s = engine.settle_answer(batch, body, now, rng.random())
+        else:
+            s = engine.settle_error(batch, choice, now, rng.random())
+        applied.extend(x[0] for x in s.successes)
+
+    while True:
+        step = rng.random()
+        if engine.aborted is not None:
+            n = i  # a fatal answer stopped the engine: the driver takes nothing more
+        if i < n and step < 0.5:
+            safe = rng.random() < 0.8
+            item = line(i, safe=safe, size=rng.choice([0, 50]))
+            if engine.has_room(len(item)):
+                engine.add(item, safe, now)
+                added.append(item)
+                i += 1
+            else:
+                engine.seal()
+        elif step < 0.7:
+            batch = engine.take(now)
+            if batch is not None:
+                inflight.append(batch)
+        elif step < 0.85 and inflight:
+            settle(rng.choice(inflight))
+        else:
+            now += rng.choice([0.01, 0.3, 1.0, 3.0])
+            engine.tick(now)
+        dead.extend(x.line for x in written(engine) if x.line is not None)
+        check(engine, inflight)
+        if i == n and not engine.closing:
+            engine.close_input()
+        if engine.finished:
+            break
+    assert engine.pending == 0
+    assert Counter(applied) + Counter(dead) == Counter(added)
+    assert max(Counter(applied + dead).values()) == 1
