@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gzip
 import logging
+import os
 import random
 import ssl
 import time
@@ -186,8 +187,6 @@ class AsyncTransport(TransportBase):
                 await self._await_probe(node, deadline)
                 continue
             if choice.probe_first:
-                if choice.wait > 0:
-                    await asyncio.sleep(choice.wait)
                 try:
                     error = await self._probe(node, deadline)
                     plan.probe_done(
@@ -196,9 +195,10 @@ class AsyncTransport(TransportBase):
                 finally:
                     self._signal_probe()
             t0 = _monotonic()
+            overtaken = False
             try:
                 if hedge_after is not None and len(self.health.nodes) > 1:
-                    response = await self._hedged(
+                    response, overtaken = await self._hedged(
                         spec, node, body, extra, deadline, read_timeout, plan, hedge_after
                     )
                 else:
@@ -224,7 +224,10 @@ class AsyncTransport(TransportBase):
                 # Cancelled (or a bug): the attempt is over, keep the books straight.
                 plan.succeeded(node)
                 raise
-            plan.succeeded(node)
+            if overtaken:
+                plan.overtaken(node, _monotonic(), random.random())
+            else:
+                plan.succeeded(node)
             self.emit_attempt(
                 spec.method,
                 spec.path,
@@ -310,7 +313,7 @@ class AsyncTransport(TransportBase):
         read_timeout: float,
         plan: CallPlan,
         hedge_after: float,
-    ) -> Response:
+    ) -> tuple[Response, bool]:
         """The primary attempt; after ``hedge_after`` without an answer, a second attempt on
         another live node. The first answer wins; the other task is cancelled, which makes
         aiohttp discard its connection."""
@@ -320,10 +323,10 @@ class AsyncTransport(TransportBase):
         try:
             done, _ = await asyncio.wait({primary}, timeout=hedge_after)
             if done:
-                return primary.result()
+                return primary.result(), False
             hedge = hedge_node(self.health, _NULL_GUARD, self.budget, node)
             if hedge is None:
-                return await primary
+                return await primary, False
             if self.tracer.active:
                 self.tracer.emit("request.hedge", primary=node.url, hedge=hedge.url, path=spec.path)
             second = asyncio.ensure_future(
@@ -340,14 +343,14 @@ class AsyncTransport(TransportBase):
                                 self.tracer.emit(
                                     "request.hedge_won", node=hedge.url, path=spec.path
                                 )
-                            return task.result()
+                            return task.result(), task is second
                 # Both failed: report the primary's error, account for the hedge's.
                 hedge_exc = second.exception()
                 if isinstance(hedge_exc, SturdySearchError) and ejects(hedge_exc):
                     self.health.eject(
                         hedge, now=_monotonic(), rand=random.random(), reason=str(hedge_exc)
                     )
-                return primary.result()
+                return primary.result(), False
             finally:
                 for task in (second,):
                     if not task.done():
@@ -526,15 +529,17 @@ def _translate(
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return ReadTimeout(f"timed out: {exc}", node=url)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectionError(f"could not connect: {exc.os_error}", node=url, request_sent=False)
-    message = getattr(exc, "message", None)
-    if isinstance(exc, aiohttp.ServerDisconnectedError) and hasattr(message, "code"):
+        os_error = exc.os_error
+        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
+        return ConnectionError(f"could not connect: {reason}", node=url, request_sent=False)
+    status = getattr(getattr(exc, "message", None), "code", None)
+    if isinstance(exc, aiohttp.ServerDisconnectedError) and isinstance(status, int):
         # aiohttp reports a body cut short as a disconnect carrying the response head.
         return MalformedResponseError(
             f"malformed or truncated response: the connection closed before the body of the "
-            f"{message.code} answer was complete",
+            f"{status} answer was complete",
             node=url,
-            status=message.code,
+            status=status,
         )
     if isinstance(exc, aiohttp.ClientPayloadError):
         return MalformedResponseError(f"malformed or truncated response: {exc}", node=url)

@@ -33,6 +33,10 @@ from sturdysearch.errors import ConfigError
 
 #: Statuses that mean "this node cannot serve now", as opposed to "not this request".
 EJECT_STATUSES = frozenset({502, 503, 504})
+#: A node whose attempts lose this many hedged races in a row, without answering, is treated as
+#: unresponsive: ejected and probed. Without this a blackholed node would never time out (its
+#: attempts are always cancelled by the winning hedge) and would keep costing a hedge per visit.
+HEDGE_LOSSES_TO_EJECT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class NodeState:
         "alive",
         "ejections",
         "failures",
+        "hedge_losses",
         "in_flight",
         "last_error",
         "last_probe_at",
@@ -90,6 +95,7 @@ class NodeState:
         self.seed = seed
         self.alive = True
         self.failures = 0
+        self.hedge_losses = 0
         self.ejections = 0
         self.in_flight = 0
         self.next_probe_at = 0.0
@@ -157,6 +163,23 @@ class NodeHealth:
         state = self.states.get(node)
         if state is not None and state.alive:
             state.failures = 0
+            state.hedge_losses = 0
+
+    def hedge_lost(self, node: NodeConfig, *, now: float, rand: float) -> bool:
+        """``node``'s attempt was overtaken by a hedge; returns ``True`` if that ejected it."""
+        state = self.states.get(node)
+        if state is None or not state.alive:
+            return False
+        state.hedge_losses += 1
+        if state.hedge_losses < HEDGE_LOSSES_TO_EJECT:
+            return False
+        state.hedge_losses = 0
+        return self.eject(
+            node,
+            now=now,
+            rand=rand,
+            reason=f"unresponsive: overtaken by {HEDGE_LOSSES_TO_EJECT} hedges in a row",
+        )
 
     def eject(self, node: NodeConfig, *, now: float, rand: float, reason: str) -> bool:
         """Take ``node`` out of rotation; returns ``True`` if it was alive until now."""

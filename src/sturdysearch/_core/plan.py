@@ -45,8 +45,6 @@ from sturdysearch.errors import (
 class Choice:
     node: NodeConfig
     probe_first: bool = False
-    wait: float = 0.0
-    """Seconds to wait before the probe, so that probes keep their schedule."""
     await_probe: bool = False
     """Someone else is probing ``node``: wait for the outcome, then choose again."""
 
@@ -105,8 +103,8 @@ class CallPlan:
 
         With every node ejected: if another caller or the background prober is probing the
         most promising node, ``Choice.await_probe`` asks the driver to wait for that probe and
-        call ``choose`` again; otherwise this call claims the probe if it falls due within the
-        deadline (``Choice.wait`` says when). Failing both, the call ends at once.
+        call ``choose`` again; otherwise this call claims the probe if one is due now. Failing
+        both, the call ends at once (``NoLiveNodesError``, or the last failure on a retry).
         """
         health = self._health
         remaining = self.deadline.at - now
@@ -124,17 +122,18 @@ class CallPlan:
                 if state.probing and remaining > 0:
                     self.awaited_probe = True
                     return Choice(candidate, await_probe=True)
-                wait = max(0.0, state.next_probe_at - now)
-                probe_time = min(health.config.probe_timeout, remaining - wait)
-                claimed = probe_time > 0.01 and health.claim_probe(candidate)
+                wait = state.next_probe_at - now
+                # Probe only when it is due: sleeping until the schedule allows one would turn
+                # an outage into slow calls instead of fast failures.
+                claimed = wait <= 0 and remaining > 0.01 and health.claim_probe(candidate)
         if claimed:
             self.attempt += 1
-            return Choice(candidate, probe_first=True, wait=wait)
-        raise self._no_live_nodes(
-            "every node is ejected and the probe failed"
-            if self.awaited_probe
-            else "every node is ejected and none can be probed within the call's deadline"
-        )
+            return Choice(candidate, probe_first=True)
+        if self.awaited_probe:
+            why = "every node is ejected and the probe failed"
+        else:
+            why = "every node is ejected; the next probe is not due yet"
+        raise self._no_live_nodes(why)
 
     def probe_done(
         self, node: NodeConfig, *, ok: bool, now: float, rand: float, error: str | None
@@ -157,8 +156,17 @@ class CallPlan:
             state = self._health.states.get(node)
             if state is not None:
                 state.in_flight -= 1
-                if state.alive:
-                    state.failures = 0
+            self._health.record_success(node)
+
+    def overtaken(self, node: NodeConfig, now: float, rand: float) -> None:
+        """``node``'s attempt lost a hedged race (cancelled, not failed)."""
+        with self._guard:
+            state = self._health.states.get(node)
+            if state is not None:
+                state.in_flight -= 1
+            ejected = self._health.hedge_lost(node, now=now, rand=rand)
+        if ejected and self._tracer.active:
+            self._tracer.emit("node.ejected", node=node.url, reason="overtaken by hedges")
 
     def failed(self, node: NodeConfig, exc: SturdySearchError, now: float, rand: float) -> float:
         """Record a failed attempt; return the delay before the next one, or raise the error

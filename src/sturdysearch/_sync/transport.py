@@ -161,8 +161,6 @@ class Transport(TransportBase):
                 self._await_probe(node, deadline)
                 continue
             if choice.probe_first:
-                if choice.wait > 0:
-                    time.sleep(choice.wait)
                 error = self._probe(node, deadline)
                 try:
                     plan.probe_done(
@@ -172,9 +170,12 @@ class Transport(TransportBase):
                     with self._wake:
                         self._wake.notify_all()
             t0 = _monotonic()
+            overtaken = False
             try:
                 if hedge_after is not None and len(self.health.nodes) > 1:
-                    response = self._hedged(spec, node, body, extra, deadline, read_timeout, plan)
+                    response, overtaken = self._hedged(
+                        spec, node, body, extra, deadline, read_timeout, plan
+                    )
                 else:
                     response = self._attempt(spec, node, body, extra, deadline, read_timeout)
             except SturdySearchError as exc:
@@ -194,7 +195,10 @@ class Transport(TransportBase):
                 if delay > 0:
                     time.sleep(delay)
                 continue
-            plan.succeeded(node)
+            if overtaken:
+                plan.overtaken(node, _monotonic(), random.random())
+            else:
+                plan.succeeded(node)
             self.emit_attempt(
                 spec.method,
                 spec.path,
@@ -278,10 +282,11 @@ class Transport(TransportBase):
         deadline: Deadline,
         read_timeout: float,
         plan: CallPlan,
-    ) -> Response:
+    ) -> tuple[Response, bool]:
         """The primary attempt runs in the caller's thread; if it has not answered after
         ``hedge_after``, a second attempt starts on another live node in a worker thread. The
-        first answer wins and the other attempt's connection is aborted and discarded."""
+        first answer wins and the other attempt's connection is aborted and discarded. Returns
+        the answer and whether the primary was overtaken by the hedge."""
         assert self.config.hedge_after is not None
         race = _Race()
         hedge_errors: list[SturdySearchError] = []
@@ -340,13 +345,14 @@ class Transport(TransportBase):
             remaining = deadline.at - _monotonic()
             race.done.wait(max(0.0, remaining))
             if race.winner == "hedge" and race.result is not None:
-                return race.result  # the primary was cancelled, not failed
+                return race.result, True  # the primary was cancelled, not failed
             raise
         if race.claim("primary"):
-            return response
+            return response, False
         # Lost the race by a hair: the hedge's answer is already taken, use it.
+        race.done.wait(max(0.0, deadline.at - _monotonic()))
         assert race.result is not None
-        return race.result
+        return race.result, True
 
     def _hedge_executor(self) -> ThreadPoolExecutor:
         with self._lock:
