@@ -138,6 +138,19 @@ def test_three_nodes_heal_after_a_node_is_killed(
         (restarted,) = get(f"{victim.url}/_nodes/_local")["nodes"].values()
         assert restarted["name"] == "node-1"
 
+        # Kill and restart at once: the cluster may still count the dead incarnation, so
+        # wait_for_health must not be satisfied until the new JVM has actually joined.
+        second = cluster.nodes[2]
+        second_old_pid = second.pid
+        cluster.stop_node(2, kill=True)
+        cluster.start_node(2)
+        cluster.wait_for_health("yellow", nodes=3, timeout=120)
+        members = get(f"{cluster.urls[0]}/_nodes/process")["nodes"].values()
+        assert {m["name"]: m["process"]["id"] for m in members}["node-2"] == second.pid
+        assert second.pid != second_old_pid
+        seen_pids.add(second.pid or 0)
+        groups.add(second.pgid or 0)
+
         cluster.stop_node(2)  # graceful
         cluster.wait_for_health("yellow", nodes=2, timeout=60)
         workdir = cluster.workdir

@@ -53,16 +53,18 @@ def test_spawn_runs_unprivileged_in_own_group_and_terminate_reaps_all(tmp_path: 
 
 
 def test_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> None:
-    with (tmp_path / "out.log").open("ab") as output:
+    tmp_path.chmod(0o755)
+    log = tmp_path / "out.log"
+    with log.open("ab") as output:
         popen = processes.spawn(
-            ["/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
+            ["/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"],
             env={"PATH": "/usr/bin:/bin"},
             cwd=Path("/"),
             output=output,
             user=resolve_node_user(),
             die_with_parent=True,
         )
-    assert wait_until(lambda: processes.processes_in_group(popen.pid))
+    assert wait_until(lambda: b"ready" in log.read_bytes())  # the trap is in place
     started = time.monotonic()
     processes.terminate_groups([(popen.pid, popen)], grace=0.5)
     assert time.monotonic() - started < 10

@@ -400,12 +400,39 @@ class LocalCluster:
                     last_answer = f"{node.name}: {exc}"
                     continue
                 if health_satisfied(body, status=status, nodes=expected):
-                    return dict(body)
+                    missing = self._not_joined(node)
+                    if not missing:
+                        return dict(body)
+                    last_answer = f"{node.name}: {', '.join(missing)} not (re)joined yet"
+                    break
                 last_answer = f"{node.name}: HTTP {code} {_short(body)}"
                 answered = True
                 break
             if not answered:
                 time.sleep(0.5)
+
+    def _not_joined(self, asked: LocalNode) -> list[str]:
+        """Running nodes whose *current* JVM is not in the cluster yet.
+
+        The node count alone is not enough: right after a node is killed and restarted the
+        cluster may still list the dead incarnation, so ``wait_for_nodes`` is met before the
+        new one has joined. The nodes-info API reports each member's pid, which tells them apart.
+        """
+        try:
+            _, body = get_json(f"{asked.url}/_nodes/process", timeout=30.0)
+        except NodeUnreachable:
+            return ["(nodes info unavailable)"]
+        members = body.get("nodes", {}) if isinstance(body, dict) else {}
+        reported = {
+            (info.get("name"), info.get("process", {}).get("id"))
+            for info in members.values()
+            if isinstance(info, dict)
+        }
+        return [
+            node.name
+            for node in self._nodes
+            if node.is_running() and (node.name, node.pid) not in reported
+        ]
 
     def log_report(self) -> str:
         """Every node's recent log output, for failure messages."""
