@@ -83,6 +83,7 @@ class AsyncTransport(TransportBase):
         self._probe_changed = asyncio.Event()
         self._wake = asyncio.Event()
         self._hedges: set[asyncio.Task[Any]] = set()
+        self._slots: dict[NodeConfig, asyncio.Semaphore] = {}
         self._last_sniff = 0.0
         self._sniff_requested = config.sniff.on_start
 
@@ -255,7 +256,42 @@ class AsyncTransport(TransportBase):
         if extra:
             headers = {**headers, **extra}
         t0 = _monotonic()
-        remaining = deadline.at - t0
+        slots = self._slots.get(node)
+        if slots is None:
+            slots = self._slots[node] = asyncio.Semaphore(self.config.pool.connections_per_node)
+        if slots.locked():
+            # Wait for a connection here, cheaply, rather than inside aiohttp: thousands of
+            # tasks queued in aiohttp's connector each cost a request object and timers, and
+            # the loop time they take can starve the connects in flight past their timeout.
+            try:
+                await asyncio.wait_for(slots.acquire(), deadline.at - t0)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"the call's deadline passed while waiting for one of the "
+                    f"{self.config.pool.connections_per_node} pooled connections",
+                    node=node.url,
+                ) from None
+        else:
+            await slots.acquire()
+        try:
+            return await self._exchange(
+                session, spec, node, body, headers, deadline, read_timeout, t0
+            )
+        finally:
+            slots.release()
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        spec: RequestSpec,
+        node: NodeConfig,
+        body: bytes | None,
+        headers: dict[str, str],
+        deadline: Deadline,
+        read_timeout: float,
+        t0: float,
+    ) -> Response:
+        remaining = deadline.at - _monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("the call's deadline passed before the request was sent")
         connect = min(self.config.timeouts.connect, remaining)
