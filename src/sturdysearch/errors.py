@@ -23,7 +23,9 @@
         ├── ConflictError            409
         ├── PayloadTooLargeError     413
         ├── TooManyRequestsError     429
-        └── ServerError              5xx
+        ├── ServerError              5xx
+        └── IncompleteResultsError   a 2xx search page from which shards are missing (failed or
+                                     timed out): reading on would silently skip documents
 
 "Could not reach the cluster" (``TransportError``) is kept apart from "the cluster said no"
 (``ApiError``): the first is about the network and the nodes, the second about the request.
@@ -50,6 +52,7 @@ __all__ = [
     "ConnectionError",
     "DeadLetterError",
     "DeadlineExceeded",
+    "IncompleteResultsError",
     "MalformedResponseError",
     "NoLiveNodesError",
     "NotFoundError",
@@ -303,6 +306,12 @@ class TooManyRequestsError(ApiError):
 
 class ServerError(ApiError):
     """5xx: the server, or a proxy in front of it, failed."""
+
+
+class IncompleteResultsError(ApiError):
+    """The server answered 2xx, but some shards failed or timed out, so the page lacks their
+    documents (``status`` is the 2xx; ``error_type`` and ``reason`` are the first shard
+    failure's). ``scan`` raises it instead of carrying on with holes in the results."""
 
 
 def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:

@@ -30,6 +30,7 @@ ERRORS_ALL = [
     "ConnectionError",
     "DeadLetterError",
     "DeadlineExceeded",
+    "IncompleteResultsError",
     "MalformedResponseError",
     "NoLiveNodesError",
     "NotFoundError",

@@ -28,6 +28,7 @@ API_CLASSES = [
     errors.PayloadTooLargeError,
     errors.TooManyRequestsError,
     errors.ServerError,
+    errors.IncompleteResultsError,
 ]
 TRANSPORT_CLASSES = [
     errors.TransportError,
