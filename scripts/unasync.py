@@ -22,6 +22,8 @@ FILES = ["client.py"]
 
 # (pattern, replacement), applied in order, as whole-word regular expressions.
 RULES: list[tuple[str, str]] = [
+    (r"(?m)^import asyncio\n", ""),
+    (r"\bawait asyncio\.sleep\b", "time.sleep"),
     (r"\basync def\b", "def"),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),
@@ -29,6 +31,10 @@ RULES: list[tuple[str, str]] = [
     (r"\bsturdysearch\._async\b", "sturdysearch._sync"),
     (r"\bAsyncTransport\b", "Transport"),
     (r"\bAsyncIndicesClient\b", "IndicesClient"),
+    (r"\bAsyncClusterClient\b", "ClusterClient"),
+    (r"\bAsyncCatClient\b", "CatClient"),
+    (r"\bAsyncTasksClient\b", "TasksClient"),
+    (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncClient\b", "Client"),
 ]
 

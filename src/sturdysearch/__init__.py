@@ -1,17 +1,29 @@
 """sturdysearch: a client for Elasticsearch and OpenSearch that is hard to use wrong.
 
 Public surface: :class:`Client`, :class:`AsyncClient` (needs the ``async`` extra, aiohttp),
-:class:`ServerInfo`, :class:`Response`, :class:`RetryPolicy`, :class:`Timeouts`, and the errors
-in :mod:`sturdysearch.errors`.
+:class:`ServerInfo` and :class:`Dialect` (what the server is and how it is spoken to),
+:class:`Response` and the typed answers built on it (:class:`WriteResult`, :class:`GetResult`,
+:class:`SearchResult`, :class:`MultiGetResult`, :class:`MultiSearchResult`,
+:class:`ClusterHealth`, :class:`ByQueryResult`), :class:`RetryPolicy`, :class:`Timeouts`, the
+errors in :mod:`sturdysearch.errors`, and the safe-query helpers in :mod:`sturdysearch.query`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sturdysearch._core.dialect import ServerInfo
+from sturdysearch._core.dialect import Dialect, ServerInfo
 from sturdysearch._core.events import Event
 from sturdysearch._core.responses import Response, ResponseMeta
+from sturdysearch._core.results import (
+    ByQueryResult,
+    ClusterHealth,
+    GetResult,
+    MultiGetResult,
+    MultiSearchResult,
+    SearchResult,
+    WriteResult,
+)
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.timeouts import Timeouts
 from sturdysearch._sync.client import Client, IndicesClient
@@ -34,13 +46,21 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AsyncClient",
     "AsyncIndicesClient",
+    "ByQueryResult",
     "Client",
+    "ClusterHealth",
+    "Dialect",
     "Event",
+    "GetResult",
     "IndicesClient",
+    "MultiGetResult",
+    "MultiSearchResult",
     "Response",
     "ResponseMeta",
     "RetryPolicy",
+    "SearchResult",
     "ServerInfo",
     "Timeouts",
+    "WriteResult",
     "__version__",
 ]

@@ -8,14 +8,22 @@ import sturdysearch.errors
 PACKAGE_ALL = [
     "AsyncClient",
     "AsyncIndicesClient",
+    "ByQueryResult",
     "Client",
+    "ClusterHealth",
+    "Dialect",
     "Event",
+    "GetResult",
     "IndicesClient",
+    "MultiGetResult",
+    "MultiSearchResult",
     "Response",
     "ResponseMeta",
     "RetryPolicy",
+    "SearchResult",
     "ServerInfo",
     "Timeouts",
+    "WriteResult",
     "__version__",
 ]
 

@@ -3,24 +3,35 @@
 ``scripts/unasync.py`` generates the blocking twin, ``sturdysearch/_sync/client.py``, from this
 file (``async``/``await`` dropped, ``Async`` names turned into their sync ones); a unit test fails
 when the two drift. Each method is one line over a pure request builder in
-``sturdysearch._core.api``, so that nothing but waiting differs between the two.
+``sturdysearch._core.api`` (and a pure post-processor in ``sturdysearch._core.results``), and
+multi-step calls are sans-IO generators in ``sturdysearch._core.flows`` pumped by
+:meth:`AsyncClient._run_flow`, so that nothing but waiting differs between the two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sturdysearch._async.transport import AsyncTransport
-from sturdysearch._core import api
+from sturdysearch._core import api, flows, results
 from sturdysearch._core.config import ClientConfig, build_config
-from sturdysearch._core.dialect import ServerInfo, parse_server_info
-from sturdysearch._core.events import Tracer
+from sturdysearch._core.dialect import Dialect, ServerInfo, dialect_for
+from sturdysearch._core.events import Event, Tracer
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
+from sturdysearch._core.timeouts import Deadline, call_budget
+from sturdysearch.errors import ApiError, SturdySearchError
+
+logger = logging.getLogger("sturdysearch")
+T = TypeVar("T")
 
 
 class AsyncClient:
@@ -52,6 +63,14 @@ class AsyncClient:
         self.tracer = Tracer()
         self._transport = AsyncTransport(self.config, retry=retry, tracer=self.tracer)
         self.indices = AsyncIndicesClient(self)
+        self.cluster = AsyncClusterClient(self)
+        self.cat = AsyncCatClient(self)
+        self.tasks = AsyncTasksClient(self)
+        self._dialect: Dialect | None = None
+        self._warned: set[str] = set()
+        # The server behind the URLs may have been upgraded while a node was out of rotation:
+        # detect again on the next call that needs the dialect.
+        self.tracer.subscribe(self._forget_dialect_on_readmission)
 
     def __repr__(self) -> str:
         return f"AsyncClient({[n.url for n in self.config.nodes]!r})"
@@ -133,12 +152,68 @@ class AsyncClient:
         """Run a prepared :class:`RequestSpec` (the API layer's building block)."""
         return await self._transport.perform(spec)
 
+    async def _run_flow(
+        self, flow: flows.Flow[T], *, timeout: float | None = None, long_running: bool = False
+    ) -> T:
+        """Pump a sans-IO flow (``sturdysearch._core.flows``) to its result within one deadline:
+        ``timeout=`` or the client default for the whole flow, requests and sleeps included."""
+        budget = call_budget(self.config.timeouts, timeout, long_running=long_running)
+        now = time.monotonic()
+        run = flows.FlowRun(flow, Deadline(now, budget), per_request=self.config.timeouts.total)
+        step = run.start(now)
+        while not isinstance(step, flows.Done):
+            step = await self._flow_step(run, step)
+        return step.value
+
+    async def _flow_step(self, run: flows.FlowRun[Any], step: flows.Step) -> Any:
+        """Do one request or sleep of a flow; return the flow's next step."""
+        if isinstance(step, flows.Sleep):
+            await asyncio.sleep(step.seconds)
+            return run.send(None, time.monotonic())
+        if isinstance(step, flows.Page):
+            raise TypeError("only scan() consumes pages")
+        try:
+            response = await self._transport.perform(step)
+        except SturdySearchError as exc:
+            return run.throw(exc, time.monotonic())
+        return run.send(response, time.monotonic())
+
+    # -- dialect -----------------------------------------------------------------------------
+
+    def _forget_dialect_on_readmission(self, event: Event) -> None:
+        if event.name == "node.readmitted":
+            self._dialect = None
+
+    def _adopt(self, server: ServerInfo | None) -> Dialect:
+        dialect = dialect_for(server)
+        if dialect.warning and dialect.warning not in self._warned:
+            self._warned.add(dialect.warning)
+            logger.warning("%s", dialect.warning)
+        self._dialect = dialect
+        return dialect
+
+    async def dialect(self) -> Dialect:
+        """How this client talks to the server (detected on first use with ``GET /``, cached,
+        detected again after a node is re-admitted). A server that refuses detection (no
+        ``monitor`` privilege) gets the conservative dialect, with one warning."""
+        dialect = self._dialect
+        if dialect is not None:
+            return dialect
+        try:
+            server: ServerInfo | None = await self._run_flow(flows.detect())
+        except ApiError as exc:
+            logger.debug("server detection refused: %s", exc)
+            server = None
+        return self._adopt(server)
+
     # -- cluster ---------------------------------------------------------------------------
 
     async def info(self, *, timeout: float | None = None) -> ServerInfo:
-        """Flavor, version and cluster name of the server."""
-        response = await self._transport.perform(api.info(timeout=timeout))
-        return parse_server_info(response.body, response.meta.node)
+        """Flavor, version and cluster name of the server (``GET /``, or ``GET /_nodes/_local``
+        on builds without a root endpoint); also refreshes the cached dialect."""
+        server = await self._run_flow(flows.detect(timeout=timeout), timeout=timeout)
+        self._adopt(server)
+        return server
 
     async def ping(self, *, timeout: float | None = None) -> bool:
         """True if a node answers ``HEAD /`` with 200. Transport failures still raise."""
@@ -147,35 +222,186 @@ class AsyncClient:
 
     # -- documents -------------------------------------------------------------------------
 
-    async def index(self, **kwargs: Any) -> Response:
+    async def index(self, **kwargs: Any) -> results.WriteResult:
         """``index(index=, document=, id=None, refresh=None, op_type=None, if_seq_no=None,
-        if_primary_term=None, routing=None, pipeline=None, params=None, timeout=None)``."""
-        return await self._transport.perform(api.index(**kwargs))
+        if_primary_term=None, routing=None, pipeline=None, params=None, timeout=None)``.
+        Returns a :class:`WriteResult` (``.seq_no``, ``.primary_term``, ``.version``)."""
+        return results.WriteResult.of(await self._transport.perform(api.index(**kwargs)))
 
-    async def create(self, **kwargs: Any) -> Response:
+    async def create(self, **kwargs: Any) -> results.WriteResult:
         """``create(index=, id=, document=, refresh=None, ...)``: raises ``ConflictError`` if
         the id exists."""
-        return await self._transport.perform(api.create(**kwargs))
+        return results.WriteResult.of(await self._transport.perform(api.create(**kwargs)))
 
-    async def get(self, **kwargs: Any) -> Response:
+    async def update(self, **kwargs: Any) -> results.WriteResult:
+        """``update(index=, id=, doc=None, script=None, upsert=None, doc_as_upsert=None,
+        scripted_upsert=None, detect_noop=None, retry_on_conflict=None, if_seq_no=None,
+        if_primary_term=None, refresh=None, routing=None, source=None, body=None, ...)``:
+        exactly one of ``doc``/``script``. Resent after a lost answer only when that cannot
+        apply it twice (see ``_core.api.update``)."""
+        return results.WriteResult.of(await self._transport.perform(api.update(**kwargs)))
+
+    async def update_with_retry(
+        self,
+        index: str,
+        id: Any,
+        fn: Callable[[Any], Any],
+        *,
+        max_attempts: int = 10,
+        create_if_missing: bool = False,
+        refresh: bool | str | None = None,
+        routing: str | None = None,
+        timeout: float | None = None,
+    ) -> results.WriteResult:
+        """Read-modify-write with optimistic concurrency: ``fn(current_source) -> new_source``
+        is written back only if nobody wrote in between, retried on 409 with jittered backoff
+        up to ``max_attempts`` times, all within ``timeout`` (the client default otherwise).
+        ``fn`` may run several times and must have no side effects. Raises ``ConflictError``
+        when every attempt lost, ``NotFoundError`` for a missing document (unless
+        ``create_if_missing``: then ``fn(None)`` creates it), ``DeadlineExceeded``."""
+        return await self._run_flow(
+            flows.update_with_retry(
+                index=index,
+                id=id,
+                fn=fn,
+                rand=random.random,
+                max_attempts=max_attempts,
+                create_if_missing=create_if_missing,
+                refresh=refresh,
+                routing=routing,
+            ),
+            timeout=timeout,
+        )
+
+    async def get(self, **kwargs: Any) -> results.GetResult:
         """``get(index=, id=, source=None, routing=None, realtime=None, ...)``: raises
         ``NotFoundError`` for a missing document (or pass ``ignore=404``)."""
-        return await self._transport.perform(api.get(**kwargs))
+        return results.GetResult.of(await self._transport.perform(api.get(**kwargs)))
+
+    async def get_or_none(self, **kwargs: Any) -> results.GetResult | None:
+        """Like :meth:`get`, but ``None`` when the document does not exist. A missing *index*
+        still raises ``NotFoundError``: a misspelt index name should not look like an empty
+        one."""
+        return results.found_or_none(await self._transport.perform(api.get(**kwargs, ignore=404)))
+
+    async def mget(self, **kwargs: Any) -> results.MultiGetResult:
+        """``mget(index=None, ids=None, docs=None, source=None, routing=None, realtime=None,
+        refresh=None, body=None, ...)``: ``.docs`` in the order asked."""
+        return results.MultiGetResult.of(await self._transport.perform(api.mget(**kwargs)))
 
     async def exists(self, **kwargs: Any) -> bool:
         """``exists(index=, id=)``: whether the document exists."""
         response = await self._transport.perform(api.exists(**kwargs))
         return bool(response.body)
 
-    async def delete(self, **kwargs: Any) -> Response:
+    async def delete(self, **kwargs: Any) -> results.WriteResult:
         """``delete(index=, id=, refresh=None, if_seq_no=None, if_primary_term=None, ...)``."""
-        return await self._transport.perform(api.delete(**kwargs))
+        return results.WriteResult.of(await self._transport.perform(api.delete(**kwargs)))
 
-    async def search(self, **kwargs: Any) -> Response:
+    async def search(self, **kwargs: Any) -> results.SearchResult:
         """``search(index=None, body=None, query=None, size=None, from_=None, sort=None,
         aggs=None, source=None, search_after=None, track_total_hits=None, params=None,
-        timeout=None)``."""
-        return await self._transport.perform(api.search(**kwargs))
+        timeout=None)``. ``.hits``, and ``.total`` whatever form the server sent it in."""
+        return results.SearchResult.of(await self._transport.perform(api.search(**kwargs)))
+
+    async def msearch(self, **kwargs: Any) -> results.MultiSearchResult:
+        """``msearch(searches=[header, body, header, body, ...], index=None, ...)``.
+        ``.responses`` holds a ``SearchResult`` or the typed ``ApiError`` per search."""
+        return results.MultiSearchResult.of(await self._transport.perform(api.msearch(**kwargs)))
+
+    async def search_template(self, **kwargs: Any) -> results.SearchResult:
+        """``search_template(index=None, id=None, source=None, params=None, ...)``: a mustache
+        template filled with ``params`` (user input goes there, JSON-escaped by the server)."""
+        response = await self._run_flow(flows.single(api.search_template(**kwargs)))
+        return results.SearchResult.of(response)
+
+    async def render_search_template(self, **kwargs: Any) -> Response:
+        """``render_search_template(id=None, source=None, params=None)``: the rendered search
+        body under ``template_output``."""
+        return await self._run_flow(flows.single(api.render_search_template(**kwargs)))
+
+    async def scan(
+        self,
+        *,
+        index: str | Sequence[str],
+        query: Mapping[str, Any] | None = None,
+        size: int = 1000,
+        keep_alive: str = "5m",
+        sort: Sequence[Any] | None = None,
+        source: Any = None,
+        pagination: str = "auto",
+        timeout: float | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every hit matching ``query``, exactly once, ``size`` per request: point in time +
+        ``search_after`` where the server has a unique tiebreaker, else scroll
+        (``pagination="pit"|"scroll"`` forces one). The PIT or scroll is released when the
+        iteration ends, fails, or is closed early (``break`` closes a plain generator; wrap the
+        async one in ``contextlib.aclosing``). Raises ``IncompleteResultsError`` if shards fail.
+        ``timeout`` bounds each request, not the whole scan."""
+        dialect = await self.dialect()
+        run: flows.FlowRun[None] = flows.FlowRun(
+            flows.scan(
+                dialect,
+                index=index,
+                query=query,
+                size=size,
+                keep_alive=keep_alive,
+                sort=sort,
+                source=source,
+                pagination=pagination,
+                timeout=timeout,
+            ),
+            per_request=self.config.timeouts.total,
+        )
+        step = run.start(time.monotonic())
+        try:
+            while not isinstance(step, flows.Done):
+                if isinstance(step, flows.Page):
+                    for hit in step.hits:
+                        yield hit
+                    step = run.send(None, time.monotonic())
+                else:
+                    step = await self._flow_step(run, step)
+        finally:
+            if not run.finished:
+                step = run.abandon(time.monotonic())
+                while not isinstance(step, flows.Done):
+                    step = await self._flow_step(run, step)
+
+    async def delete_by_query(
+        self,
+        *,
+        wait_for_completion: bool = True,
+        long_running: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> results.ByQueryResult:
+        """``delete_by_query(index=, query=, conflicts=None, max_docs=None, refresh=None,
+        routing=None, slices=None, ...)``. Runs as a server task polled until done within
+        ``timeout`` (``long_running=True`` allows more than 300 s); on the deadline
+        ``DeadlineExceeded`` names the task, which keeps running. ``wait_for_completion=False``
+        returns at once with ``.task``."""
+        return await self._run_flow(
+            flows.by_query(api.delete_by_query(**kwargs), wait_for_completion=wait_for_completion),
+            timeout=timeout,
+            long_running=long_running,
+        )
+
+    async def update_by_query(
+        self,
+        *,
+        wait_for_completion: bool = True,
+        long_running: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> results.ByQueryResult:
+        """``update_by_query(index=, query=None, script=None, conflicts=None, ...)``; runs as a
+        server task, like :meth:`delete_by_query`."""
+        return await self._run_flow(
+            flows.by_query(api.update_by_query(**kwargs), wait_for_completion=wait_for_completion),
+            timeout=timeout,
+            long_running=long_running,
+        )
 
     async def count(self, **kwargs: Any) -> Response:
         """``count(index=None, body=None, query=None, params=None, timeout=None)``."""
@@ -221,3 +447,109 @@ class AsyncIndicesClient:
     async def refresh(self, **kwargs: Any) -> Response:
         """``refresh(index=None)``."""
         return await self._client.perform(api.refresh(**kwargs))
+
+    async def get_mapping(self, **kwargs: Any) -> Response:
+        """``get_mapping(index=None)``: ``{index: {"mappings": {...}}}``."""
+        return await self._client.perform(api.indices_get_mapping(**kwargs))
+
+    async def put_mapping(self, **kwargs: Any) -> Response:
+        """``put_mapping(index=, properties=None, dynamic=None, body=None)``."""
+        return await self._client.perform(api.indices_put_mapping(**kwargs))
+
+    async def get_settings(self, **kwargs: Any) -> Response:
+        """``get_settings(index=None, name=None, include_defaults=None, flat_settings=None)``."""
+        return await self._client.perform(api.indices_get_settings(**kwargs))
+
+    async def put_settings(self, **kwargs: Any) -> Response:
+        """``put_settings(settings=, index=None, preserve_existing=None)``."""
+        return await self._client.perform(api.indices_put_settings(**kwargs))
+
+    async def put_alias(self, **kwargs: Any) -> Response:
+        """``put_alias(index=, name=, filter=None, routing=None, is_write_index=None)``."""
+        return await self._client.perform(api.indices_put_alias(**kwargs))
+
+    async def delete_alias(self, **kwargs: Any) -> Response:
+        """``delete_alias(index=, name=, ignore=())``."""
+        return await self._client.perform(api.indices_delete_alias(**kwargs))
+
+    async def get_alias(self, **kwargs: Any) -> Response:
+        """``get_alias(index=None, name=None, ignore=())``: ``{index: {"aliases": {...}}}``."""
+        return await self._client.perform(api.indices_get_alias(**kwargs))
+
+    async def update_aliases(self, **kwargs: Any) -> Response:
+        """``update_aliases(actions=[{"add": {...}}, {"remove": {...}}])``, atomically."""
+        return await self._client.perform(api.indices_update_aliases(**kwargs))
+
+
+class AsyncClusterClient:
+    """``client.cluster``: cluster-level calls."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def health(
+        self,
+        *,
+        raise_on_timeout: bool = True,
+        **kwargs: Any,
+    ) -> results.ClusterHealth:
+        """``health(index=None, wait_for_status=None, wait_for_nodes=None,
+        wait_for_active_shards=None, wait_for_events=None, wait_for_no_relocating_shards=None,
+        wait_for_no_initializing_shards=None, level=None, local=None, timeout=None)``.
+
+        A ``wait_for_*`` condition is waited for server-side within this call's deadline. If it
+        is not met, raises ``ApiError`` (status 408) saying what the health was, or with
+        ``raise_on_timeout=False`` returns the report with ``.timed_out`` True."""
+        spec = api.cluster_health(**kwargs, default_timeout=self._client.config.timeouts.total)
+        return results.cluster_health(await self._client.perform(spec), raise_on_timeout)
+
+
+class AsyncCatClient:
+    """``client.cat``: the ``_cat`` APIs as lists of dicts, numbers typed (sizes in bytes)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def aliases(self, *, name: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        return results.cat_rows((await self._cat("aliases", name, **kwargs)).body)
+
+    async def allocation(
+        self,
+        *,
+        node_id: str | None = None,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        return results.cat_rows((await self._cat("allocation", node_id, **kwargs)).body)
+
+    async def count(self, *, index: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        return results.cat_rows((await self._cat("count", index, **kwargs)).body)
+
+    async def health(self, **kwargs: Any) -> list[dict[str, Any]]:
+        return results.cat_rows((await self._cat("health", None, **kwargs)).body)
+
+    async def indices(self, *, index: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        return results.cat_rows((await self._cat("indices", index, **kwargs)).body)
+
+    async def nodes(self, **kwargs: Any) -> list[dict[str, Any]]:
+        return results.cat_rows((await self._cat("nodes", None, **kwargs)).body)
+
+    async def shards(self, *, index: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        return results.cat_rows((await self._cat("shards", index, **kwargs)).body)
+
+    async def _cat(self, what: str, target: str | None, **kwargs: Any) -> Response:
+        return await self._client.perform(api.cat(what, target=target, **kwargs))
+
+
+class AsyncTasksClient:
+    """``client.tasks``: server tasks (background ``*_by_query`` runs, among others)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def get(self, **kwargs: Any) -> Response:
+        """``get(task_id=)``: ``completed``, and ``response`` or ``error`` once done."""
+        return await self._client.perform(api.tasks_get(**kwargs))
+
+    async def cancel(self, **kwargs: Any) -> Response:
+        """``cancel(task_id=)``: ask the task to stop."""
+        return await self._client.perform(api.tasks_cancel(**kwargs))
