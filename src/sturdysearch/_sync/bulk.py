@@ -25,6 +25,7 @@ import atexit
 import logging
 import os
 import random
+import re
 import threading
 import time
 import weakref
@@ -38,8 +39,15 @@ import orjson
 from sturdysearch._core.bulk.answer import FILTER_PATH
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record
-from sturdysearch._core.bulk.encode import action_line, encode_source, id_text, split_item
-from sturdysearch._core.bulk.engine import Batch, BulkEngine, Settlement
+from sturdysearch._core.bulk.encode import (
+    OPTIONS,
+    action_line,
+    default,
+    encode_source,
+    id_text,
+    split_item,
+)
+from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine, Settlement
 from sturdysearch._core.request import RequestSpec, index_segment
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._sync.deadletter import DeadLetterFile, default_path
@@ -61,6 +69,9 @@ _dumps = orjson.dumps
 #: The transport makes one attempt per bulk request; the engine decides about the next one.
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 _CONFIG_FIELDS = frozenset(f.name for f in fields(BulkConfig))
+#: ``null`` in orjson's output may be a NaN or infinity it wrote as null (a compiled search is
+#: several times cheaper than ``bytes.__contains__`` for this).
+_has_null = re.compile(b"null").search
 _INDEX_NO_ID = b'{"index":{}}\n'
 _INDEX_ID = b'{"index":{"_id":'
 _CREATE_ID = b'{"create":{"_id":'
@@ -178,11 +189,15 @@ class BulkIndexer:
         self._on_failure = on_failure
         self._on_progress = on_progress
         self._engine = BulkEngine(self.config, collect_successes=on_success is not None)
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._dead_letters = DeadLetterFile(dead_letter or default_path(index))
         self._dl_error: OSError | None = None
         self._unwritten: list[bytes] = []
         self._closed = False
+        self._stopping = False
+        """Set once adding must raise: closed, aborted, stopped by a fatal error, or the
+        dead-letter file failed (one flag, so the hot path checks one attribute)."""
         self._started = _monotonic()
         self._threads = [
             threading.Thread(target=self._send_loop, name=f"sturdysearch-bulk-{i}", daemon=True)
@@ -241,20 +256,42 @@ class BulkIndexer:
         ``unknown`` rather than risk a duplicate. ``meta`` adds action metadata
         (``version``, ``version_type``, ``if_seq_no``...). Blocks while the memory bound is
         reached; a document that cannot be serialized is dead-lettered, not raised."""
-        try:
-            source = encode_source(document)
-        except SerializationError as exc:
-            self._unserializable("index", _meta(id, index, routing, meta), document, exc)
-            return
-        if index is None and routing is None and pipeline is None and meta is None:
-            if id is None:
-                self._put(_INDEX_NO_ID + source + b"\n", False)
+        source: bytes | None = None
+        if type(document) is dict:
+            try:
+                source = _dumps(document, default=default, option=OPTIONS)
+            except TypeError:
+                source = None
             else:
-                self._put(_INDEX_ID + _dumps(id_text(id)) + _END_META + source + b"\n", True)
+                if _has_null(source):
+                    source = None  # a None, or a NaN orjson turned into null: look closer
+        if source is None:
+            try:
+                source = encode_source(document)
+            except SerializationError as exc:
+                self._unserializable("index", _meta(id, index, routing, meta), document, exc)
+                return
+        if index is not None or routing is not None or pipeline is not None or meta is not None:
+            extra = {"pipeline": pipeline, **(meta or {})}
+            action = action_line("index", _meta(id, index, routing, extra))
+            self._put(action + source + b"\n", id is not None)
             return
-        extra = {"pipeline": pipeline, **(meta or {})}
-        action = action_line("index", _meta(id, index, routing, extra))
-        self._put(action + source + b"\n", id is not None)
+        if id is None:
+            line = _INDEX_NO_ID + source + b"\n"
+        else:
+            line = _INDEX_ID + _dumps(id if type(id) is str else id_text(id)) + _END_META
+            line += source + b"\n"
+        # _put() inlined: this is the path of almost every document.
+        with self._lock:
+            if self._stopping:
+                self._refuse()
+            code = self._engine.add(line, id is not None, _monotonic())
+            if code == WAKE:
+                self._cond.notify_all()
+                return
+            if not code:
+                return
+        self._after_add(code, line, id is not None)
 
     def create(
         self,
@@ -395,7 +432,7 @@ class BulkIndexer:
         dead letters could not be written, or the error that stopped the indexer."""
         with self._cond:
             first = not self._closed
-            self._closed = True
+            self._closed = self._stopping = True
             self._engine.close_input()
             self._cond.notify_all()
         if first:
@@ -414,7 +451,7 @@ class BulkIndexer:
         """Stop sending: what is not in flight is dead-lettered now as ``aborted``, requests in
         flight finish (within their timeout) and are not retried. Call ``close()`` after."""
         with self._cond:
-            self._closed = True
+            self._closed = self._stopping = True
             self._engine.abort(reason)
             letters = self._engine.drain()
             self._cond.notify_all()
@@ -423,30 +460,51 @@ class BulkIndexer:
     # -- producer side -----------------------------------------------------------------------
 
     def _put(self, line: bytes, safe: bool) -> None:
-        cond = self._cond
-        engine = self._engine
-        with cond:
-            if self._closed or self._dl_error is not None or engine.aborted is not None:
-                self._raise_if_stopped()
-                raise RuntimeError("this BulkIndexer is closed; create a new one")
-            if not engine.has_room(len(line)):
-                self._wait_for_room(len(line))
-            if engine.add(line, safe, _monotonic()):
-                cond.notify_all()
-            if not engine.outbox:
+        """Hand one encoded action to the engine."""
+        with self._lock:
+            if self._stopping:
+                self._refuse()
+            code = self._engine.add(line, safe, _monotonic())
+            if code == WAKE:
+                self._cond.notify_all()
                 return
-            letters = engine.drain()
+            if not code:
+                return
+        self._after_add(code, line, safe)
+
+    def _after_add(self, code: int, line: bytes, safe: bool) -> None:
+        """The rare outcomes of ``engine.add``: no room (wait, then add), dead-lettered."""
+        with self._lock:
+            if code == FULL:
+                code = self._add_when_room(line, safe)
+                if code == WAKE:
+                    self._cond.notify_all()
+            if code != DEAD:
+                return
+            letters = self._engine.drain()
         self._write_dead(letters)
 
-    def _wait_for_room(self, size: int) -> None:
-        """Block (holding the condition) until ``size`` more bytes fit the memory bound."""
+    def _add_when_room(self, line: bytes, safe: bool) -> int:
+        """Block (holding the condition) until the memory bound takes ``line``, then add it."""
         engine = self._engine
         if engine.seal():
             self._cond.notify_all()
-        while not engine.has_room(size):
-            if self._dl_error is not None or engine.aborted is not None:
-                self._raise_if_stopped()
+        while True:
             self._cond.wait(1.0)
+            if self._stopping:
+                self._refuse()
+            code = engine.add(line, safe, _monotonic())
+            if code != FULL:
+                return code
+
+    def _refuse(self) -> None:
+        """Raise why nothing more is taken (called with the lock held)."""
+        self._lock.release()
+        try:
+            self._raise_if_stopped()
+        finally:
+            self._lock.acquire()
+        raise RuntimeError("this BulkIndexer is closed; create a new one")
 
     def _unserializable(
         self, op: str, meta: Mapping[str, Any], document: Any, exc: SerializationError
@@ -536,6 +594,8 @@ class BulkIndexer:
                 settlement = engine.settle_answer(batch, body, now, random.random())
             else:
                 settlement = engine.settle_error(batch, failure, now, random.random())
+            if engine.aborted is not None:
+                self._stopping = True
             letters = engine.drain()
             stats = engine.stats() if self._on_progress is not None else None
             self._cond.notify_all()
@@ -565,6 +625,7 @@ class BulkIndexer:
             with self._cond:
                 if self._dl_error is None:
                     self._dl_error = exc
+                    self._stopping = True
                     logger.error(
                         "cannot write the dead-letter file %s (%s): the BulkIndexer stops "
                         "taking documents",

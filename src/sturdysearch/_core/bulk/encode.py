@@ -22,11 +22,13 @@ from sturdysearch.errors import SerializationError
 
 OPS = ("index", "create", "update", "delete")
 
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+#: orjson options, as ``serialize.dumps`` uses them (numpy arrays, non-str keys).
+OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _dumps = orjson.dumps
 
 
-def _default(obj: Any) -> Any:
+def default(obj: Any) -> Any:
+    """orjson's fallback: any ``Mapping`` (not only ``dict``) is an object."""
     if isinstance(obj, Mapping):
         return dict(obj)
     raise TypeError
@@ -41,7 +43,7 @@ def encode_source(document: Any) -> bytes:
     """
     if type(document) is dict:
         try:
-            data = _dumps(document, default=_default, option=_OPTIONS)
+            data = _dumps(document, default=default, option=OPTIONS)
         except TypeError:
             return dumps(document, what="document")  # raises, naming the field
         if b"null" in data:
@@ -106,3 +108,21 @@ def split_item(line: bytes) -> tuple[bytes, bytes | None]:
     cut = line.index(b"\n")
     source = line[cut + 1 : -1]
     return line[:cut], source or None
+
+
+def split_items(body: bytes | bytearray) -> list[bytes]:
+    """Cut an NDJSON bulk body back into its actions (each with its newlines). Every action
+    line is followed by a source line except ``delete``'s; no line holds a raw newline, since
+    orjson escapes them and :func:`raw_source` re-encodes input that has any."""
+    parts = bytes(body).split(b"\n")
+    items: list[bytes] = []
+    i, end = 0, len(parts) - 1  # the body ends with a newline: the last part is empty
+    while i < end:
+        action = parts[i]
+        if action.startswith(b'{"delete"'):
+            items.append(action + b"\n")
+            i += 1
+        else:
+            items.append(action + b"\n" + parts[i + 1] + b"\n")
+            i += 2
+    return items

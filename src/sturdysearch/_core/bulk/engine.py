@@ -57,6 +57,8 @@ _DEFAULT_RESULT = {
     "update": "updated",
     "delete": "deleted",
 }
+#: What :meth:`BulkEngine.add` did.
+ADDED, WAKE, FULL, DEAD = 0, 1, 2, 3
 #: Smallest batch size a 413 can push ``max_bytes`` down to.
 _MIN_BATCH_BYTES = 64 * 1024
 
@@ -155,6 +157,8 @@ class BulkEngine:
         self.config = config
         self.collect_successes = collect_successes
         self.max_bytes = config.max_bytes
+        self._max_actions = config.max_actions
+        self._max_document_bytes = config.max_document_bytes
         self.limit = config.workers
         self.pending_limit = config.pending_limit
         self.budget = RetryBudget(config.budget)
@@ -233,41 +237,48 @@ class BulkEngine:
         takes one, however large, so that nothing can wait forever)."""
         return self.pending_bytes == 0 or self.pending_bytes + nbytes <= self.pending_limit
 
-    def add(self, line: bytes, safe: bool, now: float) -> bool:
+    def add(self, line: bytes, safe: bool, now: float) -> int:
         """Buffer one encoded action; ``safe`` says whether sending it twice is harmless.
 
-        Returns ``True`` when the driver should wake its threads: a batch became ready, or a new
-        batch opened (its flush interval starts now).
+        Returns ``ADDED``; ``WAKE`` when the driver should wake its threads (a batch became
+        ready, or a new batch opened and its flush interval starts now); ``FULL`` when the
+        memory bound leaves no room (nothing was added: wait, then call again); ``DEAD`` when
+        the action was taken but dead-lettered at once (too large), see :attr:`outbox`.
+        This is the per-document hot path, hence the flat code.
         """
-        self.added += 1
         size = len(line)
-        if size > self.config.max_document_bytes:
+        pending = self.pending_bytes + size
+        if pending > self.pending_limit and self.pending_bytes:
+            return FULL
+        self.added += 1
+        if size > self._max_document_bytes:
             self._dead(
                 DeadLetter(
                     line,
                     "too_large",
                     f"the action is {size} bytes, above max_document_bytes="
-                    f"{self.config.max_document_bytes}",
+                    f"{self._max_document_bytes}",
                 )
             )
-            return False
-        self.pending_bytes += size
+            return DEAD
+        self.pending_bytes = pending
         batch = self._open
-        wake = False
+        code = ADDED
         if batch is None or batch.nbytes + size > self.max_bytes:
             if batch is not None:
                 self._ready.append(batch)
             batch = self._open = Batch(now, now + self.config.delivery_timeout)
-            wake = True
+            code = WAKE
+        lines = batch.lines
         if not safe:
-            batch.unsafe.append(len(batch.lines))
-        batch.lines.append(line)
-        batch.nbytes += size
-        if len(batch.lines) >= self.config.max_actions or batch.nbytes >= self.max_bytes:
+            batch.unsafe.append(len(lines))
+        lines.append(line)
+        nbytes = batch.nbytes = batch.nbytes + size
+        if len(lines) >= self._max_actions or nbytes >= self.max_bytes:
             self._ready.append(batch)
             self._open = None
-            return True
-        return wake
+            return WAKE
+        return code
 
     def reject(self, letter: DeadLetter) -> None:
         """Account for an action refused before it could be encoded (unserializable)."""
@@ -459,7 +470,7 @@ class BulkEngine:
         counts = dict.fromkeys(_RESULTS, 0)
         failures: list[tuple[int, int, str | None, str, str]] = []
         successes: list[Any] = []
-        collect = self.collect_successes
+        lines = batch.lines if self.collect_successes else None  # None: skip the bookkeeping
         try:
             for pos, entry in enumerate(items):
                 ((op, details),) = entry.items()
@@ -471,15 +482,15 @@ class BulkEngine:
                     if result not in counts:
                         result = _DEFAULT_RESULT.get(op, "created")
                     counts[result] += 1
-                    if collect:
-                        successes.append((batch.lines[pos], op, status, result))
+                    if lines is not None:
+                        successes.append((lines[pos], op, status, result))
                     continue
                 error_type, reason = item_error(details)
                 verdict = classify_item(op, status, error_type)
                 if verdict == "done":
                     counts["not_found"] += 1
-                    if collect:
-                        successes.append((batch.lines[pos], op, status, "not_found"))
+                    if lines is not None:
+                        successes.append((lines[pos], op, status, "not_found"))
                     continue
                 failures.append((pos, status, error_type, reason or f"status {status}", verdict))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

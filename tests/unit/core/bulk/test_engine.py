@@ -15,7 +15,7 @@ import pytest
 from sturdysearch import errors
 from sturdysearch._core.bulk.config import BulkConfig
 from sturdysearch._core.bulk.deadletter import DeadLetter
-from sturdysearch._core.bulk.engine import Batch, BulkEngine
+from sturdysearch._core.bulk.engine import ADDED, DEAD, FULL, WAKE, Batch, BulkEngine
 from sturdysearch._core.responses import error_class
 
 
@@ -88,9 +88,9 @@ def config(**kw: Any) -> BulkConfig:
 
 def test_flush_by_count() -> None:
     engine = BulkEngine(config(max_actions=3))
-    assert engine.add(line(1), True, 0.0)  # a batch opened: the timer must learn of it
-    assert not engine.add(line(2), True, 0.0)
-    assert engine.add(line(3), True, 0.0)  # full: ready
+    assert engine.add(line(1), True, 0.0) == WAKE  # a batch opened: the timer must know
+    assert engine.add(line(2), True, 0.0) == ADDED
+    assert engine.add(line(3), True, 0.0) == WAKE  # full: ready
     batch = engine.take(0.0)
     assert batch is not None and batch.lines == [line(1), line(2), line(3)]
     assert batch.idempotent and batch.kind == "fresh"
@@ -152,6 +152,7 @@ def test_memory_bound() -> None:
         assert engine.has_room(size)
         engine.add(line(i), True, 0.0)
     assert not engine.has_room(size)  # the producer blocks here
+    assert engine.add(line(9), True, 0.0) == FULL and engine.added == 4
     first = engine.take(0.0)
     assert first is not None
     assert not engine.has_room(size)  # in flight still counts
@@ -361,7 +362,7 @@ def test_413_on_a_single_action_dead_letters_it_as_too_large() -> None:
 
 def test_oversized_action_is_dead_lettered_unsent() -> None:
     engine = BulkEngine(config(max_document_bytes=50))
-    engine.add(line(1, size=100), True, 0.0)
+    assert engine.add(line(1, size=100), True, 0.0) == DEAD
     (letter,) = written(engine)
     assert letter.outcome == "too_large" and engine.pending_bytes == 0
 
