@@ -53,6 +53,7 @@ def test_read_jdk_requires_release_and_java(tmp_path: Path) -> None:
     home = make_jdk(tmp_path, "jdk-17", "17.0.15")
     found = read_jdk(home)
     assert found is not None and found.major == 17 and found.implementor == "Test Vendor"
+    assert found.modules == frozenset()  # no MODULES line: unknown, treated as complete
     docs_only = tmp_path / "openjdk-17"
     docs_only.mkdir()
     assert read_jdk(docs_only) is None

@@ -108,6 +108,18 @@ def test_jvm_options_filtering() -> None:
     assert kept == ["11-:-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError"]
 
 
+def test_jvm_options_drop_modules_a_trimmed_runtime_lacks() -> None:
+    original = "20-:--add-modules=jdk.incubator.vector\n--add-modules=ALL-MODULE-PATH\n"
+    assert filter_jvm_options(original) == original  # module list unknown: keep everything
+    kept = filter_jvm_options(original, frozenset({"java.base"})).splitlines()
+    assert kept == [
+        "# (disabled by sturdysearch) 20-:--add-modules=jdk.incubator.vector",
+        "--add-modules=ALL-MODULE-PATH",
+    ]
+    full = frozenset({"java.base", "jdk.incubator.vector"})
+    assert filter_jvm_options(original, full) == original
+
+
 def test_jvm_extra_options_and_heap_validation() -> None:
     text = render_jvm_options("512m", Path("/w/logs"))
     assert "-Xms512m\n-Xmx512m\n" in text

@@ -508,6 +508,7 @@ class LocalCluster:
             profile=self.profile,
             heap=self.heap,
             logs_dir=node.logs_dir,
+            jdk_modules=self._jdk.modules if self._jdk is not None else frozenset(),
         )
         self._user.own(node.config_dir)
 

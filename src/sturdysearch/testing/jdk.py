@@ -49,6 +49,8 @@ class JdkInstall:
     major: int
     version: str
     implementor: str = ""
+    # From the release file's MODULES; a full JDK lists ~70, a jlink-ed runtime fewer.
+    modules: frozenset[str] = frozenset()
 
     @property
     def java(self) -> Path:
@@ -99,7 +101,11 @@ def read_jdk(home: Path) -> JdkInstall | None:
     except ValueError:
         return None
     return JdkInstall(
-        home=home, major=major, version=version, implementor=values.get("IMPLEMENTOR", "")
+        home=home,
+        major=major,
+        version=version,
+        implementor=values.get("IMPLEMENTOR", ""),
+        modules=frozenset(values.get("MODULES", "").split()),
     )
 
 

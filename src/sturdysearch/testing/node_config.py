@@ -111,16 +111,28 @@ def to_yaml(settings: Mapping[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def filter_jvm_options(text: str) -> str:
-    """Comments out the heap and file-output options of a distribution's ``jvm.options``."""
+def filter_jvm_options(text: str, jdk_modules: frozenset[str] = frozenset()) -> str:
+    """Comments out the heap and file-output options of a distribution's ``jvm.options``.
+
+    With ``jdk_modules`` (a trimmed runtime's module list), ``--add-modules`` lines naming a
+    module it lacks are disabled too: the JVM refuses to start over them, and the servers only
+    add optional ones there (``jdk.incubator.vector``, which Lucene can do without).
+    """
     out = []
     for line in text.splitlines():
         option = _VERSION_PREFIX_RE.sub("", line).strip()
-        if option.startswith(_DROPPED_JVM_OPTIONS):
+        if option.startswith(_DROPPED_JVM_OPTIONS) or _missing_module(option, jdk_modules):
             out.append(f"# (disabled by sturdysearch) {line}")
         else:
             out.append(line)
     return "\n".join(out) + "\n"
+
+
+def _missing_module(option: str, jdk_modules: frozenset[str]) -> bool:
+    if not jdk_modules or not option.startswith("--add-modules="):
+        return False
+    wanted = option.split("=", 1)[1].split(",")
+    return any(m not in jdk_modules and not m.startswith("ALL-") for m in wanted)
 
 
 def render_jvm_options(heap: str, logs_dir: Path) -> str:
@@ -141,6 +153,7 @@ def write_node_config(
     profile: ServerProfile,
     heap: str,
     logs_dir: Path,
+    jdk_modules: frozenset[str] = frozenset(),
 ) -> None:
     """Creates or refreshes ``config_dir`` from the distribution's config directory.
 
@@ -156,7 +169,9 @@ def write_node_config(
         elif not target.exists():
             shutil.copy2(item, target)
     jvm_options = (source / "jvm.options").read_text(encoding="utf-8")
-    (config_dir / "jvm.options").write_text(filter_jvm_options(jvm_options), encoding="utf-8")
+    (config_dir / "jvm.options").write_text(
+        filter_jvm_options(jvm_options, jdk_modules), encoding="utf-8"
+    )
     options_d = config_dir / "jvm.options.d"
     options_d.mkdir(exist_ok=True)
     (options_d / "sturdysearch.options").write_text(
