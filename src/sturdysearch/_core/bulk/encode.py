@@ -108,21 +108,3 @@ def split_item(line: bytes) -> tuple[bytes, bytes | None]:
     cut = line.index(b"\n")
     source = line[cut + 1 : -1]
     return line[:cut], source or None
-
-
-def split_items(body: bytes | bytearray) -> list[bytes]:
-    """Cut an NDJSON bulk body back into its actions (each with its newlines). Every action
-    line is followed by a source line except ``delete``'s; no line holds a raw newline, since
-    orjson escapes them and :func:`raw_source` re-encodes input that has any."""
-    parts = bytes(body).split(b"\n")
-    items: list[bytes] = []
-    i, end = 0, len(parts) - 1  # the body ends with a newline: the last part is empty
-    while i < end:
-        action = parts[i]
-        if action.startswith(b'{"delete"'):
-            items.append(action + b"\n")
-            i += 1
-        else:
-            items.append(action + b"\n" + parts[i + 1] + b"\n")
-            i += 2
-    return items
