@@ -345,7 +345,7 @@ class Sample:
     requests: int  # as counted by nginx
     new_connections: int  # as counted by nginx
     nginx_cpu_s: float
-    other_cpu_s: float  # CPU time everything else on the machine used meanwhile (noise)
+    other_cpu_s: float  # CPU time other processes used meanwhile on the watched CPUs (noise)
 
     @property
     def rps(self) -> float:
@@ -357,7 +357,8 @@ class Sample:
 
     @property
     def background_cpus(self) -> float:
-        """Average number of CPUs kept busy by other processes during the run."""
+        """How much CPU other processes used on the watched CPUs during the run (1.0 = one
+        CPU, all the time)."""
         return max(self.other_cpu_s, 0.0) / self.wall_s
 
 
@@ -680,6 +681,10 @@ def format_table(rep: dict[str, Any]) -> str:
             lines.append(f"{name:<17} {e['status'].upper()}: {e.get('reason', '')}")
     cmp = rep.get("sturdysearch_vs_elasticsearch_py")
     lines.append("")
+    for name, e in rep["contenders"].items():
+        extra = e.get("request", {}).get("other_requests")
+        if extra:
+            lines.append(f"{name} also sent, besides its first search: {', '.join(extra)}")
     if cmp:
         lines.append(
             f"sturdysearch vs elasticsearch-py: {cmp['rps_ratio']:.2f}x the requests/s, "
@@ -762,7 +767,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).write_text(text + "\n")
+            out = Path(args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n")
     return 1 if any(e["status"] == "failed" for e in rep["contenders"].values()) else 0
 
 
