@@ -1,7 +1,7 @@
 """Runs the benchmarks and prints their tables: what `make bench` calls.
 
     python bench/run.py [--calls N] [--rounds R] [--warmup W] [--pin same|split|none]
-                         [--retry-budget SECONDS] [--json FILE|-]
+                         [--retry-budget SECONDS] [--time-limit SECONDS] [--json FILE|-]
 
 Benchmarks (each compares sturdysearch against its peers within the same run):
 
@@ -51,6 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         help="time allowed for redoing runs disturbed by other processes "
         f"({seq_search.DEFAULT_RETRY_BUDGET:.0f})",
     )
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=seq_search.DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help="seq_search skips rounds beyond 3 that would end later than this "
+        f"({seq_search.DEFAULT_TIME_LIMIT:.0f})",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-': stdout)")
     args = ap.parse_args(argv)
     seq_search.exit_on_sigterm()
@@ -70,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         pin=args.pin,
         retry_budget=args.retry_budget,
+        time_limit=args.time_limit,
     )
 
     print(f"\n{'=' * 100}")

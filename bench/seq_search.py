@@ -27,7 +27,7 @@ machine is estimated from /proc/stat and reported, because it is what makes req/
 
     python bench/seq_search.py [--calls N] [--rounds R] [--warmup W] [--only NAME]...
                                [--pin same|split|none] [--retry-budget SECONDS]
-                               [--json FILE|-]
+                               [--time-limit SECONDS] [--json FILE|-]
 """
 
 from __future__ import annotations
@@ -457,6 +457,10 @@ def timed_run(
 # machine and stays under about 3 minutes on a busy one.
 DEFAULT_CALLS = 15_000
 DEFAULT_RETRY_BUDGET = 30.0
+# On a very busy machine everything is slower: rounds beyond MIN_ROUNDS are skipped when the
+# next one would end after DEFAULT_TIME_LIMIT seconds (estimated from the rounds so far).
+DEFAULT_TIME_LIMIT = 150.0
+MIN_ROUNDS = 3
 
 # A timed run during which other processes used more than this much of the watched CPU(s) is
 # "disturbed": its req/s says more about the neighbours than about the client.
@@ -508,6 +512,7 @@ def run(
     only: list[str] | None = None,
     pin: str = "same",
     retry_budget: float = DEFAULT_RETRY_BUDGET,
+    time_limit: float = DEFAULT_TIME_LIMIT,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     contenders = [c for c in CONTENDERS if not only or c.name in only]
@@ -526,6 +531,7 @@ def run(
     watch = frozenset({client_cpu}) if pin == "same" and client_cpu is not None else None
     body_before = copy.deepcopy(BODY)
     budget = RetryBudget(retry_budget)
+    started = time.monotonic()
 
     server = CannedServer(cpu=nginx_cpu)
     with server as url, contextlib.ExitStack() as closers:
@@ -554,7 +560,13 @@ def run(
                 traceback.print_exc(file=sys.stderr)
 
         names = list(live)
+        rounds_done = 0
         for r in range(rounds):
+            elapsed = time.monotonic() - started
+            if r >= MIN_ROUNDS and elapsed + elapsed / r > time_limit:
+                log(f"  stopping after {r} rounds: the next would end past --time-limit")
+                break
+            rounds_done = r + 1
             k = r % len(names) if names else 0
             order = names[k:] + names[:k]  # rotate so nobody always runs first or last
             for name in order:
@@ -582,7 +594,8 @@ def run(
 
     if body_before != BODY:
         raise AssertionError(f"a contender mutated the request body: {BODY!r}")
-    rep = report_dict(results, calls, rounds, warmup, pin, cpus)
+    rep = report_dict(results, calls, rounds_done, warmup, pin, cpus)
+    rep["rounds_asked"] = rounds
     rep["background_watched"] = f"CPU {client_cpu}" if watch else "all CPUs"
     return rep
 
@@ -657,7 +670,13 @@ def report_dict(
 def format_table(rep: dict[str, Any]) -> str:
     m = rep["machine"]
     lines = [
-        f"seq_search: {rep['calls']:,} sequential searches x {rep['rounds']} rounds per contender, "
+        f"seq_search: {rep['calls']:,} sequential searches x {rep['rounds']} rounds per contender"
+        + (
+            f" (of {rep['rounds_asked']} asked: time limit)"
+            if rep.get("rounds_asked", rep["rounds"]) > rep["rounds"]
+            else ""
+        )
+        + ", "
         f"one kept-alive connection, canned nginx answer; Python {m['python']}, "
         f"{m['usable_cpus']} CPUs" + PIN_NOTE[rep["pin"]],
         "",
@@ -756,10 +775,26 @@ def main(argv: list[str] | None = None) -> int:
         help="time allowed for redoing runs disturbed by other processes "
         f"({DEFAULT_RETRY_BUDGET:.0f})",
     )
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help=f"skip rounds beyond {MIN_ROUNDS} that would end later than this "
+        f"({DEFAULT_TIME_LIMIT:.0f})",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write results as JSON ('-': stdout)")
     args = ap.parse_args(argv)
     exit_on_sigterm()
-    rep = run(args.calls, args.rounds, args.warmup, args.only, args.pin, args.retry_budget)
+    rep = run(
+        args.calls,
+        args.rounds,
+        args.warmup,
+        args.only,
+        args.pin,
+        args.retry_budget,
+        args.time_limit,
+    )
     print()
     print(format_table(rep))
     if args.json:
