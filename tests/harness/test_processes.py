@@ -114,3 +114,51 @@ def test_read_process_and_main_class_matching() -> None:
     info = processes.ProcessInfo(1, 0, 1, "S", 0, ("java", "-m", "org.es.server/org.X.Main"))
     assert processes.runs_main_class(info, "org.X.Main")
     assert not processes.runs_main_class(info, "org.X.Other")
+
+
+_REAPER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from sturdysearch.testing import processes
+    from sturdysearch.testing.node_user import resolve_node_user
+    # No parent-death signal: only the reaper (atexit / SIGTERM handler) can stop this one.
+    popen = processes.spawn(
+        ["/bin/sleep", "120"], env={}, cwd=Path("/"), output=open("/dev/null", "wb"),
+        user=resolve_node_user(), die_with_parent=False,
+    )
+
+    class Member:
+        def emergency_stop(self):
+            processes.terminate_groups([(popen.pid, popen)], grace=5.0)
+            Path(sys.argv[1]).write_text("stopped")
+
+    processes.REAPER.register(Member())
+    print(popen.pid, flush=True)
+    if sys.argv[2] == "exit":
+        sys.exit(3)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "exit"])
+def test_reaper_stops_registered_members(tmp_path: Path, how: str) -> None:
+    marker = tmp_path / "marker"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _REAPER_SCRIPT, str(marker), how], stdout=subprocess.PIPE
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        if how == "sigterm":
+            parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+        assert parent.returncode == (-signal.SIGTERM if how == "sigterm" else 3)
+        assert marker.read_text() == "stopped"
+        assert not processes.pid_alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+        if processes.pid_alive(child):
+            os.kill(child, signal.SIGKILL)

@@ -30,7 +30,12 @@ from typing import Any
 
 from sturdysearch.testing import logs, processes, workdirs
 from sturdysearch.testing.distributions import DistributionCache, install_distribution
-from sturdysearch.testing.errors import ClusterError, ClusterStartError, ClusterStateError
+from sturdysearch.testing.errors import (
+    ClusterError,
+    ClusterHealthError,
+    ClusterStartError,
+    ClusterStateError,
+)
 from sturdysearch.testing.flavors import ServerProfile, profile_for
 from sturdysearch.testing.health import (
     NodeUnreachable,
@@ -55,6 +60,7 @@ from sturdysearch.testing.state import ClusterState, NodeState
 
 __all__ = [
     "ClusterError",
+    "ClusterHealthError",
     "ClusterStartError",
     "ClusterStateError",
     "Flavor",
@@ -372,26 +378,29 @@ class LocalCluster:
         """Waits until the cluster is at least ``status`` with exactly ``nodes`` nodes.
 
         ``nodes`` defaults to the number of nodes currently running. Asks each running node in
-        turn, so it works while some are down. Returns the ``_cluster/health`` body; raises
-        ClusterStartError with every node's log tail on timeout or if a node dies meanwhile.
+        turn, so it works while some are down, and also checks that every running node's
+        current JVM is a member (see ``_not_joined``). Returns the ``_cluster/health`` body;
+        raises ClusterHealthError with every node's log tail on timeout, or at once when fewer
+        than ``nodes`` nodes are running at all.
         """
         self._require_started()
         expected = nodes if nodes is not None else sum(n.is_running() for n in self._nodes)
         deadline = time.monotonic() + timeout
         last_answer = "no node answered HTTP yet"
         while True:
-            self._raise_if_node_died()
+            self._require_running(expected)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ClusterStartError(
+                raise ClusterHealthError(
                     f"{self.profile.display_name} cluster {self.name} did not reach "
                     f"{status} with {expected} node(s) within {timeout:.0f}s; last answer: "
                     f"{last_answer}\n{self.log_report()}"
                 )
-            answered = False
+            asked_at = time.monotonic()
             for node in self._nodes:
                 if node.pgid is None:
                     continue
+                # The server holds the request until the condition holds or `wait` passes.
                 wait = min(5.0, max(remaining, 1.0))
                 url = health_url(node.url, status=status, nodes=expected, wait_seconds=wait)
                 try:
@@ -404,12 +413,11 @@ class LocalCluster:
                     if not missing:
                         return dict(body)
                     last_answer = f"{node.name}: {', '.join(missing)} not (re)joined yet"
-                    break
-                last_answer = f"{node.name}: HTTP {code} {_short(body)}"
-                answered = True
+                else:
+                    last_answer = f"{node.name}: HTTP {code} {_short(body)}"
                 break
-            if not answered:
-                time.sleep(0.5)
+            if time.monotonic() - asked_at < 1.0:
+                time.sleep(0.5)  # nobody waited server-side (not up, or a quick error)
 
     def _not_joined(self, asked: LocalNode) -> list[str]:
         """Running nodes whose *current* JVM is not in the cluster yet.
@@ -547,30 +555,40 @@ class LocalCluster:
             os.chown(node.log_path, self._user.uid, self._user.gid)
 
     def _terminate(self, nodes: Sequence[LocalNode], *, kill: bool, grace: float) -> None:
-        groups = [(n.pgid, n._popen) for n in nodes if n.pgid is not None]
+        groups = [(n._popen.pid, n._popen) for n in nodes if n._popen is not None]
         if groups:
-            processes.terminate_groups(
-                [(pgid, popen) for pgid, popen in groups if pgid is not None],
-                grace=grace,
-                kill=kill,
-            )
+            processes.terminate_groups(groups, grace=grace, kill=kill)
         for node in nodes:
             node._popen = None
             node._server_pid = None
 
-    def _raise_if_node_died(self) -> None:
-        for node in self._nodes:
-            code = node.exit_code()
-            if code is not None and not node.is_running():
-                raise ClusterStartError(
-                    f"{node.name} of {self.profile.display_name} exited with code {code} "
-                    f"(java: {self._jdk})\n{self.log_report()}"
-                )
+    def _require_running(self, expected: int) -> None:
+        """Fails fast when fewer than ``expected`` nodes are even running.
+
+        Waiting longer cannot help then, and a node that exited on its own (bad setting, wrong
+        Java, port taken) is exactly what the reader of the error needs to see.
+        """
+        running = sum(node.is_running() for node in self._nodes)
+        if running >= expected:
+            return
+        exited = [
+            f"{node.name} exited with code {node.exit_code()}"
+            for node in self._nodes
+            if node.exit_code() is not None and not node.is_running()
+        ]
+        raise ClusterHealthError(
+            f"{self.profile.display_name} cluster {self.name}: only {running} of the {expected} "
+            f"expected node(s) are running ({'; '.join(exited) or 'others were stopped'}; "
+            f"java: {self._jdk})\n{self.log_report()}"
+        )
 
     def _wait_for_http(self, node: LocalNode, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._raise_if_node_died()
+            if not node.is_running():
+                raise ClusterStartError(
+                    f"{node.name} exited with code {node.exit_code()}\n{node.log_tail()}"
+                )
             try:
                 get_json(node.url, timeout=5.0)
                 return

@@ -35,5 +35,9 @@ class ClusterStartError(ClusterError):
     """A node exited or the cluster did not become healthy in time."""
 
 
+class ClusterHealthError(ClusterStartError):
+    """``wait_for_health`` gave up: timeout, or too few nodes left running to get there."""
+
+
 class ClusterStateError(ClusterError):
     """An operation does not fit the cluster's current state (e.g. starting a running node)."""
