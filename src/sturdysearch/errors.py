@@ -238,7 +238,7 @@ class ApiError(SturdySearchError):
         self.root_cause = list(root_cause)
         self.body = body
         self.node = node
-        self.headers = dict(headers or {})
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
         super().__init__(self._message())
 
     def _message(self) -> str:

@@ -430,13 +430,6 @@ def test_connect_error_without_errno_uses_the_error_text() -> None:
     assert "could not connect: network is down-ish" in str(err)
 
 
-@pytest.mark.xfail(
-    reason="BUG: _translate words ClientConnectorError with os.strerror(errno), but a DNS "
-    "failure's errno is a getaddrinfo EAI_* code (socket.gaierror(-2)), so the message is "
-    "'could not connect: Unknown error -2' instead of the resolver's 'Name or service not known' "
-    "(the sync driver uses exc.strerror and gets it right)",
-    strict=True,
-)
 def test_dns_failure_message_names_the_resolver_error() -> None:
     err = translate(
         aiohttp.ClientConnectorDNSError(
@@ -467,12 +460,6 @@ def test_bad_response_message_is_kept() -> None:
     assert "malformed response: Bad status line" in str(err)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the fallback `exc or type(exc).__name__` in _translate is dead (an exception "
-    "instance is always truthy), so an aiohttp error without text, e.g. ClientOSError(*args) "
-    "re-raised by client_proto from an arg-less OSError, reads 'connection failed: '",
-    strict=True,
-)
 def test_empty_exception_text_falls_back_to_the_class_name() -> None:
     assert "connection failed: ClientOSError" in str(translate(aiohttp.ClientOSError()))
 

@@ -274,68 +274,55 @@ class AsyncTransport(TransportBase):
         else:
             await slots.acquire()
         try:
-            return await self._exchange(
-                session, spec, node, body, headers, deadline, read_timeout, t0
+            remaining = deadline.at - _monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded("the call's deadline passed before the request was sent")
+            connect = min(self.config.timeouts.connect, remaining)
+            timeout = aiohttp.ClientTimeout(
+                total=remaining, sock_connect=connect, sock_read=min(read_timeout, remaining)
+            )
+            url = node.url + spec.target
+            try:
+                async with session.request(
+                    spec.method,
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    ssl=self._ssl if node.is_tls else True,
+                ) as resp:
+                    data = await resp.read()
+                    version = resp.version
+                    head = ResponseHead(
+                        resp.status,
+                        resp.reason or "",
+                        f"HTTP/{version.major}.{version.minor}" if version else "HTTP/1.1",
+                        resp.headers,
+                    )
+            except aiohttp.ClientError as exc:
+                raise _translate(
+                    exc,
+                    node,
+                    connect_by_deadline=connect < self.config.timeouts.connect,
+                    read_timeout=read_timeout,
+                ) from None
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    "the call's deadline passed during the request",
+                    node=node.url,
+                    request_sent=True,
+                ) from None
+            return build_response(
+                head,
+                data,
+                node=node.url,
+                duration=_monotonic() - t0,
+                ignore=spec.ignore,
+                head_request=spec.method == "HEAD",
             )
         finally:
             slots.release()
-
-    async def _exchange(
-        self,
-        session: aiohttp.ClientSession,
-        spec: RequestSpec,
-        node: NodeConfig,
-        body: bytes | None,
-        headers: dict[str, str],
-        deadline: Deadline,
-        read_timeout: float,
-        t0: float,
-    ) -> Response:
-        remaining = deadline.at - _monotonic()
-        if remaining <= 0:
-            raise DeadlineExceeded("the call's deadline passed before the request was sent")
-        connect = min(self.config.timeouts.connect, remaining)
-        timeout = aiohttp.ClientTimeout(
-            total=remaining, sock_connect=connect, sock_read=min(read_timeout, remaining)
-        )
-        url = node.url + spec.target
-        try:
-            async with session.request(
-                spec.method,
-                url,
-                data=body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-                ssl=self._ssl if node.is_tls else True,
-            ) as resp:
-                data = await resp.read()
-                version = resp.version
-                head = ResponseHead(
-                    resp.status,
-                    resp.reason or "",
-                    f"HTTP/{version.major}.{version.minor}" if version else "HTTP/1.1",
-                    {k.lower(): v for k, v in resp.headers.items()},
-                )
-        except aiohttp.ClientError as exc:
-            raise _translate(
-                exc,
-                node,
-                connect_by_deadline=connect < self.config.timeouts.connect,
-                read_timeout=read_timeout,
-            ) from None
-        except TimeoutError:
-            raise DeadlineExceeded(
-                "the call's deadline passed during the request", node=node.url, request_sent=True
-            ) from None
-        return build_response(
-            head,
-            data,
-            node=node.url,
-            duration=_monotonic() - t0,
-            ignore=spec.ignore,
-            head_request=spec.method == "HEAD",
-        )
 
     # -- hedged reads ------------------------------------------------------------------------
 
@@ -394,7 +381,10 @@ class AsyncTransport(TransportBase):
                         with contextlib.suppress(asyncio.CancelledError, SturdySearchError):
                             await task
                 self._hedges.discard(second)
-                plan.succeeded(hedge)  # releases the hedge's in-flight count
+                if second.done() and not second.cancelled() and second.exception() is None:
+                    plan.succeeded(hedge)
+                else:
+                    plan.released(hedge)
         finally:
             if not primary.done():
                 primary.cancel()
@@ -566,7 +556,10 @@ def _translate(
         return ReadTimeout(f"timed out: {exc}", node=url)
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
-        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
+        if isinstance(exc, aiohttp.ClientConnectorDNSError) or not os_error.errno:
+            reason = os_error.strerror or str(os_error)
+        else:
+            reason = os.strerror(os_error.errno)
         return ConnectionError(f"could not connect: {reason}", node=url, request_sent=False)
     status = getattr(getattr(exc, "message", None), "code", None)
     if isinstance(exc, aiohttp.ServerDisconnectedError) and isinstance(status, int):
@@ -582,5 +575,5 @@ def _translate(
     if isinstance(exc, aiohttp.ClientResponseError):
         return MalformedResponseError(f"malformed response: {exc.message}", node=url)
     return ConnectionError(
-        f"connection failed: {exc or type(exc).__name__}", node=url, request_sent=True
+        f"connection failed: {str(exc) or type(exc).__name__}", node=url, request_sent=True
     )

@@ -44,7 +44,8 @@ class HealthConfig:
     probe_timeout: float = 2.0
     """Deadline of one health probe (connect + answer)."""
     probe_backoff_base: float = 0.5
-    """Seconds before the first probe of a newly ejected node (upper bound; jittered)."""
+    """Upper bound of the wait after the first failed probe (the first probe is immediate);
+    doubles with each further failure, jittered."""
     probe_backoff_cap: float = 60.0
     """Longest wait between two probes of a node that keeps failing."""
 
@@ -62,7 +63,10 @@ class HealthConfig:
         should be back before callers notice. Each failed probe doubles the wait."""
         if failures <= 1:
             return 0.0
-        ceiling = min(self.probe_backoff_cap, self.probe_backoff_base * 2 ** (failures - 2))
+        # The exponent is bounded so that a node dead for days cannot overflow the float.
+        ceiling = min(
+            self.probe_backoff_cap, self.probe_backoff_base * 2.0 ** min(failures - 2, 64)
+        )
         return float(ceiling * (0.5 + 0.5 * rand))
 
 
@@ -130,6 +134,7 @@ class NodeHealth:
         self.seeds = tuple(nodes)
         self._order: tuple[NodeConfig, ...] = tuple(nodes)
         self._counter = itertools.count()
+        self._retry_counter = itertools.count()
 
     @property
     def nodes(self) -> tuple[NodeConfig, ...]:
@@ -142,7 +147,9 @@ class NodeHealth:
         """Next live node round-robin, avoiding ``exclude`` when another live node exists;
         ``None`` when no node is alive. Rotation is over the eligible nodes only, so skipping
         one does not double the load of its neighbour."""
-        turn = next(self._counter)
+        # First attempts and retries (which exclude nodes) rotate on separate counters:
+        # sharing one would let the excluded picks skew where first attempts land.
+        turn = next(self._retry_counter if exclude else self._counter)
         states = self.states
         eligible = [n for n in self._order if states[n].alive and n not in exclude]
         if eligible:

@@ -31,13 +31,14 @@ class ProtocolViolation(Exception):
 
 
 class ResponseHead:
-    """Status line and headers. Header names are lower-cased; repeated headers are joined with
-    ``", "`` as RFC 9110 section 5.3 allows."""
+    """Status line and headers. ``headers`` is looked up with lower-case names: this parser
+    lower-cases them (joining repeats with ``", "``, as RFC 9110 section 5.3 allows); the async
+    driver passes aiohttp's case-insensitive mapping through as it is."""
 
     __slots__ = ("headers", "http_version", "reason", "status")
 
     def __init__(
-        self, status: int, reason: str, http_version: str, headers: dict[str, str]
+        self, status: int, reason: str, http_version: str, headers: Mapping[str, str]
     ) -> None:
         self.status = status
         self.reason = reason

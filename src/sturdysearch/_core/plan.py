@@ -142,8 +142,11 @@ class CallPlan:
         ``NoLiveNodesError`` if the node is still down."""
         with self._guard:
             readmitted = self._health.probe_finished(node, ok=ok, now=now, rand=rand, error=error)
-            if ok:
-                self._health.states[node].in_flight += 1
+            state = self._health.states.get(node)  # sniffing may have removed it meanwhile
+            if ok and state is not None:
+                state.in_flight += 1
+            elif ok:
+                ok, error = False, "the node left the cluster while it was probed"
         if self._tracer.active:
             self._tracer.emit("node.probe", node=node.url, ok=ok, by="caller", error=error)
             if readmitted:
@@ -157,6 +160,14 @@ class CallPlan:
             if state is not None:
                 state.in_flight -= 1
             self._health.record_success(node)
+
+    def released(self, node: NodeConfig) -> None:
+        """An attempt on ``node`` ended without telling anything about the node's health (a
+        hedge that lost or was cancelled): only the in-flight count changes."""
+        with self._guard:
+            state = self._health.states.get(node)
+            if state is not None:
+                state.in_flight -= 1
 
     def overtaken(self, node: NodeConfig, now: float, rand: float) -> None:
         """``node``'s attempt lost a hedged race (cancelled, not failed)."""
@@ -192,7 +203,10 @@ class CallPlan:
             rand=rand,
         )
         if not decision.retry:
-            if remaining <= 0 and not isinstance(exc, DeadlineExceeded):
+            # A transport failure once time is up is reported as the deadline; the server's
+            # own answers (4xx/5xx) and TLS failures keep their type, so that handlers such as
+            # ``except NotFoundError`` still work.
+            if remaining <= 0 and not isinstance(exc, (DeadlineExceeded, ApiError, TLSError)):
                 self.history.append(exc)
                 timeout = DeadlineExceeded(
                     f"the call's deadline of {self.deadline.budget:g} s passed after "

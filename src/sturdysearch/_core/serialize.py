@@ -116,6 +116,33 @@ def _unsupported_path(obj: Any, path: str, depth: int = 0) -> tuple[str, str] | 
     return None
 
 
+def _plain_and_finite(obj: Any, depth: int = 0) -> bool:
+    """Fast check that ``obj`` is made only of dicts, lists, tuples, strings, bools, None,
+    64-bit ints and finite floats. Builds no paths and allocates nothing, so the common case
+    costs little; ``False`` sends the value through :func:`_find_problem`, which names the
+    problem (or finds none, for types it knows and this does not, such as dataclasses)."""
+    t = type(obj)
+    if t is str or t is bool or obj is None:
+        return True
+    if t is int:
+        return bool(_INT_MIN <= obj <= _INT_MAX)
+    if t is float:
+        return math.isfinite(obj)
+    if depth > _MAX_DEPTH:
+        return False
+    if t is dict:
+        for value in obj.values():
+            if type(value) is not str and not _plain_and_finite(value, depth + 1):
+                return False
+        return True
+    if t is list or t is tuple:
+        for value in obj:
+            if type(value) is not str and not _plain_and_finite(value, depth + 1):
+                return False
+        return True
+    return False
+
+
 def dumps(obj: Any, *, what: str = "body") -> bytes:
     """Serialize ``obj`` to JSON bytes, or raise ``SerializationError`` naming the bad field.
 
@@ -129,7 +156,7 @@ def dumps(obj: Any, *, what: str = "body") -> bytes:
             path=what,
             type_name=type(obj).__name__,
         )
-    problem = _find_problem(obj, what, 0, set())
+    problem = None if _plain_and_finite(obj) else _find_problem(obj, what, 0, set())
     if problem:
         path, reason, type_name = problem
         raise SerializationError(

@@ -2,8 +2,9 @@
 
 Both servers answer with ``nodes.<id>.http.publish_address`` in one of these forms:
 ``10.0.0.5:9200``, ``hostname/10.0.0.5:9200`` (when the node was configured by name),
-``[::1]:9200`` or ``hostname/[::1]:9200``. The part after the slash is what to connect to; the
-name before it is kept for TLS host-name checks when present.
+``[::1]:9200`` or ``hostname/[::1]:9200``. When a name is published before the slash, the client
+connects to that name (TLS certificates name hosts, and the name survives IP changes), as the
+official clients do; otherwise to the address.
 
 Nodes whose only roles are master / cluster_manager (dedicated masters) are skipped: sending
 them search traffic defeats the point of dedicating them. Elasticsearch and OpenSearch both list

@@ -529,6 +529,46 @@ class BulkIndexer:
         self._write_dead(letters)
         self._raise_if_stopped()
 
+    def _carry_over(self, raw: bytes, why: str) -> None:
+        """Account for a dead-letter record that is not sent again: it goes to this indexer's
+        dead-letter file as it was, with ``why`` in front of its reason."""
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            record = {"reason": "", "document_repr": raw[:2000].decode("utf-8", "replace")}
+        action = record.get("action")
+        if not isinstance(action, dict) or len(action) != 1:
+            action = {}
+        document = record.get("document")
+        line = None
+        if action and next(iter(action)) == "delete":
+            line = _dumps(action) + b"\n"
+        elif action and isinstance(document, dict):
+            line = _dumps(action) + b"\n" + _dumps(document) + b"\n"
+        status, error_type, attempts = (
+            record.get("status"),
+            record.get("error_type"),
+            record.get("attempts"),
+        )
+        letter = DeadLetter(
+            line,
+            str(record.get("outcome") or "rejected"),
+            f"{why}; before: {record.get('reason') or ''}",
+            status=status if isinstance(status, int) else None,
+            error_type=error_type if isinstance(error_type, str) else None,
+            attempts=attempts if isinstance(attempts, int) else 0,
+            action=action if line is None else None,
+            document_repr=None if line is not None else str(record.get("document_repr")),
+        )
+        with self._lock:
+            if self._stopping:
+                self._refuse()
+            self._engine.reject(letter)
+            letters = self._engine.drain()
+        self._write_dead(letters)
+
     # -- threads -----------------------------------------------------------------------------
 
     def _timer_loop(self) -> None:
@@ -730,3 +770,64 @@ class BulkIndexer:
         fatal = self._engine.fatal
         if fatal is not None:
             raise fatal
+
+
+def bulk_index(
+    client: Client,
+    documents: Iterable[Any],
+    index: str,
+    *,
+    id_field: str | None = None,
+    op: str = "index",
+    dead_letter: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> BulkStats:
+    """Index every document of an iterable or generator through a :class:`BulkIndexer` and
+    return its final stats; ``options`` are the indexer's. Documents that fail end in the
+    dead-letter file (``stats.dead_lettered``), so check the stats."""
+    with BulkIndexer(client, index, dead_letter=dead_letter, **options) as bulk:
+        bulk.add_many(documents, id_field=id_field, op=op)
+    return bulk.stats
+
+
+def replay_dead_letters(
+    client: Client,
+    path: str | os.PathLike[str],
+    *,
+    dead_letter: str | os.PathLike[str] | None = None,
+    skip_outcomes: Iterable[str] = (),
+    **options: Any,
+) -> BulkStats:
+    """Send the actions of dead-letter file ``path`` again; what still fails goes to the new
+    dead-letter file ``dead_letter`` (default: ``<path>.replay-<time>.jsonl``), never back into
+    ``path``. Records whose outcome is in ``skip_outcomes`` (e.g. ``{"unknown"}``, whose
+    actions may already have been applied once) and records that cannot be sent (a document
+    that could not be serialized) are copied to the new file unchanged in substance.
+    ``options`` are the :class:`BulkIndexer`'s. Returns its final stats."""
+    from sturdysearch._core.bulk.deadletter import BadRecord, decode_record
+
+    source_path = os.fspath(path)
+    if dead_letter is None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dead_letter = f"{source_path}.replay-{stamp}.jsonl"
+    if os.path.abspath(os.fspath(dead_letter)) == os.path.abspath(source_path):
+        raise ConfigError("the replay's dead-letter file must not be the file being replayed")
+    skip = frozenset(skip_outcomes)
+    with (
+        open(source_path, "rb") as records,
+        BulkIndexer(client, None, dead_letter=dead_letter, **options) as bulk,
+    ):
+        for number, raw in enumerate(records, 1):
+            if not raw.strip():
+                continue
+            try:
+                op, meta, document, record = decode_record(raw)
+            except BadRecord as exc:
+                bulk._carry_over(raw, f"line {number} of {source_path} cannot be replayed: {exc}")
+                continue
+            if record.get("outcome") in skip:
+                bulk._carry_over(raw, f"skipped: outcome {record.get('outcome')!r}")
+                continue
+            body = None if document is None else _dumps(document)
+            bulk.add_raw(op, meta, body)
+    return bulk.stats

@@ -51,11 +51,13 @@ class _Race:
         self.result: Response | None = None
         self.connections: dict[str, Connection] = {}
 
-    def claim(self, who: str) -> bool:
+    def claim(self, who: str, result: Response | None = None) -> bool:
+        """Declare ``who`` the winner (with its answer) unless someone won already."""
         with self.lock:
             if self.winner is not None:
                 return False
             self.winner = who
+            self.result = result
             other = self.connections.get("hedge" if who == "primary" else "primary")
         if other is not None:
             other.abort()
@@ -289,7 +291,6 @@ class Transport(TransportBase):
         the answer and whether the primary was overtaken by the hedge."""
         assert self.config.hedge_after is not None
         race = _Race()
-        hedge_errors: list[SturdySearchError] = []
         hedge_started = threading.Event()
 
         def run_hedge(hedge: NodeConfig) -> None:
@@ -298,21 +299,16 @@ class Transport(TransportBase):
                     spec, hedge, body, extra, deadline, read_timeout, race=race, role="hedge"
                 )
             except SturdySearchError as exc:
-                lost = race.winner is not None
-                with self._lock:
-                    state = self.health.states.get(hedge)
-                    if state is not None:
-                        state.in_flight -= 1
-                    if not lost and ejects(exc):
+                plan.released(hedge)
+                if race.winner is None and ejects(exc):
+                    with self._lock:
                         self.health.eject(
                             hedge, now=_monotonic(), rand=random.random(), reason=str(exc)
                         )
-                hedge_errors.append(exc)
                 race.done.set()
                 return
             plan.succeeded(hedge)
-            if race.claim("hedge"):
-                race.result = response
+            if race.claim("hedge", response):
                 if self.tracer.active:
                     self.tracer.emit("request.hedge_won", node=hedge.url, path=spec.path)
 
