@@ -308,9 +308,8 @@ class Transport(TransportBase):
                 race.done.set()
                 return
             plan.succeeded(hedge)
-            if race.claim("hedge", response):
-                if self.tracer.active:
-                    self.tracer.emit("request.hedge_won", node=hedge.url, path=spec.path)
+            if race.claim("hedge", response) and self.tracer.active:
+                self.tracer.emit("request.hedge_won", node=hedge.url, path=spec.path)
 
         def on_hedge() -> None:
             hedge = hedge_node(self.health, self._lock, self.budget, node)
