@@ -151,3 +151,11 @@ def test_write_node_config_keeps_server_written_files(tmp_path: Path) -> None:
     assert "x: 1" in (conf / "opensearch.yml").read_text()
     assert "-Xmx256m" in (conf / "jvm.options.d" / "sturdysearch.options").read_text()
     assert "# (disabled by sturdysearch) -Xms1g" in (conf / "jvm.options").read_text()
+
+
+def test_extra_jvm_options_are_appended_and_validated() -> None:
+    text = render_jvm_options("512m", Path("/w/logs"), ["-XX:TieredStopAtLevel=1", "-Dx=y"])
+    assert text.endswith("-XX:TieredStopAtLevel=1\n-Dx=y\n")
+    for bad in ("Xmx1g", "-Da\n-Db"):
+        with pytest.raises(ValueError, match="invalid JVM option"):
+            render_jvm_options("512m", Path("/w/logs"), [bad])

@@ -135,14 +135,20 @@ def _missing_module(option: str, jdk_modules: frozenset[str]) -> bool:
     return any(m not in jdk_modules and not m.startswith("ALL-") for m in wanted)
 
 
-def render_jvm_options(heap: str, logs_dir: Path) -> str:
+def render_jvm_options(heap: str, logs_dir: Path, extra: Sequence[str] = ()) -> str:
+    """Our ``jvm.options.d`` file: heap, error-file location, then the caller's options."""
     validate_heap(heap)
-    return (
-        "# Written by sturdysearch.testing.\n"
-        f"-Xms{heap}\n"
-        f"-Xmx{heap}\n"
-        f"-XX:ErrorFile={logs_dir}/hs_err_pid%p.log\n"
-    )
+    for option in extra:
+        if not option.startswith("-") or "\n" in option:
+            raise ValueError(f"invalid JVM option {option!r}: expected one option like -Dx=y")
+    lines = [
+        "# Written by sturdysearch.testing.",
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        f"-XX:ErrorFile={logs_dir}/hs_err_pid%p.log",
+        *extra,
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def write_node_config(
@@ -154,6 +160,7 @@ def write_node_config(
     heap: str,
     logs_dir: Path,
     jdk_modules: frozenset[str] = frozenset(),
+    extra_jvm_options: Sequence[str] = (),
 ) -> None:
     """Creates or refreshes ``config_dir`` from the distribution's config directory.
 
@@ -175,6 +182,6 @@ def write_node_config(
     options_d = config_dir / "jvm.options.d"
     options_d.mkdir(exist_ok=True)
     (options_d / "sturdysearch.options").write_text(
-        render_jvm_options(heap, logs_dir), encoding="utf-8"
+        render_jvm_options(heap, logs_dir, extra_jvm_options), encoding="utf-8"
     )
     (config_dir / profile.config_file).write_text(to_yaml(settings), encoding="utf-8")
