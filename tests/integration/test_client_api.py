@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sturdysearch import ServerInfo
+from sturdysearch import Client, ServerInfo
 from sturdysearch.errors import (
     BadRequestError,
     ConflictError,
@@ -148,3 +148,15 @@ def test_bulk_and_request(any_client: Any, index_name: str) -> None:
     cat = any_client.request("GET", f"/_cat/indices/{index_name}", params={"format": "json"})
     assert isinstance(cat.body, list)
     assert cat.body[0]["index"] == index_name
+
+
+def test_gzip_compression_both_ways(
+    make_client: Any, node_url: str, index_name: str, client: Client
+) -> None:
+    big = {"text": "lorem ipsum dolor sit amet " * 200}
+    with make_client([node_url], http_compress=True) as compressing:
+        compressing.index(index=index_name, id="big", document=big, refresh=True)
+        got = compressing.get(index=index_name, id="big")
+        assert got["_source"] == big
+        assert got.meta.headers.get("content-encoding") == "gzip"
+    assert client.get(index=index_name, id="big")["_source"] == big
