@@ -216,9 +216,9 @@ class AsyncClient:
         return server
 
     async def ping(self, *, timeout: float | None = None) -> bool:
-        """True if a node answers ``HEAD /`` with 200. Transport failures still raise."""
-        response = await self._transport.perform(api.ping(timeout=timeout))
-        return bool(response.body)
+        """True if a node answers ``HEAD /`` with 200 (or, on builds without a root endpoint,
+        ``GET /_nodes/_local``). Transport failures still raise."""
+        return await self._run_flow(flows.ping(timeout=timeout), timeout=timeout)
 
     # -- documents -------------------------------------------------------------------------
 

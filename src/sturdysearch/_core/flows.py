@@ -189,6 +189,19 @@ def detect(*, timeout: float | None = None) -> Flow[ServerInfo]:
     return parse_server_info(root.body, root.meta.node)
 
 
+def ping(*, timeout: float | None = None) -> Flow[bool]:
+    """``HEAD /`` answered 2xx; a 404 there is ``False``. Builds without a root endpoint answer
+    405: then the node is asked for its own info instead."""
+    try:
+        response = yield api.ping(timeout=timeout)
+    except ApiError as exc:
+        if exc.status != 405:
+            raise
+        yield api.nodes_local_info(timeout=timeout)
+        return True
+    return bool(response.body)
+
+
 # -- optimistic concurrency --------------------------------------------------------------------
 
 
@@ -609,6 +622,7 @@ __all__ = [
     "by_query",
     "check_shards",
     "detect",
+    "ping",
     "scan",
     "single",
     "update_with_retry",

@@ -217,9 +217,9 @@ class Client:
         return server
 
     def ping(self, *, timeout: float | None = None) -> bool:
-        """True if a node answers ``HEAD /`` with 200. Transport failures still raise."""
-        response = self._transport.perform(api.ping(timeout=timeout))
-        return bool(response.body)
+        """True if a node answers ``HEAD /`` with 200 (or, on builds without a root endpoint,
+        ``GET /_nodes/_local``). Transport failures still raise."""
+        return self._run_flow(flows.ping(timeout=timeout), timeout=timeout)
 
     # -- documents -------------------------------------------------------------------------
 

@@ -178,6 +178,30 @@ def test_detect_raises_what_the_server_said_otherwise() -> None:
         Driver(handler).run(flows.detect())
 
 
+def test_ping() -> None:
+    assert Driver(lambda spec: answer(True)).run(flows.ping()) is True
+    assert Driver(lambda spec: answer(False, 404)).run(flows.ping()) is False
+
+
+def test_ping_without_a_root_endpoint_asks_the_node() -> None:
+    def handler(spec: RequestSpec) -> Response:
+        if spec.path == "/":
+            raise BadRequestError(405, reason="Incorrect HTTP method")
+        return answer({"nodes": {}})
+
+    driver = Driver(handler)
+    assert driver.run(flows.ping()) is True
+    assert [r.path for r in driver.requests] == ["/", "/_nodes/_local"]
+
+
+def test_ping_passes_other_refusals_on() -> None:
+    def handler(spec: RequestSpec) -> Response:
+        raise ServerError(503, reason="unavailable")
+
+    with pytest.raises(ServerError):
+        Driver(handler).run(flows.ping())
+
+
 # -- update_with_retry -------------------------------------------------------------------------
 
 
