@@ -1,0 +1,135 @@
+"""``scan``: every document exactly once, and no point in time or scroll left open on the server
+however the iteration ends, checked through the server's own node stats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import pytest
+from api_support import fill, open_contexts
+
+from sturdysearch import AsyncClient, Client
+from sturdysearch.errors import NotFoundError
+
+SMALL = 5_000
+LARGE = 100_000
+
+
+def scan_ids(client: Client, index: str, **kwargs: Any) -> list[str]:
+    return [hit["_id"] for hit in client.scan(index=index, **kwargs)]
+
+
+def paginations(client: Client) -> list[str]:
+    """Every way this server can scan: scroll always, PIT where it has a unique tiebreaker."""
+    return ["pit", "scroll"] if client.dialect().scan_uses_pit else ["scroll"]
+
+
+def test_scan_returns_each_document_once(client: Client, index_name: str) -> None:
+    fill(client, index_name, SMALL)
+    baseline = open_contexts(client)
+    for pagination in paginations(client):
+        ids = scan_ids(client, index_name, size=700, pagination=pagination)
+        assert len(ids) == SMALL, pagination
+        assert set(ids) == {str(i) for i in range(SMALL)}, pagination
+    assert open_contexts(client) == baseline
+
+
+def test_scan_auto_picks_pit_where_safe(client: Client) -> None:
+    dialect = client.dialect()
+    assert dialect.server is not None
+    flavor, version = dialect.server.flavor, dialect.server.version_tuple
+    expected = (flavor == "elasticsearch" and version >= (7, 12, 0)) or (
+        flavor == "opensearch" and version >= (3, 3, 0)
+    )
+    assert dialect.scan_uses_pit is expected
+
+
+def test_scan_with_query_source_and_sort(client: Client, index_name: str) -> None:
+    fill(client, index_name, 1_000)
+    hits = list(
+        client.scan(
+            index=index_name,
+            query={"term": {"tag": "even"}},
+            source=["n"],
+            sort=[{"n": "desc"}],
+            size=90,
+        )
+    )
+    assert [h["_source"]["n"] for h in hits] == list(range(998, -1, -2))
+    assert all(set(h["_source"]) == {"n"} for h in hits)
+
+
+def test_scan_stopped_early_leaves_nothing_open(client: Client, index_name: str) -> None:
+    fill(client, index_name, SMALL)
+    baseline = open_contexts(client)
+    for pagination in paginations(client):
+        seen = []
+        for hit in client.scan(index=index_name, size=5, pagination=pagination):
+            seen.append(hit["_id"])
+            if len(seen) == 10:
+                break
+        assert len(seen) == 10
+        assert open_contexts(client) == baseline, pagination
+
+
+def test_scan_consumer_failure_leaves_nothing_open(client: Client, index_name: str) -> None:
+    fill(client, index_name, 500)
+    baseline = open_contexts(client)
+    for pagination in paginations(client):
+        with pytest.raises(ZeroDivisionError):
+            for n, _ in enumerate(client.scan(index=index_name, size=50, pagination=pagination)):
+                if n == 120:
+                    raise ZeroDivisionError
+        assert open_contexts(client) == baseline, pagination
+
+
+def test_scan_of_a_missing_index_raises(client: Client, index_name: str) -> None:
+    with pytest.raises(NotFoundError):
+        list(client.scan(index=f"{index_name}-absent"))
+
+
+def test_async_scan_closed_early_leaves_nothing_open(
+    client: Client, index_name: str, node_url: str
+) -> None:
+    fill(client, index_name, 2_000)
+    baseline = open_contexts(client)
+
+    async def run() -> tuple[int, list[str]]:
+        async with AsyncClient([node_url]) as aclient:
+            total = 0
+            async for _ in aclient.scan(index=index_name, size=300):
+                total += 1
+            first: list[str] = []
+            async with contextlib.aclosing(aclient.scan(index=index_name, size=5)) as hits:
+                async for hit in hits:
+                    first.append(hit["_id"])
+                    if len(first) == 10:
+                        break
+            return total, first
+
+    total, first = asyncio.run(run())
+    assert total == 2_000 and len(first) == 10
+    assert open_contexts(client) == baseline
+
+
+@pytest.mark.slow
+def test_scan_of_100k_documents(client: Client, index_name: str) -> None:
+    started = time.monotonic()
+    fill(client, index_name, LARGE, shards=5, chunk=10_000)
+    loaded = time.monotonic()
+    baseline = open_contexts(client)
+    for pagination in paginations(client):
+        ids = scan_ids(client, index_name, size=1000, pagination=pagination)
+        assert len(ids) == LARGE and len(set(ids)) == LARGE, pagination
+        assert open_contexts(client) == baseline, pagination
+        for seen, _ in enumerate(client.scan(index=index_name, size=1000, pagination=pagination)):
+            if seen == 9:
+                break
+        assert open_contexts(client) == baseline, pagination
+    print(
+        f"\nload {loaded - started:.1f} s, scans {time.monotonic() - loaded:.1f} s "
+        f"({', '.join(paginations(client))})"
+    )
