@@ -57,10 +57,12 @@ def test_dialect_is_detected_once_and_again_after_readmission(client: Client) ->
     assert client.dialect().server is not None
     assert client.dialect().pit == "elasticsearch"
     assert transport.paths() == ["GET /"]
+    assert client.tracer.active is False  # no listener: no event per request
     roots.pop(0)
-    client.tracer.emit("request.attempt", node=NODE)  # other events change nothing
-    assert client.dialect().pit == "elasticsearch"
-    client.tracer.emit("node.readmitted", node=NODE)
+    (state,) = client._transport.health.states.values()
+    state.alive, state.ejections = False, 1  # ejected...
+    state.alive = True  # ...and re-admitted, perhaps upgraded meanwhile
+    assert client.dialect().pit == "opensearch"
     assert client.dialect().pit == "opensearch"
     assert transport.paths() == ["GET /", "GET /"]
 
@@ -78,7 +80,8 @@ def test_unknown_server_is_warned_about_once(
     fake(client, lambda spec: answer({"version": {"number": "7.10.2"}}))
     with caplog.at_level(logging.WARNING, logger="sturdysearch"):
         client.dialect()
-        client.tracer.emit("node.readmitted", node=NODE)
+        (state,) = client._transport.health.states.values()
+        state.ejections += 1
         client.dialect()
         client.info()
     warnings = [r for r in caplog.records if "neither Elasticsearch nor OpenSearch" in r.message]

@@ -23,7 +23,7 @@ from sturdysearch._sync.transport import Transport
 from sturdysearch._core import api, flows, results
 from sturdysearch._core.config import ClientConfig, build_config
 from sturdysearch._core.dialect import Dialect, ServerInfo, dialect_for
-from sturdysearch._core.events import Event, Tracer
+from sturdysearch._core.events import Tracer
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
@@ -68,10 +68,8 @@ class Client:
         self.cat = CatClient(self)
         self.tasks = TasksClient(self)
         self._dialect: Dialect | None = None
+        self._dialect_mark: tuple[tuple[str, int, bool], ...] = ()
         self._warned: set[str] = set()
-        # The server behind the URLs may have been upgraded while a node was out of rotation:
-        # detect again on the next call that needs the dialect.
-        self.tracer.subscribe(self._forget_dialect_on_readmission)
 
     def __repr__(self) -> str:
         return f"Client({[n.url for n in self.config.nodes]!r})"
@@ -181,39 +179,45 @@ class Client:
 
     # -- dialect -----------------------------------------------------------------------------
 
-    def _forget_dialect_on_readmission(self, event: Event) -> None:
-        if event.name == "node.readmitted":
-            self._dialect = None
+    def _health_mark(self) -> tuple[tuple[str, int, bool], ...]:
+        """The node set and each node's (ejections, alive): it changes when a node is ejected,
+        re-admitted, or sniffed in or out. Read instead of subscribing to ``node.readmitted``:
+        any tracer listener turns on an event for every request (about 3 us each)."""
+        states = list(self._transport.health.states.items())
+        return tuple((node.url, state.ejections, state.alive) for node, state in states)
 
-    def _adopt(self, server: ServerInfo | None) -> Dialect:
+    def _adopt(self, server: ServerInfo | None, mark: tuple[tuple[str, int, bool], ...]) -> Dialect:
         dialect = dialect_for(server)
         if dialect.warning and dialect.warning not in self._warned:
             self._warned.add(dialect.warning)
             logger.warning("%s", dialect.warning)
-        self._dialect = dialect
+        self._dialect, self._dialect_mark = dialect, mark
         return dialect
 
     def dialect(self) -> Dialect:
-        """How this client talks to the server (detected on first use with ``GET /``, cached,
-        detected again after a node is re-admitted). A server that refuses detection (no
+        """How this client talks to the server: detected on first use (``GET /``), cached, and
+        detected again on the next use after a node was ejected or re-admitted (the server
+        behind it may have been upgraded meanwhile). A server that refuses detection (no
         ``monitor`` privilege) gets the conservative dialect, with one warning."""
+        mark = self._health_mark()
         dialect = self._dialect
-        if dialect is not None:
+        if dialect is not None and mark == self._dialect_mark:
             return dialect
         try:
             server: ServerInfo | None = self._run_flow(flows.detect())
         except ApiError as exc:
             logger.debug("server detection refused: %s", exc)
             server = None
-        return self._adopt(server)
+        return self._adopt(server, mark)
 
     # -- cluster ---------------------------------------------------------------------------
 
     def info(self, *, timeout: float | None = None) -> ServerInfo:
         """Flavor, version and cluster name of the server (``GET /``, or ``GET /_nodes/_local``
         on builds without a root endpoint); also refreshes the cached dialect."""
+        mark = self._health_mark()
         server = self._run_flow(flows.detect(timeout=timeout), timeout=timeout)
-        self._adopt(server)
+        self._adopt(server, mark)
         return server
 
     def ping(self, *, timeout: float | None = None) -> bool:
