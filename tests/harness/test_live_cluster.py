@@ -96,12 +96,12 @@ def test_single_node(search_cluster: LocalCluster) -> None:
 
 
 def test_three_nodes_heal_after_a_node_is_killed(
-    cluster_factory: ClusterFactory, sturdy_servers: tuple[ServerSpec, ...]
+    cluster_factory: ClusterFactory, server_spec: ServerSpec
 ) -> None:
     seen_pids: set[int] = set()
     groups: set[int] = set()
     with cluster_factory(
-        sturdy_servers[0], nodes=3, settings={"thread_pool.write.queue_size": 2}
+        server_spec, nodes=3, settings={"thread_pool.write.queue_size": 2}
     ) as cluster:
         assert len(cluster.urls) == 3 and len(set(cluster.urls)) == 3
         health = cluster.wait_for_health("green", nodes=3, timeout=60)
