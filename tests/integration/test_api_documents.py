@@ -223,3 +223,20 @@ def test_api_errors_stay_typed(client: Client, index_name: str) -> None:
     with pytest.raises(ApiError) as caught:
         client.update(index=index_name, id="1", doc={"a": 1})
     assert caught.value.status == 404
+
+
+def test_everyday_calls_on_both_clients(any_client: Any, index_name: str) -> None:
+    """The same calls through the blocking and the asyncio client (flows included)."""
+    any_client.indices.create(index=index_name, settings={"number_of_replicas": 0})
+    assert any_client.info().version
+    written = any_client.index(index=index_name, id="1", document={"n": 1}, refresh=True)
+    assert isinstance(written, WriteResult) and written.version == 1
+    bumped = any_client.update_with_retry(index_name, "1", lambda d: {"n": d["n"] + 1})
+    assert bumped.version == 2
+    assert any_client.get_or_none(index=index_name, id="2") is None
+    assert any_client.mget(index=index_name, ids=["1"]).docs[0].source == {"n": 2}
+    (result,) = any_client.msearch(searches=[{"index": index_name}, {}]).responses
+    assert isinstance(result, SearchResult) and result.total == 1
+    assert any_client.cluster.health(index=index_name, wait_for_status="green").status == "green"
+    assert any_client.cat.count(index=index_name)[0]["count"] == 1
+    assert any_client.ping() is True
