@@ -235,15 +235,18 @@ class _Reaper:
         # Re-entrant: the signal handler may run while the main thread holds the lock.
         self._lock = threading.RLock()
         self._members: dict[int, Stoppable] = {}
-        self._installed = False
+        self._atexit_installed = False
+        self._signals_installed = False
 
     def register(self, member: Stoppable) -> None:
         with self._lock:
             self._members[id(member)] = member
-            if not self._installed:
-                self._installed = True
+            if not self._atexit_installed:
+                self._atexit_installed = True
                 atexit.register(self.stop_all)
-                _install_signal_handlers(self.stop_all)
+            # Signal handlers can only be set from the main thread; retry on later calls.
+            if not self._signals_installed and _install_signal_handlers(self.stop_all):
+                self._signals_installed = True
 
     def unregister(self, member: Stoppable) -> None:
         with self._lock:
@@ -262,14 +265,15 @@ class _Reaper:
 REAPER = _Reaper()
 
 
-def _install_signal_handlers(cleanup: Callable[[], None]) -> None:
+def _install_signal_handlers(cleanup: Callable[[], None]) -> bool:
     """Adds cleanup to SIGTERM/SIGHUP, but only where the default action would kill us anyway.
 
     A handler the application installed itself is left alone: it may not mean to exit, and
     killing its nodes behind its back would be worse than the (PDEATHSIG-covered) alternative.
+    Returns False when called outside the main thread, where Python cannot set handlers.
     """
     if threading.current_thread() is not threading.main_thread():
-        return
+        return False
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is not signal.SIG_DFL:
             continue
@@ -280,3 +284,4 @@ def _install_signal_handlers(cleanup: Callable[[], None]) -> None:
             os.kill(os.getpid(), received)
 
         signal.signal(signum, handler)
+    return True
