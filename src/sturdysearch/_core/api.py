@@ -35,10 +35,41 @@ def _params(params: Mapping[str, Any] | None, **named: Any) -> dict[str, Any] | 
     return merged or None
 
 
+#: Body fields that are JSON objects: a string there is JSON built by hand (the injection-prone
+#: habit this client refuses), which the server would reject or, worse, read as something else.
+OBJECT_FIELDS = frozenset(
+    {
+        "aggs",
+        "aliases",
+        "collapse",
+        "doc",
+        "filter",
+        "highlight",
+        "mappings",
+        "post_filter",
+        "properties",
+        "query",
+        "script",
+        "settings",
+        "suggest",
+        "upsert",
+    }
+)
+
+
 def _merge_body(body: Mapping[str, Any] | None, **fields: Any) -> Mapping[str, Any] | None:
     """Combine ``body=`` with named body fields (``query=``, ``size=``...); a field given both
-    ways is an error rather than a silent override."""
+    ways is an error rather than a silent override, and an object field given as a string
+    (``query='{"match_all": {}}'``) is refused."""
     named = {k: v for k, v in fields.items() if v is not None}
+    for name, value in named.items():
+        if name in OBJECT_FIELDS and isinstance(value, (str, bytes, bytearray)):
+            raise SerializationError(
+                f"{name}= must be a mapping, not {type(value).__name__}: JSON built as a string "
+                f"invites injection; pass a dict such as {name}={{...}}",
+                path=name,
+                type_name=type(value).__name__,
+            )
     if not named:
         return body
     if body is None:

@@ -370,3 +370,20 @@ def test_node_info_specs() -> None:
     assert (info.method, info.path) == ("GET", "/_nodes/_local")
     stats = api.nodes_search_stats()
     assert (stats.method, stats.path) == ("GET", "/_nodes/stats/indices/search")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: api.search(index="i", query='{"match_all": {}}'),  # type: ignore[arg-type]
+        lambda: api.count(index="i", query="x"),  # type: ignore[arg-type]
+        lambda: api.update(index="i", id="1", doc='{"a": 1}'),  # type: ignore[arg-type]
+        lambda: api.update(index="i", id="1", doc={}, upsert=b"{}"),  # type: ignore[arg-type]
+        lambda: api.delete_by_query(index="i", query="*:*"),  # type: ignore[arg-type]
+        lambda: api.indices_create(index="i", mappings='{"properties": {}}'),  # type: ignore[arg-type]
+        lambda: api.indices_put_mapping(index="i", properties="{}"),  # type: ignore[arg-type]
+    ],
+)
+def test_object_fields_refuse_json_strings(call: Any) -> None:
+    with pytest.raises(SerializationError, match="must be a mapping"):
+        call()
