@@ -72,8 +72,10 @@ class HealthConfig:
 
 def probe_answer_ok(status: int) -> bool:
     """Whether a probe's answer shows a serving node. 401/403 count as alive: the node answered,
-    the credentials are just not allowed on ``/``."""
-    return status < 300 or status in (401, 403)
+    the credentials are just not allowed on ``/``. So does 405: builds without the ``rest-root``
+    module (Elasticsearch's integ-test distribution) do not serve ``GET /`` at all, and would
+    otherwise never be re-admitted once ejected."""
+    return status < 300 or status in (401, 403, 405)
 
 
 class NodeState:

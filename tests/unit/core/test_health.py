@@ -77,7 +77,7 @@ def test_no_nodes_refused() -> None:
 
 @pytest.mark.parametrize(
     ("status", "ok"),
-    [(200, True), (204, True), (299, True), (401, True), (403, True)]
+    [(200, True), (204, True), (299, True), (401, True), (403, True), (405, True)]
     + [(s, False) for s in (300, 301, 400, 404, 429, 500, 502, 503, 504)],
 )
 def test_probe_answer_ok(status: int, ok: bool) -> None:
