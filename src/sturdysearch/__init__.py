@@ -4,7 +4,9 @@ Public surface: :class:`Client`, :class:`AsyncClient` (needs the ``async`` extra
 :class:`ServerInfo` and :class:`Dialect` (what the server is and how it is spoken to),
 :class:`Response` and the typed answers built on it (:class:`WriteResult`, :class:`GetResult`,
 :class:`SearchResult`, :class:`MultiGetResult`, :class:`MultiSearchResult`,
-:class:`ClusterHealth`, :class:`ByQueryResult`), :class:`RetryPolicy`, :class:`Timeouts`, the
+:class:`ClusterHealth`, :class:`ByQueryResult`), :class:`RetryPolicy`, :class:`Timeouts`,
+:class:`BulkIndexer` with :func:`bulk_index`, :func:`replay_dead_letters` and their
+:class:`BulkConfig`, :class:`BulkStats`, :class:`ItemResult` and :class:`DeadLetter`, the
 errors in :mod:`sturdysearch.errors`, and the safe-query helpers in :mod:`sturdysearch.query`.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
+from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.dialect import Dialect, ServerInfo
 from sturdysearch._core.events import Event
 from sturdysearch._core.responses import Response, ResponseMeta
@@ -26,6 +30,7 @@ from sturdysearch._core.results import (
 )
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.timeouts import Timeouts
+from sturdysearch._sync.bulk import BulkIndexer, bulk_index, replay_dead_letters
 from sturdysearch._sync.client import Client, IndicesClient
 
 if TYPE_CHECKING:
@@ -46,13 +51,18 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AsyncClient",
     "AsyncIndicesClient",
+    "BulkConfig",
+    "BulkIndexer",
+    "BulkStats",
     "ByQueryResult",
     "Client",
     "ClusterHealth",
+    "DeadLetter",
     "Dialect",
     "Event",
     "GetResult",
     "IndicesClient",
+    "ItemResult",
     "MultiGetResult",
     "MultiSearchResult",
     "Response",
@@ -63,4 +73,6 @@ __all__ = [
     "Timeouts",
     "WriteResult",
     "__version__",
+    "bulk_index",
+    "replay_dead_letters",
 ]

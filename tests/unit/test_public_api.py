@@ -8,13 +8,18 @@ import sturdysearch.errors
 PACKAGE_ALL = [
     "AsyncClient",
     "AsyncIndicesClient",
+    "BulkConfig",
+    "BulkIndexer",
+    "BulkStats",
     "ByQueryResult",
     "Client",
     "ClusterHealth",
+    "DeadLetter",
     "Dialect",
     "Event",
     "GetResult",
     "IndicesClient",
+    "ItemResult",
     "MultiGetResult",
     "MultiSearchResult",
     "Response",
@@ -25,6 +30,8 @@ PACKAGE_ALL = [
     "Timeouts",
     "WriteResult",
     "__version__",
+    "bulk_index",
+    "replay_dead_letters",
 ]
 
 ERRORS_ALL = [

@@ -67,14 +67,27 @@ class Item:
     """An action that failed at least once. Fresh actions exist only as bytes in their batch;
     this state is created on the first failure."""
 
-    __slots__ = ("attempts", "deadline", "error_type", "line", "lost", "reason", "safe", "status")
+    __slots__ = (
+        "attempts",
+        "deadline",
+        "error_type",
+        "line",
+        "lost",
+        "reason",
+        "safe",
+        "status",
+        "tries",
+    )
 
     def __init__(self, line: bytes, safe: bool, deadline: float, attempts: int = 0) -> None:
         self.line = line
         self.safe = safe
         self.deadline = deadline
         self.attempts = attempts
-        """Sends that may have reached a server."""
+        """Sends that may have reached a server (bounded by ``max_attempts``)."""
+        self.tries = 0
+        """Times queued for a retry, whatever the failure: the backoff grows with it, also
+        while no node can be reached."""
         self.lost = False
         """A request carrying it was lost: it may have been applied already."""
         self.status: int | None = None
@@ -614,8 +627,11 @@ class BulkEngine:
         charge: bool = True,
     ) -> tuple[float, int, int]:
         """Queue ``items`` for another attempt; returns ``(delay, queued, dead-lettered)``."""
-        attempts = max(1, max(item.attempts for item in items))
-        delay = self._backoff(attempts, rand)
+        tries = 0
+        for item in items:
+            item.tries += 1
+            tries = max(tries, item.tries)
+        delay = self._backoff(tries, rand)
         if retry_after is not None:
             delay = max(delay, retry_after)
         if charge and not self.budget.try_withdraw():

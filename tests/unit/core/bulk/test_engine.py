@@ -288,6 +288,20 @@ def test_not_sent_resends_everything_without_counting_an_attempt() -> None:
     check(engine)
 
 
+def test_backoff_grows_while_no_node_can_be_reached() -> None:
+    engine, batch = _one_batch(max_attempts=2, backoff_base=1.0, backoff_cap=100.0)
+    now, delays = 0.0, []
+    for _ in range(5):
+        s = engine.settle_error(batch, errors.NoLiveNodesError("none"), now, 1.0)
+        delays.append(s.delay)
+        now += s.delay
+        engine.tick(now)
+        batch = engine.take(now)  # type: ignore[assignment]
+        assert batch is not None
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0]  # not sent: no attempt counted, no give-up
+    check(engine, [batch])
+
+
 def test_whole_request_429_honours_retry_after() -> None:
     engine, batch = _one_batch()
     s = engine.settle_error(batch, api(429, retry_after="7"), 0.0, 0.0)
