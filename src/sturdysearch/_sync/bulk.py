@@ -674,9 +674,12 @@ class BulkIndexer:
                     )
                 self._unwritten.extend(records)
                 self._cond.notify_all()
+        stats = None
         if not failed:
             with self._cond:
                 self._engine.dead_letters_written(len(letters))
+                if self._on_progress is not None:
+                    stats = self._engine.stats()
                 self._cond.notify_all()
         if self._tracer.active:
             outcomes: dict[str, int] = {}
@@ -688,6 +691,8 @@ class BulkIndexer:
         if self._on_failure is not None:
             for letter in letters:
                 self._hook(self._on_failure, letter)
+        if stats is not None:
+            self._hook(self._on_progress, stats)
 
     def _report_successes(self, settlement: Settlement) -> None:
         assert self._on_success is not None
