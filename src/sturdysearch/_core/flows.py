@@ -92,7 +92,8 @@ class Abandoned(Exception):
 
 class FlowRun(Generic[T]):
     """One run of a flow under an optional deadline; the driver reports facts (answers, errors,
-    the time) and gets back the next step or :class:`Done`."""
+    the time) and gets back the next step or :class:`Done`. ``per_request`` is the timeout of a
+    request that names none (the client's default), before clamping to the deadline."""
 
     __slots__ = ("abandoned", "deadline", "finished", "flow", "per_request")
 
@@ -102,7 +103,6 @@ class FlowRun(Generic[T]):
         self.flow = flow
         self.deadline = deadline
         self.per_request = per_request
-        """Timeout of each request of the flow (the client's default), before clamping."""
         self.finished = False
         self.abandoned = False
 
