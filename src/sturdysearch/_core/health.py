@@ -12,9 +12,11 @@ Not reasons to eject: 429 (the node is alive and asking for less load; ejecting 
 concentrate that load on the others), 4xx, TLS failures (configuration, not health), and a
 call's own deadline running out (the caller gave up, the node did nothing wrong).
 
-When every node is ejected, a call may probe the *most promising* one itself (fewest
-consecutive failures, then the earliest scheduled probe) within its own deadline; otherwise it
-fails fast with ``NoLiveNodesError``.
+When every node is ejected, a call probes the *most promising* one itself (fewest
+consecutive failures, then the earliest scheduled probe) within its own deadline, or waits for
+the probe another caller is running; when the probe fails the call fails at once
+(``NoLiveNodesError``). The probe takes the place of the request, so an outage costs the
+cluster one cheap request per call, and a one-node cluster recovers from a blip immediately.
 
 This module holds state and arithmetic only; the drivers hold the lock, run the probes and
 supply ``now`` and the random numbers.

@@ -103,8 +103,9 @@ class CallPlan:
 
         With every node ejected: if another caller or the background prober is probing the
         most promising node, ``Choice.await_probe`` asks the driver to wait for that probe and
-        call ``choose`` again; otherwise this call claims the probe if one is due now. Failing
-        both, the call ends at once (``NoLiveNodesError``, or the last failure on a retry).
+        call ``choose`` again; otherwise this call probes it now, within its deadline. When that
+        probe fails, the call ends at once (``NoLiveNodesError``, or the last failure on a
+        retry).
         """
         health = self._health
         remaining = self.deadline.at - now
@@ -122,18 +123,18 @@ class CallPlan:
                 if state.probing and remaining > 0:
                     self.awaited_probe = True
                     return Choice(candidate, await_probe=True)
-                wait = state.next_probe_at - now
-                # Probe only when it is due: sleeping until the schedule allows one would turn
-                # an outage into slow calls instead of fast failures.
-                claimed = wait <= 0 and remaining > 0.01 and health.claim_probe(candidate)
+                # Probe now, whatever the background schedule says: on a one-node cluster a
+                # blip must not turn into seconds of failures. The probe replaces the request
+                # (one request per call either way), and concurrent callers share it.
+                claimed = remaining > 0.01 and health.claim_probe(candidate)
         if claimed:
             self.attempt += 1
             return Choice(candidate, probe_first=True)
-        if self.awaited_probe:
-            why = "every node is ejected and the probe failed"
-        else:
-            why = "every node is ejected; the next probe is not due yet"
-        raise self._no_live_nodes(why)
+        raise self._no_live_nodes(
+            "every node is ejected and the probe failed"
+            if self.awaited_probe
+            else "every node is ejected and the deadline leaves no time to probe one"
+        )
 
     def probe_done(
         self, node: NodeConfig, *, ok: bool, now: float, rand: float, error: str | None

@@ -426,8 +426,9 @@ def test_final_failures_are_raised_at_once(make: Callable[[], SturdySearchError]
 
 
 def test_no_node_left_on_a_retry_raises_the_last_real_error() -> None:
-    """A refusal on the only live node, the other one ejected with its probe not due: the
-    caller sees the refusal (not ``NoLiveNodesError``), with the reason appended."""
+    """A refusal on the only live node, the other one ejected: the retry probes the most
+    promising node, and when that probe fails the caller sees the refusal (not
+    ``NoLiveNodesError``), with the reason appended."""
     r = rig(A, B)
     r.health.eject(B, now=0.0, rand=1.0, reason="x")
     r.health.claim_probe(B)
@@ -436,13 +437,13 @@ def test_no_node_left_on_a_retry_raises_the_last_real_error() -> None:
     assert plan.choose(0.1).node == A
     exc = refused()
     plan.failed(A, exc, 0.1, 0.0)
+    choice = plan.choose(0.1)
+    assert choice.probe_first and choice.node == B  # not the node this call just failed on
     with pytest.raises(ConnectionError) as info:
-        plan.choose(0.1)
+        plan.probe_done(B, ok=False, now=0.1, rand=0.0, error="refused again")
     assert info.value is exc
     assert not isinstance(info.value, NoLiveNodesError)
-    assert "no other node is live (every node is ejected; the next probe is not due yet)" in str(
-        info.value
-    )
+    assert "no other node is live (the probe of" in str(info.value)
     assert info.value.errors == ()
     assert r.idle()
 
@@ -453,26 +454,34 @@ def test_no_node_left_after_several_failures_attaches_the_earlier_ones() -> None
     first, second = ServerError(503), refused()
     assert plan.failed(plan.choose(0.0).node, first, 0.0, 0.0) == 0.0
     assert plan.failed(plan.choose(0.0).node, second, 0.0, 0.0) == 0.0
-    # Both ejected just now, so their first probe is due: the call would probe. Let the
-    # background prober take both and fail them, pushing the next probes out.
-    assert r.health.due_probes(0.0) == [A, B]
-    for node in (A, B):
-        r.health.probe_finished(node, ok=False, now=0.0, rand=1.0, error="refused")
+    choice = plan.choose(0.1)
+    assert choice.probe_first
     with pytest.raises(ConnectionError) as info:
-        plan.choose(0.1)
+        plan.probe_done(choice.node, ok=False, now=0.1, rand=1.0, error="refused")
     assert info.value is second
     assert info.value.errors == (first,)
 
 
 def test_no_live_nodes_error_only_without_any_attempt() -> None:
     r = rig()
-    eject_all(r, probe_failures=1)  # next probes at 0.5
+    eject_all(r, probe_failures=1)  # next probes at 0.5, but a caller probes now
     plan = r.plan()
-    with pytest.raises(NoLiveNodesError, match="next probe is not due yet"):
-        plan.choose(0.1)
-    assert plan.attempt == 0
+    choice = plan.choose(0.1)
+    assert choice.probe_first
+    with pytest.raises(NoLiveNodesError, match=r"the probe of .* failed"):
+        plan.probe_done(choice.node, ok=False, now=0.2, rand=1.0, error="refused")
     assert not any(s.probing for s in r.health.states.values())
     assert r.idle()
+
+
+def test_no_time_left_to_probe_raises_no_live_nodes_at_once() -> None:
+    r = rig()
+    eject_all(r, probe_failures=1)
+    plan = r.plan(now=0.0, budget=1.0)
+    with pytest.raises(NoLiveNodesError, match="no time to probe"):
+        plan.choose(0.995)
+    assert plan.attempt == 0
+    assert not any(s.probing for s in r.health.states.values())
 
 
 def test_api_error_as_last_error_is_raised_unchanged_when_no_node_is_left() -> None:
@@ -480,10 +489,10 @@ def test_api_error_as_last_error_is_raised_unchanged_when_no_node_is_left() -> N
     plan = r.plan()
     exc = ServerError(503, reason="unavailable")
     plan.failed(plan.choose(0.0).node, exc, 0.0, 0.0)
-    r.health.due_probes(0.0)
-    r.health.probe_finished(A, ok=False, now=0.0, rand=1.0, error="x")
+    choice = plan.choose(0.1)
+    assert choice.probe_first and choice.node == A
     with pytest.raises(ServerError) as info:
-        plan.choose(0.1)
+        plan.probe_done(A, ok=False, now=0.1, rand=1.0, error="status 503")
     assert info.value is exc
     assert str(info.value) == "503 error: unavailable"
 
@@ -695,14 +704,16 @@ def test_caller_probe_failure_on_a_retry_raises_the_last_real_error() -> None:
     assert "no other node is live (the probe of http://10.0.0.1:9200 failed: refused)" in str(exc)
 
 
-def test_probe_only_when_due() -> None:
+def test_caller_probes_even_before_the_background_schedule() -> None:
+    """A caller does not wait for the background schedule (a one-node cluster must recover
+    from a blip at once); concurrent callers share one probe."""
     r = rig()
-    eject_all(r, now=0.0, probe_failures=2)  # next probes at 0 + 1.0
-    for now in (0.0, 0.5, 0.999):
-        with pytest.raises(NoLiveNodesError):
-            r.plan(now=now).choose(now)
-    assert not any(s.probing for s in r.health.states.values())
-    assert r.plan(now=1.0).choose(1.0).probe_first
+    eject_all(r, now=0.0, probe_failures=2)  # background probes not before 1.0
+    first = r.plan(now=0.0)
+    choice = first.choose(0.0)
+    assert choice.probe_first
+    second = r.plan(now=0.0).choose(0.0)
+    assert second.await_probe and second.node == choice.node
 
 
 def test_no_probe_without_time_left() -> None:
