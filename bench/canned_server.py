@@ -159,7 +159,8 @@ def _free_port() -> int:
 
 def _die_with_parent() -> None:
     """In the nginx child before exec: get SIGTERM if the Python parent dies (Linux only),
-    so a crashed or killed benchmark leaves no nginx behind."""
+    so a crashed or killed benchmark leaves no nginx behind. Linux sends it when the *thread*
+    that started nginx exits: start the server from a thread that outlives its use."""
     try:
         import ctypes
 
