@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import logging
 import os
 import random
@@ -28,18 +27,18 @@ from typing import Any
 import aiohttp
 
 from sturdysearch._core.config import ClientConfig
-from sturdysearch._core.driver import COMPRESS_MIN, TransportBase
+from sturdysearch._core.driver import Call, Exchange, TransportBase, probe_exchange
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.http1 import ResponseHead
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import build_response
-from sturdysearch._core.plan import CallPlan, ejects, hedge_node
+from sturdysearch._core.plan import ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.sniff import SniffError, adopt, parse_nodes_http
-from sturdysearch._core.timeouts import Deadline, call_budget
+from sturdysearch._core.timeouts import Deadline
 from sturdysearch.errors import (
     ConnectionError,
     ConnectTimeout,
@@ -157,98 +156,50 @@ class AsyncTransport(TransportBase):
 
     async def perform(self, spec: RequestSpec) -> Response:
         """Run one call to completion within its deadline; return the answer or raise."""
-        if self._closed:
-            raise TransportError("the client is closed")
-        start = _monotonic()
-        deadline = Deadline(
-            start, call_budget(self.config.timeouts, spec.timeout, long_running=spec.long_running)
-        )
-        read_timeout = deadline.budget if spec.long_running else self.config.timeouts.read
-        body = spec.body
-        extra = dict(spec.headers) if spec.headers else {}
-        if body is not None:
-            extra.setdefault("content-type", spec.content_type)
-            if self.config.http_compress and len(body) >= COMPRESS_MIN:
-                body = gzip.compress(body, compresslevel=1)
-                extra["content-encoding"] = "gzip"
-        plan = CallPlan(
-            spec,
-            deadline,
-            retry=self.retry,
-            budget=self.budget,
-            health=self.health,
-            guard=_NULL_GUARD,
-            tracer=self.tracer,
-        )
-        hedge_after = self.config.hedge_after if spec.idempotent else None
+        call = self.start_call(spec, _NULL_GUARD)
         while True:
-            choice = plan.choose(_monotonic())
+            choice = call.plan.choose(_monotonic())
             node = choice.node
             if choice.await_probe:
-                await self._await_probe(node, deadline)
+                await self._await_probe(node, call.deadline)
                 continue
             if choice.probe_first:
-                try:
-                    error = await self._probe(node, deadline)
-                    plan.probe_done(
-                        node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
-                    )
-                finally:
-                    self._signal_probe()
+                await self._caller_probe(call, node)
             t0 = _monotonic()
             overtaken = False
             try:
-                if hedge_after is not None and len(self.health.nodes) > 1:
-                    response, overtaken = await self._hedged(
-                        spec, node, body, extra, deadline, read_timeout, plan, hedge_after
-                    )
+                if call.hedge_after is not None:
+                    response, overtaken = await self._hedged(call, node, call.hedge_after)
                 else:
-                    response = await self._attempt(spec, node, body, extra, deadline, read_timeout)
+                    response = await self._attempt(call, node)
             except SturdySearchError as exc:
-                now = _monotonic()
-                self.emit_attempt(
-                    spec.method,
-                    spec.path,
-                    node,
-                    plan.attempt,
-                    type(exc).__name__,
-                    getattr(exc, "status", None),
-                    now - t0,
-                )
-                if ejects(exc):
-                    self._on_node_failure()
-                delay = plan.failed(node, exc, now, random.random())
+                delay = self.attempt_failed(call, node, exc, t0)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 continue
             except BaseException:
                 # Cancelled (or a bug): the attempt is over, keep the books straight.
-                plan.succeeded(node)
+                call.plan.released(node)
                 raise
-            if overtaken:
-                plan.overtaken(node, _monotonic(), random.random())
-            else:
-                plan.succeeded(node)
-            self.emit_attempt(
-                spec.method,
-                spec.path,
-                node,
-                plan.attempt,
-                "ok",
-                response.meta.status,
-                response.meta.duration,
-            )
+            self.attempt_succeeded(call, node, response, overtaken=overtaken)
             return response
 
-    async def _attempt(
-        self,
-        spec: RequestSpec,
-        node: NodeConfig,
-        body: bytes | None,
-        extra: dict[str, str],
-        deadline: Deadline,
-        read_timeout: float,
-    ) -> Response:
+    async def _caller_probe(self, call: Call, node: NodeConfig) -> None:
+        """Probe ``node`` for a call that found every node ejected; wakes waiting callers."""
+        try:
+            error = await self._probe(node, call.deadline)
+            call.plan.probe_done(
+                node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
+            )
+        finally:
+            self._signal_probe()
+
+    async def _attempt(self, call: Exchange, node: NodeConfig) -> Response:
+        spec = call.spec
+        deadline = call.deadline
+        read_timeout = call.read_timeout
+        body = call.body
+        extra = call.headers
         session = self._get_session()
         headers = self._headers.get(node)
         if headers is None:
@@ -327,22 +278,13 @@ class AsyncTransport(TransportBase):
     # -- hedged reads ------------------------------------------------------------------------
 
     async def _hedged(
-        self,
-        spec: RequestSpec,
-        node: NodeConfig,
-        body: bytes | None,
-        extra: dict[str, str],
-        deadline: Deadline,
-        read_timeout: float,
-        plan: CallPlan,
-        hedge_after: float,
+        self, call: Call, node: NodeConfig, hedge_after: float
     ) -> tuple[Response, bool]:
         """The primary attempt; after ``hedge_after`` without an answer, a second attempt on
         another live node. The first answer wins; the other task is cancelled, which makes
         aiohttp discard its connection."""
-        primary = asyncio.ensure_future(
-            self._attempt(spec, node, body, extra, deadline, read_timeout)
-        )
+        spec = call.spec
+        primary = asyncio.ensure_future(self._attempt(call, node))
         try:
             done, _ = await asyncio.wait({primary}, timeout=hedge_after)
             if done:
@@ -352,9 +294,7 @@ class AsyncTransport(TransportBase):
                 return await primary, False
             if self.tracer.active:
                 self.tracer.emit("request.hedge", primary=node.url, hedge=hedge.url, path=spec.path)
-            second = asyncio.ensure_future(
-                self._attempt(spec, hedge, body, extra, deadline, read_timeout)
-            )
+            second = asyncio.ensure_future(self._attempt(call, hedge))
             self._hedges.add(second)
             try:
                 pending = {primary, second}
@@ -382,9 +322,9 @@ class AsyncTransport(TransportBase):
                             await task
                 self._hedges.discard(second)
                 if second.done() and not second.cancelled() and second.exception() is None:
-                    plan.succeeded(hedge)
+                    call.plan.succeeded(hedge)
                 else:
-                    plan.released(hedge)
+                    call.plan.released(hedge)
         finally:
             if not primary.done():
                 primary.cancel()
@@ -418,19 +358,13 @@ class AsyncTransport(TransportBase):
         if budget <= 0:
             return "no time left for a probe"
         try:
-            response_status = await self._raw_status(node, Deadline(now, budget))
+            response = await self._attempt(probe_exchange(now, budget), node)
         except DeadlineExceeded:
             return f"no answer within {budget:.3g} s"
         except SturdySearchError as exc:
             return f"{type(exc).__name__}: {exc}"
-        if not probe_answer_ok(response_status):
-            return f"status {response_status}"
-        return None
-
-    async def _raw_status(self, node: NodeConfig, deadline: Deadline) -> int:
-        probe = RequestSpec("GET", "/", idempotent=True, ignore=frozenset(range(300, 600)))
-        response = await self._attempt(probe, node, None, {}, deadline, deadline.budget)
-        return response.meta.status
+        status = response.meta.status
+        return None if probe_answer_ok(status) else f"status {status}"
 
     def _on_node_failure(self) -> None:
         if self.config.sniff.on_node_failure:

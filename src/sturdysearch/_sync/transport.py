@@ -8,7 +8,6 @@ started on first need and joined on ``close()``.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import random
@@ -18,18 +17,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sturdysearch._core.config import ClientConfig
-from sturdysearch._core.driver import COMPRESS_MIN, TransportBase
+from sturdysearch._core.driver import Call, Exchange, TransportBase, probe_exchange
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.http1 import encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import build_response
-from sturdysearch._core.plan import CallPlan, ejects, hedge_node
+from sturdysearch._core.plan import ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.sniff import SniffError, adopt, parse_nodes_http
-from sturdysearch._core.timeouts import Deadline, call_budget
+from sturdysearch._core.timeouts import Deadline
 from sturdysearch._sync.connection import Connection
 from sturdysearch._sync.pool import NodePool
 from sturdysearch.errors import DeadlineExceeded, SturdySearchError, TransportError
@@ -132,85 +131,41 @@ class Transport(TransportBase):
 
     def perform(self, spec: RequestSpec) -> Response:
         """Run one call to completion within its deadline; return the answer or raise."""
-        if self._closed:
-            raise TransportError("the client is closed")
-        start = _monotonic()
-        deadline = Deadline(
-            start, call_budget(self.config.timeouts, spec.timeout, long_running=spec.long_running)
-        )
-        read_timeout = deadline.budget if spec.long_running else self.config.timeouts.read
-        body = spec.body
-        extra = dict(spec.headers) if spec.headers else {}
-        if body is not None:
-            extra.setdefault("content-type", spec.content_type)
-            if self.config.http_compress and len(body) >= COMPRESS_MIN:
-                body = gzip.compress(body, compresslevel=1)
-                extra["content-encoding"] = "gzip"
-        plan = CallPlan(
-            spec,
-            deadline,
-            retry=self.retry,
-            budget=self.budget,
-            health=self.health,
-            guard=self._lock,
-            tracer=self.tracer,
-        )
-        hedge_after = self.config.hedge_after if spec.idempotent else None
+        call = self.start_call(spec, self._lock)
         while True:
-            choice = plan.choose(_monotonic())
+            choice = call.plan.choose(_monotonic())
             node = choice.node
             if choice.await_probe:
-                self._await_probe(node, deadline)
+                self._await_probe(node, call.deadline)
                 continue
             if choice.probe_first:
-                error = self._probe(node, deadline)
-                try:
-                    plan.probe_done(
-                        node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
-                    )
-                finally:
-                    with self._wake:
-                        self._wake.notify_all()
+                self._caller_probe(call, node)
             t0 = _monotonic()
             overtaken = False
             try:
-                if hedge_after is not None and len(self.health.nodes) > 1:
-                    response, overtaken = self._hedged(
-                        spec, node, body, extra, deadline, read_timeout, plan
-                    )
+                if call.hedge_after is not None:
+                    response, overtaken = self._hedged(call, node, call.hedge_after)
                 else:
-                    response = self._attempt(spec, node, body, extra, deadline, read_timeout)
+                    response = self._attempt(call, node)
             except SturdySearchError as exc:
-                now = _monotonic()
-                self.emit_attempt(
-                    spec.method,
-                    spec.path,
-                    node,
-                    plan.attempt,
-                    type(exc).__name__,
-                    getattr(exc, "status", None),
-                    now - t0,
-                )
-                if ejects(exc):
-                    self._on_node_failure()
-                delay = plan.failed(node, exc, now, random.random())
+                delay = self.attempt_failed(call, node, exc, t0)
                 if delay > 0:
                     time.sleep(delay)
                 continue
-            if overtaken:
-                plan.overtaken(node, _monotonic(), random.random())
-            else:
-                plan.succeeded(node)
-            self.emit_attempt(
-                spec.method,
-                spec.path,
-                node,
-                plan.attempt,
-                "ok",
-                response.meta.status,
-                response.meta.duration,
-            )
+            self.attempt_succeeded(call, node, response, overtaken=overtaken)
             return response
+
+    def _caller_probe(self, call: Call, node: NodeConfig) -> None:
+        """Probe ``node`` for a call that found every node ejected; wakes callers waiting on
+        the outcome."""
+        error = self._probe(node, call.deadline)
+        try:
+            call.plan.probe_done(
+                node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
+            )
+        finally:
+            with self._wake:
+                self._wake.notify_all()
 
     def _await_probe(self, node: NodeConfig, deadline: Deadline) -> None:
         """Wait (within the deadline) until nobody is probing ``node`` any more."""
@@ -226,23 +181,21 @@ class Transport(TransportBase):
 
     def _attempt(
         self,
-        spec: RequestSpec,
+        call: Exchange,
         node: NodeConfig,
-        body: bytes | None,
-        extra: dict[str, str],
-        deadline: Deadline,
-        read_timeout: float,
         *,
         race: _Race | None = None,
         role: str = "",
         on_hedge: Callable[[], None] | None = None,
         hedge_at: float | None = None,
     ) -> Response:
+        spec = call.spec
         pool = self.pools.get(node)
         if pool is None:
             raise TransportError("the node left the cluster (sniffing)", node=node.url)
         target = node.path_prefix + spec.target if node.path_prefix else spec.target
         t0 = _monotonic()
+        deadline = call.deadline
         conn = pool.acquire(deadline)
         if race is not None:
             with race.lock:
@@ -253,10 +206,12 @@ class Transport(TransportBase):
                 raise TransportError("hedge lost before sending", node=node.url)
         try:
             head, data, reusable = conn.exchange(
-                encode_request(spec.method, target, self._fixed_heads[node], extra, body),
+                encode_request(
+                    spec.method, target, self._fixed_heads[node], call.headers, call.body
+                ),
                 head_request=spec.method == "HEAD",
                 deadline=deadline,
-                read_timeout=read_timeout,
+                read_timeout=call.read_timeout,
                 hedge_at=hedge_at,
                 on_hedge=on_hedge,
             )
@@ -275,29 +230,20 @@ class Transport(TransportBase):
 
     # -- hedged reads ------------------------------------------------------------------------
 
-    def _hedged(
-        self,
-        spec: RequestSpec,
-        node: NodeConfig,
-        body: bytes | None,
-        extra: dict[str, str],
-        deadline: Deadline,
-        read_timeout: float,
-        plan: CallPlan,
-    ) -> tuple[Response, bool]:
+    def _hedged(self, call: Call, node: NodeConfig, hedge_after: float) -> tuple[Response, bool]:
         """The primary attempt runs in the caller's thread; if it has not answered after
         ``hedge_after``, a second attempt starts on another live node in a worker thread. The
         first answer wins and the other attempt's connection is aborted and discarded. Returns
         the answer and whether the primary was overtaken by the hedge."""
-        assert self.config.hedge_after is not None
+        spec = call.spec
+        plan = call.plan
+        deadline = call.deadline
         race = _Race()
         hedge_started = threading.Event()
 
         def run_hedge(hedge: NodeConfig) -> None:
             try:
-                response = self._attempt(
-                    spec, hedge, body, extra, deadline, read_timeout, race=race, role="hedge"
-                )
+                response = self._attempt(call, hedge, race=race, role="hedge")
             except SturdySearchError as exc:
                 plan.released(hedge)
                 if race.winner is None and ejects(exc):
@@ -322,16 +268,12 @@ class Transport(TransportBase):
 
         try:
             response = self._attempt(
-                spec,
+                call,
                 node,
-                body,
-                extra,
-                deadline,
-                read_timeout,
                 race=race,
                 role="primary",
                 on_hedge=on_hedge,
-                hedge_at=_monotonic() + self.config.hedge_after,
+                hedge_at=_monotonic() + hedge_after,
             )
         except SturdySearchError:
             if not hedge_started.is_set():
@@ -369,32 +311,13 @@ class Transport(TransportBase):
             budget = min(budget, deadline.at - now)
         if budget <= 0:
             return "no time left for a probe"
-        probe_deadline = Deadline(now, budget)
-        pool = self.pools.get(node)
-        if pool is None:
-            return "node removed"
         try:
-            conn = pool.acquire(probe_deadline)
-            try:
-                head, _, reusable = conn.exchange(
-                    encode_request(
-                        "GET", node.path_prefix + "/", self._fixed_heads[node], None, None
-                    ),
-                    head_request=False,
-                    deadline=probe_deadline,
-                    read_timeout=budget,
-                )
-            except BaseException:
-                pool.release(conn, reusable=False)
-                raise
-            pool.release(conn, reusable=reusable)
+            status = self._attempt(probe_exchange(now, budget), node).meta.status
         except DeadlineExceeded:
             return f"no answer within {budget:.3g} s"
         except SturdySearchError as exc:
             return f"{type(exc).__name__}: {exc}"
-        if not probe_answer_ok(head.status):
-            return f"status {head.status}"
-        return None
+        return None if probe_answer_ok(status) else f"status {status}"
 
     def _ensure_worker(self) -> None:
         with self._lock:
