@@ -37,7 +37,6 @@ from sturdysearch._core.plan import ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._core.sniff import SniffError, adopt, parse_nodes_http
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch.errors import (
     ConnectionError,
@@ -83,8 +82,6 @@ class AsyncTransport(TransportBase):
         self._wake = asyncio.Event()
         self._hedges: set[asyncio.Task[Any]] = set()
         self._slots: dict[NodeConfig, asyncio.Semaphore] = {}
-        self._last_sniff = 0.0
-        self._sniff_requested = config.sniff.on_start
 
     def _add_node(self, node: NodeConfig) -> None:
         # aiohttp writes Host itself.
@@ -334,9 +331,12 @@ class AsyncTransport(TransportBase):
     # -- probes and sniffing -----------------------------------------------------------------
 
     def _signal_probe(self) -> None:
+        """A probe finished: wake the callers waiting on it, and the background task, whose
+        schedule may have changed."""
         event = self._probe_changed
         self._probe_changed = asyncio.Event()
         event.set()
+        self._wake.set()
 
     async def _await_probe(self, node: NodeConfig, deadline: Deadline) -> None:
         while True:
@@ -352,9 +352,7 @@ class AsyncTransport(TransportBase):
     async def _probe(self, node: NodeConfig, deadline: Deadline | None = None) -> str | None:
         """``GET /`` on ``node`` within the probe timeout; ``None`` if it answered well."""
         now = _monotonic()
-        budget = self.config.health.probe_timeout
-        if deadline is not None:
-            budget = min(budget, deadline.at - now)
+        budget = self.probe_budget(deadline, now)
         if budget <= 0:
             return "no time left for a probe"
         try:
@@ -367,8 +365,7 @@ class AsyncTransport(TransportBase):
         return None if probe_answer_ok(status) else f"status {status}"
 
     def _on_node_failure(self) -> None:
-        if self.config.sniff.on_node_failure:
-            self._sniff_requested = True
+        self.request_sniff_on_failure()
         self._ensure_background()
 
     def _ensure_background(self) -> None:
@@ -381,45 +378,22 @@ class AsyncTransport(TransportBase):
         self._wake.set()
 
     async def _run_background(self) -> None:
-        sniff = self.config.sniff
         while not self._closed:
-            now = _monotonic()
-            due = self.health.due_probes(now)
-            sniff_now = self._sniff_requested or (
-                sniff.interval is not None and now - self._last_sniff >= sniff.interval
-            )
-            if not due and not sniff_now:
-                waits = []
-                next_probe = self.health.next_probe_at()
-                if next_probe is not None:
-                    waits.append(next_probe - now)
-                if sniff.interval is not None:
-                    waits.append(self._last_sniff + sniff.interval - now)
+            step = self.next_background_step(_monotonic())
+            if not step.due and not step.sniff:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self._wake.wait(), max(0.01, min(waits)) if waits else 60.0
+                        self._wake.wait(), step.wait if step.wait is not None else 60.0
                     )
                 continue
-            for node in due:
+            for node in step.due:
                 try:
                     error = await self._probe(node)
-                    readmitted = self.health.probe_finished(
-                        node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
-                    )
+                    self.background_probe_done(node, error)
                 finally:
                     self._signal_probe()
-                if self.tracer.active:
-                    self.tracer.emit(
-                        "node.probe", node=node.url, ok=error is None, by="background", error=error
-                    )
-                    if readmitted:
-                        self.tracer.emit("node.readmitted", node=node.url)
-                if readmitted:
-                    logger.info("node %s answers again and is back in rotation", node.url)
-            if sniff_now:
-                self._sniff_requested = False
-                self._last_sniff = _monotonic()
+            if step.sniff:
                 try:
                     await self.sniff()
                 except Exception as exc:  # a failed sniff keeps the current nodes
@@ -428,19 +402,9 @@ class AsyncTransport(TransportBase):
     async def sniff(self) -> list[NodeConfig]:
         """Discover the cluster's HTTP nodes and adopt the reachable ones (see the sync
         ``Transport.sniff``)."""
-        seed = self.health.nodes[0]
-        response = await self.perform(
-            RequestSpec("GET", "/_nodes/http", idempotent=True, timeout=self.config.sniff.timeout)
-        )
-        try:
-            found, skipped = parse_nodes_http(
-                response.body, scheme=seed.scheme, path_prefix=seed.path_prefix
-            )
-        except SniffError as exc:
-            logger.warning("sniffing: %s; keeping the current nodes", exc)
+        found = self.sniffed_nodes(await self.perform(self.sniff_spec()))
+        if found is None:
             return list(self.health.nodes)
-        for note in skipped:
-            logger.debug("sniffing skipped %s", note)
         reachable: list[NodeConfig] = []
         for node in found:
             if node not in self._headers:
@@ -448,18 +412,8 @@ class AsyncTransport(TransportBase):
             state = self.health.states.get(node)
             if (state is not None and state.alive) or await self._probe(node) is None:
                 reachable.append(node)
-        adopted, warning = adopt(found, reachable, self.health.nodes)
-        if warning:
-            logger.warning("%s", warning)
-        if adopted is None:
-            return list(self.health.nodes)
-        added, removed = self.health.replace_nodes(adopted)
-        for node in removed:
+        for node in self.adopt_sniffed(found, reachable) or ():
             self._headers.pop(node, None)
-        if self.tracer.active and (added or removed):
-            self.tracer.emit(
-                "nodes.sniffed", added=[n.url for n in added], removed=[n.url for n in removed]
-            )
         return list(self.health.nodes)
 
 

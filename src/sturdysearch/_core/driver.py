@@ -20,6 +20,7 @@ from sturdysearch._core.plan import CallPlan, ejects
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
+from sturdysearch._core.sniff import SniffError, adopt, parse_nodes_http
 from sturdysearch._core.timeouts import Deadline, call_budget
 from sturdysearch.errors import SturdySearchError, TransportError
 
@@ -54,6 +55,20 @@ class Call(Exchange):
     hedge_after: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class BackgroundStep:
+    """What the background prober does next: probe ``due`` nodes, sniff, or sleep ``wait``
+    seconds (``None``: until woken, nothing is scheduled)."""
+
+    due: list[NodeConfig]
+    sniff: bool
+    wait: float | None
+
+
+#: The sniffing request: node addresses, bounded by the sniff timeout (set per call).
+SNIFF_PATH = "/_nodes/http"
+
+
 def probe_exchange(now: float, budget: float) -> Exchange:
     """The exchange of one health probe with ``budget`` seconds."""
     return Exchange(PROBE_SPEC, Deadline(now, budget), budget, None, {})
@@ -75,6 +90,8 @@ class TransportBase:
         self.health = NodeHealth(config.nodes, config.health)
         self.budget = RetryBudget(config.budget)
         self._closed = False
+        self._last_sniff = 0.0
+        self._sniff_requested = config.sniff.on_start
         tls_nodes = [n.url for n in config.nodes if n.is_tls]
         if tls_nodes and config.tls.dangerously_skip_tls_verify:
             logger.warning(
@@ -86,6 +103,89 @@ class TransportBase:
 
     def _on_node_failure(self) -> None:
         """A node was ejected: drivers start their background prober (and sniffing)."""
+
+    # -- background work: decisions shared by the prober thread and the prober task ---------
+
+    def request_sniff_on_failure(self) -> None:
+        if self.config.sniff.on_node_failure:
+            self._sniff_requested = True
+
+    def next_background_step(self, now: float) -> BackgroundStep:
+        """Claim the probes that are due and decide whether to sniff; else how long to sleep.
+        Drivers call it under their guard."""
+        sniff = self.config.sniff
+        due = self.health.due_probes(now)
+        sniff_now = self._sniff_requested or (
+            sniff.interval is not None and now - self._last_sniff >= sniff.interval
+        )
+        if sniff_now:
+            self._sniff_requested = False
+            self._last_sniff = now
+        if due or sniff_now:
+            return BackgroundStep(due, sniff_now, 0.0)
+        waits = []
+        next_probe = self.health.next_probe_at()
+        if next_probe is not None:
+            waits.append(next_probe - now)
+        if sniff.interval is not None:
+            waits.append(self._last_sniff + sniff.interval - now)
+        return BackgroundStep([], False, max(0.01, min(waits)) if waits else None)
+
+    def background_probe_done(self, node: NodeConfig, error: str | None) -> None:
+        """Record a background probe's outcome (drivers call it under their guard)."""
+        readmitted = self.health.probe_finished(
+            node, ok=error is None, now=time.monotonic(), rand=random.random(), error=error
+        )
+        if self.tracer.active:
+            self.tracer.emit(
+                "node.probe", node=node.url, ok=error is None, by="background", error=error
+            )
+            if readmitted:
+                self.tracer.emit("node.readmitted", node=node.url)
+        if readmitted:
+            logger.info("node %s answers again and is back in rotation", node.url)
+
+    def probe_budget(self, deadline: Deadline | None, now: float) -> float:
+        """Seconds one probe may take: the probe timeout, within the caller's deadline."""
+        budget = self.config.health.probe_timeout
+        return budget if deadline is None else min(budget, deadline.at - now)
+
+    # -- sniffing ----------------------------------------------------------------------------
+
+    def sniff_spec(self) -> RequestSpec:
+        return RequestSpec("GET", SNIFF_PATH, idempotent=True, timeout=self.config.sniff.timeout)
+
+    def sniffed_nodes(self, response: Response) -> list[NodeConfig] | None:
+        """The HTTP nodes a ``_nodes/http`` answer lists, or ``None`` if it is unusable."""
+        seed = self.health.nodes[0]
+        try:
+            found, skipped = parse_nodes_http(
+                response.body, scheme=seed.scheme, path_prefix=seed.path_prefix
+            )
+        except SniffError as exc:
+            logger.warning("sniffing: %s; keeping the current nodes", exc)
+            return None
+        for note in skipped:
+            logger.debug("sniffing skipped %s", note)
+        return found
+
+    def adopt_sniffed(
+        self, found: list[NodeConfig], reachable: list[NodeConfig]
+    ) -> list[NodeConfig] | None:
+        """Replace the node set with the reachable discoveries, or keep it (with a warning)
+        when none answers from here. Returns the nodes removed, or ``None`` if nothing
+        changed. Drivers call it under their guard."""
+        adopted, warning = adopt(found, reachable, self.health.nodes)
+        if warning:
+            logger.warning("%s", warning)
+        if adopted is None:
+            return None
+        added, removed = self.health.replace_nodes(adopted)
+        if self.tracer.active and (added or removed):
+            self.tracer.emit(
+                "nodes.sniffed", added=[n.url for n in added], removed=[n.url for n in removed]
+            )
+        return removed
 
     def start_call(self, spec: RequestSpec, guard: AbstractContextManager[object]) -> Call:
         """Everything a driver needs before the first attempt; no time is spent here.

@@ -27,7 +27,6 @@ from sturdysearch._core.plan import ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._core.sniff import SniffError, adopt, parse_nodes_http
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch._sync.connection import Connection
 from sturdysearch._sync.pool import NodePool
@@ -86,8 +85,6 @@ class Transport(TransportBase):
         self._worker: threading.Thread | None = None
         self._worker_pid = 0
         self._hedge_pool: ThreadPoolExecutor | None = None
-        self._last_sniff = 0.0
-        self._sniff_requested = config.sniff.on_start
         if config.sniff.on_start or config.sniff.interval is not None:
             self._ensure_worker()
 
@@ -306,9 +303,7 @@ class Transport(TransportBase):
         """``GET /`` on ``node`` with the probe timeout (and within ``deadline``); returns
         ``None`` on success, else why it failed. Never touches the node's health itself."""
         now = _monotonic()
-        budget = self.config.health.probe_timeout
-        if deadline is not None:
-            budget = min(budget, deadline.at - now)
+        budget = self.probe_budget(deadline, now)
         if budget <= 0:
             return "no time left for a probe"
         try:
@@ -334,54 +329,26 @@ class Transport(TransportBase):
             self._worker.start()
 
     def _on_node_failure(self) -> None:
-        if self.config.sniff.on_node_failure:
-            with self._lock:
-                self._sniff_requested = True
+        with self._lock:
+            self.request_sniff_on_failure()
         self._ensure_worker()
 
     def _background(self) -> None:
-        sniff = self.config.sniff
         while True:
             with self._lock:
                 if self._closed:
                     return
-                now = _monotonic()
-                due = self.health.due_probes(now)
-                sniff_now = self._sniff_requested or (
-                    sniff.interval is not None and now - self._last_sniff >= sniff.interval
-                )
-                if not due and not sniff_now:
-                    waits = []
-                    next_probe = self.health.next_probe_at()
-                    if next_probe is not None:
-                        waits.append(next_probe - now)
-                    if sniff.interval is not None:
-                        waits.append(self._last_sniff + sniff.interval - now)
-                    if not waits and all(s.alive for s in self.health.states.values()):
-                        # Nothing to do until a node fails; _ensure_worker wakes us.
-                        self._wake.wait(timeout=60.0)
-                    else:
-                        self._wake.wait(timeout=max(0.01, min(waits) if waits else 1.0))
+                step = self.next_background_step(_monotonic())
+                if not step.due and not step.sniff:
+                    # With nothing scheduled, sleep until _ensure_worker wakes us.
+                    self._wake.wait(timeout=step.wait if step.wait is not None else 60.0)
                     continue
-            for node in due:
+            for node in step.due:
                 error = self._probe(node)
                 with self._lock:
-                    readmitted = self.health.probe_finished(
-                        node, ok=error is None, now=_monotonic(), rand=random.random(), error=error
-                    )
+                    self.background_probe_done(node, error)
                     self._wake.notify_all()
-                if self.tracer.active:
-                    self.tracer.emit(
-                        "node.probe", node=node.url, ok=error is None, by="background", error=error
-                    )
-                    if readmitted:
-                        self.tracer.emit("node.readmitted", node=node.url)
-                if readmitted:
-                    logger.info("node %s answers again and is back in rotation", node.url)
-            if sniff_now:
-                with self._lock:
-                    self._sniff_requested = False
-                    self._last_sniff = _monotonic()
+            if step.sniff:
                 try:
                     self.sniff()
                 except Exception as exc:  # a failed sniff keeps the current nodes
@@ -394,24 +361,9 @@ class Transport(TransportBase):
         addresses answers from here (the publish_address trap behind Docker or Kubernetes NAT),
         with a warning that says so. Returns the node list in force afterwards.
         """
-        seed = self.health.nodes[0]
-        response = self.perform(
-            RequestSpec(
-                "GET",
-                "/_nodes/http",
-                idempotent=True,
-                timeout=self.config.sniff.timeout,
-            )
-        )
-        try:
-            found, skipped = parse_nodes_http(
-                response.body, scheme=seed.scheme, path_prefix=seed.path_prefix
-            )
-        except SniffError as exc:
-            logger.warning("sniffing: %s; keeping the current nodes", exc)
+        found = self.sniffed_nodes(self.perform(self.sniff_spec()))
+        if found is None:
             return list(self.health.nodes)
-        for note in skipped:
-            logger.debug("sniffing skipped %s", note)
         reachable: list[NodeConfig] = []
         for node in found:
             if node not in self.pools:
@@ -420,21 +372,9 @@ class Transport(TransportBase):
             state = self.health.states.get(node)
             if (state is not None and state.alive) or self._probe(node) is None:
                 reachable.append(node)
-        adopted, warning = adopt(found, reachable, self.health.nodes)
-        if warning:
-            logger.warning("%s", warning)
-        if adopted is None:
-            self._drop_pools_not_in(self.health.nodes)
-            return list(self.health.nodes)
         with self._lock:
-            added, removed = self.health.replace_nodes(adopted)
-        self._drop_pools_not_in(adopted)
-        if self.tracer.active and (added or removed):
-            self.tracer.emit(
-                "nodes.sniffed",
-                added=[n.url for n in added],
-                removed=[n.url for n in removed],
-            )
+            self.adopt_sniffed(found, reachable)
+        self._drop_pools_not_in(self.health.nodes)
         return list(self.health.nodes)
 
     def _drop_pools_not_in(self, keep: tuple[NodeConfig, ...] | list[NodeConfig]) -> None:
