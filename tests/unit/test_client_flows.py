@@ -103,6 +103,11 @@ def test_detection_refused_gives_the_conservative_dialect(
         client.info()  # asked explicitly: the refusal is the answer
 
 
+def test_a_root_answer_that_is_no_root_document_is_survived(client: Client) -> None:
+    fake(client, lambda spec: answer("<html>Welcome to nginx!</html>"))
+    assert client.dialect().pit is None  # conservative: scan by scroll
+
+
 def scan_server(total: int, size_seen: list[int]) -> Callable[[RequestSpec], Response]:
     state = {"pos": 0}
 

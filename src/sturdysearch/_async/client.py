@@ -28,7 +28,7 @@ from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.timeouts import Deadline, call_budget
-from sturdysearch.errors import ApiError, SturdySearchError
+from sturdysearch.errors import ApiError, MalformedResponseError, SturdySearchError
 
 logger = logging.getLogger("sturdysearch")
 T = TypeVar("T")
@@ -204,8 +204,8 @@ class AsyncClient:
             return dialect
         try:
             server: ServerInfo | None = await self._run_flow(flows.detect())
-        except ApiError as exc:
-            logger.debug("server detection refused: %s", exc)
+        except (ApiError, MalformedResponseError) as exc:  # refused, or not a root document
+            logger.debug("server detection failed: %s", exc)
             server = None
         return self._adopt(server, mark)
 
