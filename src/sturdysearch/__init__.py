@@ -5,7 +5,7 @@ Public surface: :class:`Client`, :class:`AsyncClient` (needs the ``async`` extra
 :class:`Response` and the typed answers built on it (:class:`WriteResult`, :class:`GetResult`,
 :class:`SearchResult`, :class:`MultiGetResult`, :class:`MultiSearchResult`,
 :class:`ClusterHealth`, :class:`ByQueryResult`), :class:`RetryPolicy`, :class:`Timeouts`,
-:class:`BulkIndexer` with :func:`bulk_index`, :func:`replay_dead_letters` and their
+:class:`BulkIndexer` (and :class:`AsyncBulkIndexer`) with :func:`bulk_index`, :func:`replay_dead_letters` and their
 :class:`BulkConfig`, :class:`BulkStats`, :class:`ItemResult` and :class:`DeadLetter`, the
 errors in :mod:`sturdysearch.errors`, and the safe-query helpers in :mod:`sturdysearch.query`.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sturdysearch._async.bulk import AsyncBulkIndexer
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.dialect import Dialect, ServerInfo
@@ -49,6 +50,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AsyncBulkIndexer",
     "AsyncClient",
     "AsyncIndicesClient",
     "BulkConfig",

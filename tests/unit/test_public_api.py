@@ -6,6 +6,7 @@ import sturdysearch
 import sturdysearch.errors
 
 PACKAGE_ALL = [
+    "AsyncBulkIndexer",
     "AsyncClient",
     "AsyncIndicesClient",
     "BulkConfig",

@@ -38,14 +38,16 @@ import orjson
 
 from sturdysearch._core.bulk.answer import FILTER_PATH
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
-from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record
+from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.encode import (
     OPTIONS,
     action_line,
     default,
     encode_source,
     id_text,
+    item_meta,
     split_item,
+    update_body,
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine, Settlement
 from sturdysearch._core.request import RequestSpec, index_segment
@@ -95,21 +97,6 @@ def _close_forgotten() -> None:
 
 
 atexit.register(_close_forgotten)
-
-
-def _meta(
-    id: Any, index: str | None, routing: str | None, extra: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    if index is not None:
-        meta["_index"] = index
-    if id is not None:
-        meta["_id"] = id_text(id)
-    if routing is not None:
-        meta["routing"] = routing
-    if extra:
-        meta.update({k: v for k, v in extra.items() if v is not None})
-    return meta
 
 
 class BulkIndexer:
@@ -269,11 +256,11 @@ class BulkIndexer:
             try:
                 source = encode_source(document)
             except SerializationError as exc:
-                self._unserializable("index", _meta(id, index, routing, meta), document, exc)
+                self._unserializable("index", item_meta(id, index, routing, meta), document, exc)
                 return
         if index is not None or routing is not None or pipeline is not None or meta is not None:
             extra = {"pipeline": pipeline, **(meta or {})}
-            action = action_line("index", _meta(id, index, routing, extra))
+            action = action_line("index", item_meta(id, index, routing, extra))
             self._put(action + source + b"\n", id is not None)
             return
         if id is None:
@@ -308,13 +295,13 @@ class BulkIndexer:
         try:
             source = encode_source(document)
         except SerializationError as exc:
-            self._unserializable("create", _meta(id, index, routing, meta), document, exc)
+            self._unserializable("create", item_meta(id, index, routing, meta), document, exc)
             return
         if id is not None and index is None and routing is None and pipeline is None and not meta:
             self._put(_CREATE_ID + _dumps(id_text(id)) + _END_META + source + b"\n", True)
             return
         extra = {"pipeline": pipeline, **(meta or {})}
-        action = action_line("create", _meta(id, index, routing, extra))
+        action = action_line("create", item_meta(id, index, routing, extra))
         self._put(action + source + b"\n", id is not None)
 
     def update(
@@ -333,19 +320,11 @@ class BulkIndexer:
     ) -> None:
         """Partial update of document ``id`` with ``doc=`` (merged; idempotent) or ``script=``
         (not idempotent: lost requests dead-letter it as ``unknown``)."""
-        if (doc is None) == (script is None):
-            raise ValueError("update needs exactly one of doc= or script=")
         if id is None:
             raise ValueError("update needs an id")
-        body: dict[str, Any] = {"doc": doc} if doc is not None else {"script": script}
-        if upsert is not None:
-            body["upsert"] = upsert
-        if doc_as_upsert is not None:
-            body["doc_as_upsert"] = doc_as_upsert
-        if scripted_upsert is not None:
-            body["scripted_upsert"] = scripted_upsert
+        body = update_body(doc, script, upsert, doc_as_upsert, scripted_upsert)
         extra = {"retry_on_conflict": retry_on_conflict, **(meta or {})}
-        metadata = _meta(id, index, routing, extra)
+        metadata = item_meta(id, index, routing, extra)
         try:
             source = encode_source(body)
         except SerializationError as exc:
@@ -364,7 +343,7 @@ class BulkIndexer:
         """Delete document ``id`` (a missing document counts as success, ``not_found``)."""
         if id is None:
             raise ValueError("delete needs an id")
-        self._put(action_line("delete", _meta(id, index, routing, meta)), True)
+        self._put(action_line("delete", item_meta(id, index, routing, meta)), True)
 
     def add_many(
         self,
@@ -509,18 +488,7 @@ class BulkIndexer:
     def _unserializable(
         self, op: str, meta: Mapping[str, Any], document: Any, exc: SerializationError
     ) -> None:
-        try:
-            shown = repr(document)
-        except Exception as repr_exc:  # a broken __repr__ must not abort the stream either
-            shown = f"<{type(document).__name__}: repr failed: {repr_exc!r}>"
-        letter = DeadLetter(
-            None,
-            "unserializable",
-            str(exc),
-            action={op: dict(meta)},
-            document_repr=shown[:2000],
-            error_type=type(exc).__name__,
-        )
+        letter = unserializable(op, meta, document, exc)
         with self._cond:
             if self._closed:
                 raise RuntimeError("this BulkIndexer is closed; create a new one")

@@ -129,3 +129,20 @@ def decode_record(line: bytes) -> tuple[str, dict[str, Any], Any, dict[str, Any]
             + (" (it could not be serialized)" if record.get("outcome") == "unserializable" else "")
         )
     return op, meta, document if op != "delete" else None, record
+
+
+def unserializable(op: str, meta: Mapping[str, Any], document: Any, exc: Exception) -> DeadLetter:
+    """The dead letter of a document that could not be encoded: the action, the document's
+    ``repr()`` (cut at 2,000 characters) and the serializer's reason."""
+    try:
+        shown = repr(document)
+    except Exception as repr_exc:  # a broken __repr__ must not abort the stream either
+        shown = f"<{type(document).__name__}: repr failed: {repr_exc!r}>"
+    return DeadLetter(
+        None,
+        "unserializable",
+        str(exc),
+        action={op: dict(meta)},
+        document_repr=shown[:2000],
+        error_type=type(exc).__name__,
+    )

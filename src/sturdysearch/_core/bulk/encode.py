@@ -108,3 +108,40 @@ def split_item(line: bytes) -> tuple[bytes, bytes | None]:
     cut = line.index(b"\n")
     source = line[cut + 1 : -1]
     return line[:cut], source or None
+
+
+def item_meta(
+    id: Any, index: str | None, routing: str | None, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The metadata of an action line; ``None`` values are left out."""
+    meta: dict[str, Any] = {}
+    if index is not None:
+        meta["_index"] = index
+    if id is not None:
+        meta["_id"] = id_text(id)
+    if routing is not None:
+        meta["routing"] = routing
+    if extra:
+        meta.update({k: v for k, v in extra.items() if v is not None})
+    return meta
+
+
+def update_body(
+    doc: Any,
+    script: Mapping[str, Any] | None,
+    upsert: Any,
+    doc_as_upsert: bool | None,
+    scripted_upsert: bool | None,
+) -> dict[str, Any]:
+    """The source line of an ``update``: exactly one of ``doc`` (a merge, idempotent) or
+    ``script`` (not idempotent); raises ``ValueError`` otherwise."""
+    if (doc is None) == (script is None):
+        raise ValueError("update needs exactly one of doc= or script=")
+    body: dict[str, Any] = {"doc": doc} if doc is not None else {"script": script}
+    if upsert is not None:
+        body["upsert"] = upsert
+    if doc_as_upsert is not None:
+        body["doc_as_upsert"] = doc_as_upsert
+    if scripted_upsert is not None:
+        body["scripted_upsert"] = scripted_upsert
+    return body
