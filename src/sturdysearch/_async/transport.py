@@ -241,13 +241,8 @@ class AsyncTransport(TransportBase):
                     ssl=self._ssl if node.is_tls else True,
                 ) as resp:
                     data = await resp.read()
-                    version = resp.version
-                    head = ResponseHead(
-                        resp.status,
-                        resp.reason or "",
-                        f"HTTP/{version.major}.{version.minor}" if version else "HTTP/1.1",
-                        resp.headers,
-                    )
+                    # aiohttp owns connection reuse, so the HTTP version is not needed here.
+                    head = ResponseHead(resp.status, resp.reason or "", "HTTP/1.1", resp.headers)
             except aiohttp.ClientError as exc:
                 raise _translate(
                     exc,

@@ -17,7 +17,12 @@ from sturdysearch.errors import SerializationError
 Body = Mapping[str, Any] | Any
 
 
+_NO_STATUS: frozenset[int] = frozenset()
+
+
 def _ignore(ignore: int | Collection[int]) -> frozenset[int]:
+    if not ignore:
+        return _NO_STATUS
     if isinstance(ignore, int):
         return frozenset({ignore})
     return frozenset(ignore)

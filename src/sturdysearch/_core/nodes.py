@@ -9,7 +9,7 @@ that the URL can be logged.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from sturdysearch.errors import ConfigError
@@ -26,11 +26,12 @@ class NodeConfig:
     host: str
     port: int
     path_prefix: str = ""
+    url: str = field(init=False, repr=False, compare=False)
+    """``scheme://host:port/prefix``, computed once: it is on every request's path."""
 
-    @property
-    def url(self) -> str:
+    def __post_init__(self) -> None:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}{self.path_prefix}"
+        object.__setattr__(self, "url", f"{self.scheme}://{host}:{self.port}{self.path_prefix}")
 
     @property
     def is_tls(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,8 +73,14 @@ def encode_params(params: Mapping[str, Any]) -> str:
     return "&".join(parts)
 
 
+#: Index names that need no percent-encoding (the common case, answered without ``quote``).
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._*,-]+")
+
+
 def index_segment(index: str | Iterable[str]) -> str:
     """Encode an index name, pattern or list of them as one path segment."""
+    if type(index) is str and _PLAIN_SEGMENT.fullmatch(index):
+        return index
     names = [index] if isinstance(index, str) else list(index)
     if not names or any(not isinstance(n, str) or not n for n in names):
         raise ValueError(f"index must be a non-empty name or list of names, got {index!r}")
