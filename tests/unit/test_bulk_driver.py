@@ -1,0 +1,165 @@
+"""The threaded BulkIndexer driven by an in-memory client: no sockets, no server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sturdysearch import BulkIndexer
+from sturdysearch._core.events import Tracer
+from sturdysearch._core.request import RequestSpec
+from sturdysearch.errors import ConfigError, ConnectionError, SturdySearchError
+
+
+class FakeResponse:
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+
+class FakeClient:
+    """Answers every item with ``status`` (a function of the action line may decide), or
+    raises what ``fail`` returns for the n-th request."""
+
+    def __init__(self, fail: Any = None, delay: float = 0.0) -> None:
+        self.tracer = Tracer()
+        self.specs: list[RequestSpec] = []
+        self.fail = fail
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def perform(self, spec: RequestSpec) -> FakeResponse:
+        with self.lock:
+            self.specs.append(spec)
+            n = len(self.specs)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail is not None:
+            exc = self.fail(n)
+            if exc is not None:
+                raise exc
+        assert spec.body is not None
+        lines = spec.body.split(b"\n")[:-1]
+        items = []
+        i = 0
+        while i < len(lines):
+            op = next(iter(orjson.loads(lines[i])))
+            items.append({op: {"status": 201, "result": "created"}})
+            i += 1 if op == "delete" else 2
+        return FakeResponse({"errors": False, "items": items})
+
+
+def test_options_are_checked(tmp_path: Path) -> None:
+    client: Any = FakeClient()
+    with pytest.raises(ConfigError, match="unknown BulkIndexer option"):
+        BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_batch=3)
+    with pytest.raises(ConfigError, match="twice"):
+        BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_bytes=1000, max_pending_bytes=1500)
+    with pytest.raises(ConfigError):
+        BulkIndexer(client, "i", dead_letter=tmp_path / "d", delivery_timeout=None)
+
+
+def test_requests_carry_the_retry_policy_and_the_idempotency(tmp_path: Path) -> None:
+    client: Any = FakeClient()
+    with BulkIndexer(client, "logs", dead_letter=tmp_path / "d", max_actions=2) as bulk:
+        bulk.index({"a": 1}, id="1")
+        bulk.delete("2")
+        bulk.index({"a": 3})
+        bulk.update("4", doc={"a": 4})
+    first, second = client.specs
+    assert first.path == "/logs/_bulk" and first.retry is not None
+    assert first.retry.max_attempts == 1  # the indexer owns retries
+    assert first.idempotent and not second.idempotent
+    assert first.params["filter_path"].startswith("errors,items")
+    assert first.content_type == "application/x-ndjson" and first.long_running
+    assert bulk.stats.succeeded == 4
+    assert not (tmp_path / "d").exists()  # nothing failed: no dead-letter file left behind
+
+
+def test_adding_after_close_raises(tmp_path: Path) -> None:
+    client: Any = FakeClient()
+    bulk = BulkIndexer(client, "i", dead_letter=tmp_path / "d")
+    bulk.close()
+    bulk.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        bulk.index({"a": 1})
+
+
+def test_ids_must_be_str_or_int(tmp_path: Path) -> None:
+    client: Any = FakeClient()
+    with BulkIndexer(client, "i", dead_letter=tmp_path / "d") as bulk, pytest.raises(TypeError):
+        bulk.index({"a": 1}, id=1.5)
+
+
+def test_script_updates_are_not_idempotent(tmp_path: Path) -> None:
+    client: Any = FakeClient(fail=lambda n: ConnectionError("reset", request_sent=True))
+    dlq = tmp_path / "d"
+    with BulkIndexer(client, "i", dead_letter=dlq, delivery_timeout=1.0) as bulk:
+        bulk.update("1", script={"source": "ctx._source.n += 1"})
+    (record,) = [orjson.loads(x) for x in dlq.read_bytes().splitlines()]
+    assert record["outcome"] == "unknown" and len(client.specs) == 1
+
+
+def test_a_failing_hook_does_not_break_the_indexer(tmp_path: Path) -> None:
+    def hook(_: Any) -> None:
+        raise ValueError("broken hook")
+
+    client: Any = FakeClient()
+    with BulkIndexer(
+        client, "i", dead_letter=tmp_path / "d", on_success=hook, on_progress=hook
+    ) as bulk:
+        bulk.index({"a": 1}, id="1")
+    assert bulk.stats.succeeded == 1
+
+
+def test_backpressure_blocks_the_producer(tmp_path: Path) -> None:
+    """With the memory bound at two batches and a slow cluster, adding waits: the bytes
+    pending never exceed the bound."""
+    client: Any = FakeClient(delay=0.05)
+    peaks: list[int] = []
+    line = len(b'{"index":{"_id":"0000"}}\n') + len(orjson.dumps({"p": "x" * 200})) + 1
+    options = {"max_bytes": line * 10, "max_pending_bytes": line * 20, "workers": 1}
+    with BulkIndexer(client, "i", dead_letter=tmp_path / "d", **options) as bulk:
+        for i in range(200):
+            bulk.index({"p": "x" * 200}, id=f"{i:04d}")
+            peaks.append(bulk._engine.pending_bytes)
+    assert max(peaks) <= line * 20
+    assert bulk.stats.succeeded == 200
+
+
+def test_interrupt_while_closing_dead_letters_what_was_not_sent(tmp_path: Path) -> None:
+    """A second KeyboardInterrupt while ``close()`` waits: what is not in flight is
+    dead-lettered as ``aborted`` and the interrupt propagates."""
+    release = threading.Event()
+
+    def stuck(n: int) -> SturdySearchError | None:
+        release.wait(5)
+        return ConnectionError("refused")  # never sent: would be retried
+
+    client: Any = FakeClient(fail=stuck)
+    dlq = tmp_path / "d"
+    bulk = BulkIndexer(client, "i", dead_letter=dlq, max_actions=1, workers=1)
+    for i in range(5):
+        bulk.index({"n": i}, id=str(i))
+    timer = threading.Timer(0.3, lambda: _interrupt_main())
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            bulk.close()
+        finally:
+            release.set()
+    bulk.close()
+    stats = bulk.stats
+    assert stats.pending == 0 and stats.dead_lettered == 5
+    outcomes = {orjson.loads(x)["outcome"] for x in dlq.read_bytes().splitlines()}
+    assert outcomes == {"aborted"}
+
+
+def _interrupt_main() -> None:
+    import _thread
+
+    _thread.interrupt_main()
