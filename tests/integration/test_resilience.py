@@ -134,7 +134,7 @@ def test_killed_node_is_readmitted_within_one_probe_interval(
 ) -> None:
     recorder = Recorder()
     cap = 2.0
-    probe_timeout = 0.5
+    probe_timeout = 1.0
     with make_client(cluster.urls, probe_backoff_cap=cap, probe_timeout=probe_timeout) as client:
         client.tracer.subscribe(recorder)
         stop = threading.Event()
@@ -161,10 +161,13 @@ def test_killed_node_is_readmitted_within_one_probe_interval(
                 10,
             )
             cluster.start_node(1)
-            answered_at = _wait_until_answers(victim, timeout=120)
+            # "Answering again" = answering GET / within the probe timeout, as a probe would
+            # need (a JVM just started can take longer on its first requests).
+            answered_at = _wait_until_answers(victim, probe_timeout, timeout=120)
             readmitted = _wait(
                 lambda: any(e.fields["node"] == victim for e in recorder.named("node.readmitted")),
                 timeout=cap + probe_timeout + 5,
+                context=[(t - answered_at, e.name, e.fields) for t, e in recorder.events[-12:]],
             )
             cluster.wait_for_health("yellow", nodes=3, timeout=120)
         finally:
@@ -176,20 +179,21 @@ def test_killed_node_is_readmitted_within_one_probe_interval(
     assert readmitted - answered_at <= cap + probe_timeout + 0.5
 
 
-def _wait(predicate: Callable[[], bool], timeout: float) -> float:
+def _wait(predicate: Callable[[], bool], timeout: float, context: Any = None) -> float:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+            raise AssertionError(f"condition not reached in {timeout} s; {context or ''}")
         time.sleep(0.02)
     return time.monotonic()
 
 
-def _wait_until_answers(url: str, timeout: float) -> float:
+def _wait_until_answers(url: str, within: float, timeout: float) -> float:
     def answers() -> bool:
         try:
-            with Client([url], timeout=1, read_timeout=1, connect_timeout=0.5) as c:
-                return c.ping()
+            with Client([url], timeout=within, read_timeout=within, connect_timeout=within) as c:
+                c.request("GET", "/", ignore=(405,))
+                return True
         except TransportError:
             return False
 
