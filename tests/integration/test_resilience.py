@@ -13,6 +13,7 @@ import pytest
 from sturdysearch import Client, Event
 from sturdysearch.errors import (
     NoLiveNodesError,
+    SturdySearchError,
     ServerError,
     TooManyRequestsError,
     TransportError,
@@ -194,7 +195,7 @@ def _wait_until_answers(url: str, within: float, timeout: float) -> float:
             with Client([url], timeout=within, read_timeout=within, connect_timeout=within) as c:
                 c.request("GET", "/", ignore=(405,))
                 return True
-        except TransportError:
+        except SturdySearchError:  # not listening yet, or not serving yet (503)
             return False
 
     return _wait(answers, timeout)
