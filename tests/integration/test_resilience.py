@@ -13,8 +13,8 @@ import pytest
 from sturdysearch import Client, Event
 from sturdysearch.errors import (
     NoLiveNodesError,
-    SturdySearchError,
     ServerError,
+    SturdySearchError,
     TooManyRequestsError,
     TransportError,
 )
