@@ -208,10 +208,12 @@ def rss_scenario(url: str, n: int, tmp_path: Path) -> tuple[float, float]:
 
 def test_memory_stays_flat_on_a_long_stream(search_cluster: Any, tmp_path: Path) -> None:
     start, peak = rss_scenario(search_cluster.urls[0], 150_000, tmp_path)
+    print(f"150,000 documents: peak RSS {peak:.0f} MB, {start:.0f} MB before the first")
     assert peak < RSS_LIMIT_MB, f"peak RSS {peak:.0f} MB (at start {start:.0f} MB)"
 
 
 @pytest.mark.slow
 def test_memory_stays_flat_over_five_million_documents(search_cluster: Any, tmp_path: Path) -> None:
     start, peak = rss_scenario(search_cluster.urls[0], 5_000_000, tmp_path)
+    print(f"5,000,000 documents: peak RSS {peak:.0f} MB, {start:.0f} MB before the first")
     assert peak < RSS_LIMIT_MB, f"peak RSS {peak:.0f} MB (at start {start:.0f} MB)"
