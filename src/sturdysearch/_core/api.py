@@ -20,6 +20,11 @@ Body = Mapping[str, Any] | Any
 _NO_STATUS: frozenset[int] = frozenset()
 
 
+def _index_path(index: str | Sequence[str] | None, suffix: str) -> str:
+    """``/{index}{suffix}``, or just ``suffix`` for a cluster-wide call (``index=None``)."""
+    return f"/{index_segment(index)}{suffix}" if index is not None else suffix
+
+
 def _ignore(ignore: int | Collection[int]) -> frozenset[int]:
     if not ignore:
         return _NO_STATUS
@@ -175,7 +180,7 @@ def search(
         track_total_hits=track_total_hits,
         **{"from": from_},
     )
-    path = f"/{index_segment(index)}/_search" if index is not None else "/_search"
+    path = _index_path(index, "/_search")
     return RequestSpec(
         "POST",
         path,
@@ -196,7 +201,7 @@ def count(
     timeout: float | None = None,
 ) -> RequestSpec:
     merged = _merge_body(body, query=query)
-    path = f"/{index_segment(index)}/_count" if index is not None else "/_count"
+    path = _index_path(index, "/_count")
     return RequestSpec(
         "POST",
         path,
@@ -390,7 +395,7 @@ def bulk_is_idempotent(lines: Sequence[Mapping[str, Any]]) -> bool:
 def refresh(
     *, index: str | Sequence[str] | None = None, timeout: float | None = None
 ) -> RequestSpec:
-    path = f"/{index_segment(index)}/_refresh" if index is not None else "/_refresh"
+    path = _index_path(index, "/_refresh")
     return RequestSpec("POST", path, idempotent=True, timeout=timeout)
 
 
@@ -555,7 +560,7 @@ def mget(
         raise ValueError("mget with ids= needs index=")
     return RequestSpec(
         "POST",
-        f"/{index_segment(index)}/_mget" if index is not None else "/_mget",
+        _index_path(index, "/_mget"),
         params=_params(params, _source=source, routing=routing, realtime=realtime, refresh=refresh),
         body=dumps(merged),
         idempotent=True,
@@ -586,7 +591,7 @@ def msearch(
         )
     return RequestSpec(
         "POST",
-        f"/{index_segment(index)}/_msearch" if index is not None else "/_msearch",
+        _index_path(index, "/_msearch"),
         params=_params(params),
         body=dumps_ndjson(lines, what="searches"),
         content_type="application/x-ndjson",
@@ -611,7 +616,7 @@ def search_template(
     User input belongs in ``params`` only; the server renders it JSON-escaped. A read:
     idempotent."""
     body = _template_body(id, source, params, explain=explain, profile=profile)
-    path = f"/{index_segment(index)}/_search/template" if index is not None else "/_search/template"
+    path = _index_path(index, "/_search/template")
     return RequestSpec(
         "POST",
         path,
@@ -803,7 +808,7 @@ def clear_scroll(*, scroll_id: str | Sequence[str], timeout: float | None = None
 def indices_get_mapping(
     *, index: str | Sequence[str] | None = None, timeout: float | None = None
 ) -> RequestSpec:
-    path = f"/{index_segment(index)}/_mapping" if index is not None else "/_mapping"
+    path = _index_path(index, "/_mapping")
     return RequestSpec("GET", path, idempotent=True, timeout=timeout)
 
 
@@ -862,7 +867,7 @@ def indices_put_settings(
         raise ValueError(
             "put_settings needs settings= (e.g. {'index': {'refresh_interval': '1s'}})"
         )
-    path = f"/{index_segment(index)}/_settings" if index is not None else "/_settings"
+    path = _index_path(index, "/_settings")
     return RequestSpec(
         "PUT",
         path,
