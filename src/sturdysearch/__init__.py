@@ -1,6 +1,6 @@
 """sturdysearch: a client for Elasticsearch and OpenSearch that is hard to use wrong.
 
-Public surface: :class:`Client`, :class:`AsyncClient` (needs the ``async`` extra, aiohttp),
+Public surface: :class:`Client`, :class:`AsyncClient` (asyncio, standard library only),
 :class:`ServerInfo` and :class:`Dialect` (what the server is and how it is spoken to),
 :class:`Response` and the typed answers built on it (:class:`WriteResult`, :class:`GetResult`,
 :class:`SearchResult`, :class:`MultiGetResult`, :class:`MultiSearchResult`,
@@ -41,7 +41,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # AsyncClient is imported on first use, so that the blocking client works without aiohttp.
+    # AsyncClient is imported on first use: a blocking program never loads asyncio machinery.
     if name in ("AsyncClient", "AsyncIndicesClient"):
         from sturdysearch._async import client
 

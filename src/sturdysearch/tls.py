@@ -176,6 +176,12 @@ _VERIFY_HINTS = {
 }
 
 
+def is_tls_alert(exc: ssl.SSLError) -> bool:
+    """True for a TLS alert from the peer (a refused client certificate, say), false for a
+    connection merely cut (EOF, zero return, syscall errors)."""
+    return not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError))
+
+
 def describe_tls_failure(exc: ssl.SSLError, node: str) -> TLSError:
     """Turn an ``ssl`` exception into a ``TLSError`` that says what failed and what to do."""
     if isinstance(exc, ssl.SSLCertVerificationError):

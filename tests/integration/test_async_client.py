@@ -122,8 +122,8 @@ def test_background_work_runs_as_tasks_not_threads(proxy: FaultProxy, node_url: 
                     with contextlib.suppress(Exception):
                         await client.search(query=MATCH_ALL)
                 # A node was ejected: the background prober is running, as a task, and the
-                # client started no thread of its own (aiohttp's resolver may use the loop's
-                # default executor, which is not ours).
+                # client started no thread of its own (name resolution in connect may use the
+                # loop's default executor, which is not ours).
                 names = {t.get_name() for t in asyncio.all_tasks()}
                 assert "sturdysearch-health" in names
                 ours = [

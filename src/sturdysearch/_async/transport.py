@@ -1,16 +1,14 @@
-"""The asyncio call loop, on aiohttp, over the same sans-IO core as the blocking one.
+"""The asyncio call loop, over the same sans-IO core as the blocking one.
 
-aiohttp owns the sockets: its connector bounds the connections per node (``limit_per_host``) and
-its ``ClientTimeout`` bounds each phase: ``total`` is what is left of the call's deadline (it
-covers the wait for a pooled connection, the connect, and reading the whole body, so a dripping
-server is cut), ``sock_connect`` the connect, ``sock_read`` each read. Everything else (which
-node, whether to retry, when a node is ejected or re-admitted, the retry budget, hedging) is
-decided by ``CallPlan`` and ``NodeHealth`` exactly as in the blocking driver; only the waiting
-differs. Background probes and sniffing run as one task per client; hedges are tasks.
+Sockets are asyncio transports framed by the shared HTTP/1.1 parser (``_async/connection.py``),
+one bounded pool per node (``_async/pool.py``). Everything that decides (which node, whether to
+retry, when a node is ejected or re-admitted, the retry budget, hedging) is decided by
+``CallPlan`` and ``NodeHealth`` exactly as in the blocking driver; only the waiting differs.
+Background probes and sniffing run as one task per client; hedges are tasks.
 
 Cancellation: cancelling a task mid-call (``asyncio.timeout``, ``wait_for``, task groups)
-propagates through aiohttp, which discards the connection in use; the node's bookkeeping is
-restored in ``finally`` blocks.
+aborts the connection in use (a late answer must never be read as the next request's) and
+restores the node's bookkeeping in ``finally`` blocks.
 """
 
 from __future__ import annotations
@@ -18,19 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import ssl
 import time
 from typing import Any
 
-import aiohttp
-
+from sturdysearch._async.pool import AsyncNodePool
 from sturdysearch._core.config import ClientConfig
 from sturdysearch._core.driver import Call, Exchange, TransportBase, probe_exchange
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
-from sturdysearch._core.http1 import ResponseHead
+from sturdysearch._core.http1 import encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import build_response
 from sturdysearch._core.plan import ejects, hedge_node
@@ -39,16 +34,11 @@ from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch.errors import (
-    ConnectionError,
-    ConnectTimeout,
     DeadlineExceeded,
-    MalformedResponseError,
-    ReadTimeout,
     SturdySearchError,
-    TLSError,
     TransportError,
 )
-from sturdysearch.tls import build_ssl_context, describe_tls_failure
+from sturdysearch.tls import build_ssl_context
 
 logger = logging.getLogger("sturdysearch")
 _monotonic = time.monotonic
@@ -56,7 +46,8 @@ _NULL_GUARD = contextlib.nullcontext()
 
 
 class AsyncTransport(TransportBase):
-    """Owns the aiohttp session, node health and retry budget. Use from one event loop."""
+    """Owns the pools, node health and retry budget, and runs calls. Use from one event loop
+    (the first call binds it; background tasks start there)."""
 
     def __init__(
         self,
@@ -66,73 +57,53 @@ class AsyncTransport(TransportBase):
         tracer: Tracer | None = None,
     ) -> None:
         super().__init__(config, retry=retry, tracer=tracer)
-        self._ssl: Any = None
-        if any(node.is_tls for node in config.nodes):
-            fingerprint = config.tls.ssl_assert_fingerprint
-            if fingerprint is not None:
-                self._ssl = aiohttp.Fingerprint(bytes.fromhex(fingerprint))
-            else:
-                self._ssl = build_ssl_context(config.tls)
-        self._headers: dict[NodeConfig, dict[str, str]] = {}
+        needs_tls = any(node.is_tls for node in config.nodes)
+        self._ssl_context = build_ssl_context(config.tls) if needs_tls else None
+        self.pools: dict[NodeConfig, AsyncNodePool] = {}
+        self._fixed_heads: dict[NodeConfig, bytes] = {}
         for node in config.nodes:
             self._add_node(node)
-        self._session: aiohttp.ClientSession | None = None
+        self._started = False
         self._background: asyncio.Task[None] | None = None
         self._probe_changed = asyncio.Event()
         self._wake = asyncio.Event()
         self._hedges: set[asyncio.Task[Any]] = set()
-        self._slots: dict[NodeConfig, asyncio.Semaphore] = {}
+
+    # -- node set ----------------------------------------------------------------------------
 
     def _add_node(self, node: NodeConfig) -> None:
-        # aiohttp writes Host itself.
-        self._headers[node] = {k: v for k, v in self.header_pairs(node) if k != "host"}
+        self.pools[node] = AsyncNodePool(
+            node, self.config.pool, self.config.tls, self._ssl_context, self.config.timeouts.connect
+        )
+        self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None or session.closed:
-            if self._closed:
-                raise TransportError("the client is closed")
-            connector = aiohttp.TCPConnector(
-                limit=0,
-                limit_per_host=self.config.pool.connections_per_node,
-                keepalive_timeout=self.config.pool.idle_timeout,
-                ttl_dns_cache=60,
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,  # the shared core decodes gzip, as in the sync driver
-                trust_env=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-            self._session = session
-            if self.config.sniff.on_start or self.config.sniff.interval is not None:
-                self._ensure_background()
-        return session
+    def _drop_node(self, node: NodeConfig) -> None:
+        pool = self.pools.pop(node, None)
+        self._fixed_heads.pop(node, None)
+        if pool is not None:
+            pool.close()
+
+    def _start(self) -> None:
+        """First call: background sniffing starts on the caller's loop if configured."""
+        if self._closed:
+            raise TransportError("the client is closed")
+        self._started = True
+        if self.config.sniff.on_start or self.config.sniff.interval is not None:
+            self._ensure_background()
 
     # -- operator view -----------------------------------------------------------------------
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
-        """Per node URL: ``open``, ``idle`` and ``in_use`` connections, read from aiohttp's
-        connector (its bookkeeping is private, so this is best effort)."""
-        idle: dict[tuple[str, int], int] = {}
-        in_use: dict[tuple[str, int], int] = {}
-        connector = self._session.connector if self._session is not None else None
-        for key, conns in getattr(connector, "_conns", {}).items():
-            idle[(key.host, key.port)] = idle.get((key.host, key.port), 0) + len(conns)
-        for key, conns in getattr(connector, "_acquired_per_host", {}).items():
-            in_use[(key.host, key.port)] = in_use.get((key.host, key.port), 0) + len(conns)
-        stats = {}
-        for node in self.health.nodes:
-            addr = (node.host, node.port)
-            n_idle, n_used = idle.get(addr, 0), in_use.get(addr, 0)
-            stats[node.url] = {"open": n_idle + n_used, "idle": n_idle, "in_use": n_used}
-        return stats
+        """Per node URL: ``open``, ``idle`` and ``in_use`` connections."""
+        return {
+            node.url: {"open": p.open_connections, "idle": p.idle_connections, "in_use": p.in_use}
+            for node, p in list(self.pools.items())
+        }
 
     def nodes_status(self) -> list[dict[str, object]]:
         """Per node: state, failures, last probe, in-flight calls and pool use."""
         stats = self.pool_stats()
-        pools = {n: stats[n.url] for n in self.health.nodes}
+        pools = {n: stats[n.url] for n in self.health.nodes if n.url in stats}
         return list(self.status_rows(_monotonic(), pools))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -146,13 +117,17 @@ class AsyncTransport(TransportBase):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._session is not None:
-            await self._session.close()
+        for pool in list(self.pools.values()):
+            pool.close()
+        # Let the aborted transports report connection_lost before the loop may stop.
+        await asyncio.sleep(0)
 
     # -- calls -------------------------------------------------------------------------------
 
     async def perform(self, spec: RequestSpec) -> Response:
         """Run one call to completion within its deadline; return the answer or raise."""
+        if not self._started:
+            self._start()
         call = self.start_call(spec, _NULL_GUARD)
         while True:
             choice = call.plan.choose(_monotonic())
@@ -193,79 +168,32 @@ class AsyncTransport(TransportBase):
 
     async def _attempt(self, call: Exchange, node: NodeConfig) -> Response:
         spec = call.spec
-        deadline = call.deadline
-        read_timeout = call.read_timeout
-        body = call.body
-        extra = call.headers
-        session = self._get_session()
-        headers = self._headers.get(node)
-        if headers is None:
+        pool = self.pools.get(node)
+        if pool is None:
             raise TransportError("the node left the cluster (sniffing)", node=node.url)
-        if extra:
-            headers = {**headers, **extra}
+        target = node.path_prefix + spec.target if node.path_prefix else spec.target
+        data = encode_request(spec.method, target, self._fixed_heads[node], call.headers, call.body)
         t0 = _monotonic()
-        slots = self._slots.get(node)
-        if slots is None:
-            slots = self._slots[node] = asyncio.Semaphore(self.config.pool.connections_per_node)
-        if slots.locked():
-            # Wait for a connection here, cheaply, rather than inside aiohttp: thousands of
-            # tasks queued in aiohttp's connector each cost a request object and timers, and
-            # the loop time they take can starve the connects in flight past their timeout.
-            try:
-                await asyncio.wait_for(slots.acquire(), deadline.at - t0)
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    f"the call's deadline passed while waiting for one of the "
-                    f"{self.config.pool.connections_per_node} pooled connections",
-                    node=node.url,
-                ) from None
-        else:
-            await slots.acquire()
+        conn = await pool.acquire(call.deadline)
         try:
-            remaining = deadline.at - _monotonic()
-            if remaining <= 0:
-                raise DeadlineExceeded("the call's deadline passed before the request was sent")
-            connect = min(self.config.timeouts.connect, remaining)
-            timeout = aiohttp.ClientTimeout(
-                total=remaining, sock_connect=connect, sock_read=min(read_timeout, remaining)
-            )
-            url = node.url + spec.target
-            try:
-                async with session.request(
-                    spec.method,
-                    url,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    ssl=self._ssl if node.is_tls else True,
-                ) as resp:
-                    data = await resp.read()
-                    # aiohttp owns connection reuse, so the HTTP version is not needed here.
-                    head = ResponseHead(resp.status, resp.reason or "", "HTTP/1.1", resp.headers)
-            except aiohttp.ClientError as exc:
-                raise _translate(
-                    exc,
-                    node,
-                    connect_by_deadline=connect < self.config.timeouts.connect,
-                    read_timeout=read_timeout,
-                ) from None
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    "the call's deadline passed during the request",
-                    node=node.url,
-                    request_sent=True,
-                ) from None
-            return build_response(
-                head,
+            head, body, reusable = await conn.exchange(
                 data,
-                node=node.url,
-                duration=_monotonic() - t0,
-                ignore=spec.ignore,
                 head_request=spec.method == "HEAD",
+                deadline=call.deadline,
+                read_timeout=call.read_timeout,
             )
-        finally:
-            slots.release()
+        except BaseException:
+            pool.release(conn, reusable=False)
+            raise
+        pool.release(conn, reusable=reusable)
+        return build_response(
+            head,
+            body,
+            node=node.url,
+            duration=_monotonic() - t0,
+            ignore=spec.ignore,
+            head_request=spec.method == "HEAD",
+        )
 
     # -- hedged reads ------------------------------------------------------------------------
 
@@ -274,7 +202,7 @@ class AsyncTransport(TransportBase):
     ) -> tuple[Response, bool]:
         """The primary attempt; after ``hedge_after`` without an answer, a second attempt on
         another live node. The first answer wins; the other task is cancelled, which makes
-        aiohttp discard its connection."""
+        its connection be aborted."""
         spec = call.spec
         primary = asyncio.ensure_future(self._attempt(call, node))
         try:
@@ -402,61 +330,12 @@ class AsyncTransport(TransportBase):
             return list(self.health.nodes)
         reachable: list[NodeConfig] = []
         for node in found:
-            if node not in self._headers:
+            if node not in self.pools:
                 self._add_node(node)
             state = self.health.states.get(node)
             if (state is not None and state.alive) or await self._probe(node) is None:
                 reachable.append(node)
-        for node in self.adopt_sniffed(found, reachable) or ():
-            self._headers.pop(node, None)
+        self.adopt_sniffed(found, reachable)
+        for node in [n for n in self.pools if n not in self.health.nodes]:
+            self._drop_node(node)
         return list(self.health.nodes)
-
-
-def _translate(
-    exc: aiohttp.ClientError, node: NodeConfig, *, connect_by_deadline: bool, read_timeout: float
-) -> SturdySearchError:
-    """aiohttp's exceptions, mapped onto the same tree as the sync driver's."""
-    url = node.url
-    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
-        return TLSError(
-            f"certificate fingerprint mismatch: expected SHA-256 {exc.expected.hex()}, the server "
-            f"presented {exc.got.hex()}. If the certificate was rotated on purpose, update "
-            "ssl_assert_fingerprint; otherwise something is intercepting the connection",
-            node=url,
-        )
-    if isinstance(exc, aiohttp.ClientSSLError):
-        cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None)
-        if isinstance(cause, ssl.SSLError):
-            return describe_tls_failure(cause, url)
-        return TLSError(f"TLS handshake failed: {exc}", node=url)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        if connect_by_deadline:
-            return DeadlineExceeded("the call's deadline passed while connecting", node=url)
-        return ConnectTimeout("connect (TCP + TLS handshake) timed out", node=url)
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return ReadTimeout(f"no data for {read_timeout:g} s while reading the response", node=url)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return ReadTimeout(f"timed out: {exc}", node=url)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        if isinstance(exc, aiohttp.ClientConnectorDNSError) or not os_error.errno:
-            reason = os_error.strerror or str(os_error)
-        else:
-            reason = os.strerror(os_error.errno)
-        return ConnectionError(f"could not connect: {reason}", node=url, request_sent=False)
-    status = getattr(getattr(exc, "message", None), "code", None)
-    if isinstance(exc, aiohttp.ServerDisconnectedError) and isinstance(status, int):
-        # aiohttp reports a body cut short as a disconnect carrying the response head.
-        return MalformedResponseError(
-            f"malformed or truncated response: the connection closed before the body of the "
-            f"{status} answer was complete",
-            node=url,
-            status=status,
-        )
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return MalformedResponseError(f"malformed or truncated response: {exc}", node=url)
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return MalformedResponseError(f"malformed response: {exc.message}", node=url)
-    return ConnectionError(
-        f"connection failed: {str(exc) or type(exc).__name__}", node=url, request_sent=True
-    )

@@ -32,8 +32,8 @@ class ProtocolViolation(Exception):
 
 class ResponseHead:
     """Status line and headers. ``headers`` is looked up with lower-case names: this parser
-    lower-cases them (joining repeats with ``", "``, as RFC 9110 section 5.3 allows); the async
-    driver passes aiohttp's case-insensitive mapping through as it is."""
+    lower-cases them (joining repeats with ``", "``, as RFC 9110 section 5.3 allows). Both
+    drivers use this parser."""
 
     __slots__ = ("headers", "http_version", "reason", "status")
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
-from sturdysearch._core.http1 import ResponseHead
+from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
 from sturdysearch._core.responses import Response, ResponseMeta, decode_json_body, parse_error_body
 from sturdysearch._core.retry import Failure
 from sturdysearch.errors import (
     ApiError,
     ConnectionError,
+    ConnectTimeout,
     DeadlineExceeded,
     MalformedResponseError,
     ReadTimeout,
@@ -36,6 +37,35 @@ def failure_of(exc: SturdySearchError) -> Failure | None:
     if isinstance(exc, (ReadTimeout, MalformedResponseError)):
         return Failure("io", sent=True)
     return None
+
+
+def connect_timeout_error(node: str, limit: float, *, by_deadline: bool) -> SturdySearchError:
+    """A connect that ran out of time: the call's deadline (not retried) or the connect
+    timeout (retried elsewhere)."""
+    if by_deadline:
+        return DeadlineExceeded("the call's deadline passed while connecting", node=node)
+    return ConnectTimeout(f"connect (TCP + TLS handshake) took longer than {limit:g} s", node=node)
+
+
+def violation_error(
+    exc: ProtocolViolation, parser: ResponseParser, node: str, *, cause: object = None
+) -> SturdySearchError:
+    """The answer broke HTTP/1.1 framing. Nothing received at all is a connection closed
+    without answering (typically a stale keep-alive connection: an idempotent request may be
+    resent); anything else is a malformed answer."""
+    if parser.received == 0:
+        reason = f": {cause}" if cause is not None else f": {exc}"
+        return ConnectionError(
+            f"the server closed the connection without answering{reason}",
+            node=node,
+            request_sent=True,
+        )
+    return MalformedResponseError(
+        f"malformed or truncated response: {exc}",
+        node=node,
+        status=parser.head.status if parser.head else None,
+        body_prefix=parser.body()[:512],
+    )
 
 
 def decode_body(head: ResponseHead, data: bytes, node: str) -> bytes:

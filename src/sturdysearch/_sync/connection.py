@@ -16,16 +16,15 @@ from collections.abc import Callable
 
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
 from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.outcome import connect_timeout_error, violation_error
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch.errors import (
     ConnectionError,
-    ConnectTimeout,
     DeadlineExceeded,
-    MalformedResponseError,
     ReadTimeout,
     TLSError,
 )
-from sturdysearch.tls import TLSConfig, check_fingerprint, describe_tls_failure
+from sturdysearch.tls import TLSConfig, check_fingerprint, describe_tls_failure, is_tls_alert
 
 _RECV_SIZE = 256 * 1024
 _monotonic = time.monotonic
@@ -62,7 +61,7 @@ class Connection:
             self.sock.settimeout(0.2)
             self.sock.recv(1)
         except ssl.SSLError as exc:
-            return exc if _is_tls_alert(exc) else None
+            return exc if is_tls_alert(exc) else None
         except OSError:
             return None
         return None
@@ -162,22 +161,11 @@ class Connection:
                 if parser.done:
                     break
         except ProtocolViolation as exc:
-            if parser.received == 0:
-                raise ConnectionError(
-                    f"the server closed the connection without answering: {exc}",
-                    node=self.node,
-                    request_sent=True,
-                ) from None
-            raise MalformedResponseError(
-                f"malformed or truncated response: {exc}",
-                node=self.node,
-                status=parser.head.status if parser.head else None,
-                body_prefix=parser.body()[:512],
-            ) from None
+            raise violation_error(exc, parser, self.node) from None
         except (ssl.SSLError, OSError) as exc:
             if isinstance(exc, TimeoutError):
                 raise
-            if isinstance(exc, ssl.SSLError) and _is_tls_alert(exc):
+            if isinstance(exc, ssl.SSLError) and is_tls_alert(exc):
                 # TLS 1.3 servers reject a missing/bad client certificate after the client's
                 # side of the handshake is done: the alert arrives on the first read.
                 raise describe_tls_failure(exc, self.node) from None
@@ -208,7 +196,7 @@ def open_connection(
     try:
         sock = socket.create_connection((node.host, node.port), timeout=limit)
     except TimeoutError:
-        raise _connect_timeout(node, limit, by_deadline) from None
+        raise connect_timeout_error(node.url, limit, by_deadline=by_deadline) from None
     except OSError as exc:
         raise ConnectionError(
             f"could not connect: {exc.strerror or exc}", node=node.url, request_sent=False
@@ -230,7 +218,7 @@ def open_connection(
             raise
         except TimeoutError:
             sock.close()
-            raise _connect_timeout(node, limit, by_deadline) from None
+            raise connect_timeout_error(node.url, limit, by_deadline=by_deadline) from None
         except ssl.SSLError as exc:
             sock.close()
             raise describe_tls_failure(exc, node.url) from None
@@ -245,15 +233,3 @@ def open_connection(
             sock.close()
             raise
     return Connection(sock, node.url, _monotonic())
-
-
-def _is_tls_alert(exc: ssl.SSLError) -> bool:
-    return not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError))
-
-
-def _connect_timeout(node: NodeConfig, limit: float, by_deadline: bool) -> Exception:
-    if by_deadline:
-        return DeadlineExceeded("the call's deadline passed while connecting", node=node.url)
-    return ConnectTimeout(
-        f"connect (TCP + TLS handshake) took longer than {limit:g} s", node=node.url
-    )
