@@ -112,6 +112,9 @@ class CallPlan:
         with self._guard:
             node = health.pick(self.tried)
             if node is not None:
+                # A probe this call waited for (if any) re-admitted a node: should this attempt
+                # fail too, the next choice may wait for (or run) a probe again.
+                self.awaited_probe = False
                 health.states[node].in_flight += 1
                 self.attempt += 1
                 return Choice(node)

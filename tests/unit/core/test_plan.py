@@ -765,6 +765,28 @@ def test_a_call_awaits_at_most_one_probe() -> None:
         plan.choose(1.0)
 
 
+def test_a_probe_that_readmitted_a_node_does_not_count_against_the_call() -> None:
+    """One node: the call waits for the background probe, which re-admits the node; the retry
+    there fails and ejects it again. The call may wait for the next probe instead of ending
+    with "the probe failed" (which was not true)."""
+    r = rig(A)
+    r.health.eject(A, now=0.0, rand=0.5, reason="x")
+    r.health.due_probes(0.0)
+    plan = r.plan()
+    assert plan.choose(0.0).await_probe
+    r.health.probe_finished(A, ok=True, now=0.1, rand=0.5)
+    assert plan.choose(0.1) == Choice(A)
+    delay = plan.failed(A, ConnectionError("reset", request_sent=False), 0.2, 0.0)
+    assert delay >= 0
+    assert not r.health.states[A].alive
+    r.health.due_probes(10.0)  # the background prober claims the next probe
+    again = plan.choose(0.2 + delay)
+    assert again == Choice(A, await_probe=True)
+    r.health.probe_finished(A, ok=False, now=0.3 + delay, rand=0.5, error="refused")
+    with pytest.raises(ConnectionError, match="every node is ejected and the probe failed"):
+        plan.choose(0.3 + delay)
+
+
 def test_no_await_when_the_deadline_has_passed() -> None:
     r = rig()
     eject_all(r)
