@@ -113,9 +113,16 @@ class NodePool:
 
     def release(self, conn: Connection, *, reusable: bool) -> None:
         """Give a connection back; a connection that is not reusable is closed."""
+        if self._pid != os.getpid():
+            self._forget_after_fork()
+        if conn.pid != self._pid:
+            # Checked out before a fork: the parent's socket, never counted in this process.
+            # Closing the descriptor sends nothing while the parent holds it too.
+            conn.close()
+            return
         cond = self._cond
         with cond:
-            if reusable and not self._closed and conn.pid == self._pid == os.getpid():
+            if reusable and not self._closed:
                 conn.idle_since = _monotonic()
                 self._idle.append(conn)
             else:
