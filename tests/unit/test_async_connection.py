@@ -503,6 +503,39 @@ def test_an_answer_before_the_request_body_was_read_is_not_reusable() -> None:
     run(main)
 
 
+def test_the_read_timeout_counts_from_the_end_of_the_send() -> None:
+    """A server slow to read a large body is not "silent": as in the blocking driver, only the
+    deadline bounds the send, and the read timeout starts once the request is written."""
+    body = b"y" * (16 * 1024 * 1024)
+    stalled = 0.6
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await read_request(reader)
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        await asyncio.sleep(stalled)  # not reading: the client's send buffer stays full
+        await reader.readexactly(length)
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        async with serve(handler) as port:
+            conn = await connect(port)
+            request = (
+                b"PUT /i/_doc/1 HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+            start = time.monotonic()
+            status, answer, _ = await exchange(conn, request, read_timeout=0.2)
+            assert (status, answer) == (200, b"hello")
+            assert time.monotonic() - start >= stalled
+            conn.abort()
+
+    run(main)
+
+
 def test_cancelling_an_exchange_clears_the_waiter() -> None:
     async def main() -> None:
         seen = asyncio.Event()

@@ -42,6 +42,8 @@ _monotonic = time.monotonic
 # Why an exchange ended early (set by the protocol, read by the waiting coroutine).
 _DEADLINE = "deadline"
 _SILENT = "silent"
+# While the request is still being written, how often the timer looks again (seconds).
+_SENDING_RECHECK = 0.05
 
 
 class _ResponseProtocol(asyncio.Protocol):
@@ -131,12 +133,22 @@ class _ResponseProtocol(asyncio.Protocol):
             self.failure = _DEADLINE
             self._wake()
             return
+        loop = asyncio.get_running_loop()
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size():
+            # Still sending (a large bulk body to a slow reader): as in the blocking driver,
+            # only the deadline bounds the send, and the read timeout counts from its end
+            # (known to within the short re-check interval).
+            self.last_data = now
+            self.timer = loop.call_later(
+                min(_SENDING_RECHECK, self.read_timeout, self.deadline_at - now), self.check_timers
+            )
+            return
         quiet_until = self.last_data + self.read_timeout
         if now >= quiet_until:
             self.failure = _SILENT
             self._wake()
             return
-        loop = asyncio.get_running_loop()
         self.timer = loop.call_later(
             min(quiet_until, self.deadline_at) - now + 0.0005, self.check_timers
         )
