@@ -134,29 +134,55 @@ async def measure(setup: Setup, url: str, seconds: float) -> tuple[float, float]
         await close()
 
 
+def run(seconds: float = 5.0, rounds: int = 3) -> dict[str, Any]:
+    """Every contender ``rounds`` times (order rotating), ``seconds`` each; the medians."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in CONTENDERS}
+    with CannedServer() as url:
+        for r in range(rounds):
+            names = list(CONTENDERS)
+            names = names[r % len(names) :] + names[: r % len(names)]
+            for name in names:
+                rps, cpu = asyncio.run(measure(CONTENDERS[name], url, seconds))
+                results[name].append((rps, cpu))
+                print(
+                    f"  round {r + 1}/{rounds} {name:<20} {rps:>8,.0f} req/s {cpu:7.1f} us CPU/call",
+                    flush=True,
+                )
+    base = statistics.median(r for r, _ in results["raw-aiohttp"])
+    contenders = {}
+    for name, rows in results.items():
+        rps = statistics.median(r for r, _ in rows)
+        contenders[name] = {
+            "req_per_s": rps,
+            "vs_raw": rps / base,
+            "cpu_us_per_call": statistics.median(c for _, c in rows),
+            "rounds": [{"req_per_s": r, "cpu_us_per_call": c} for r, c in rows],
+        }
+    return {"tasks": TASKS, "seconds": seconds, "rounds": rounds, "contenders": contenders}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [
+        f"async_search: {report['tasks']} tasks, {report['seconds']:g} s x {report['rounds']} "
+        "rounds per contender",
+        f"{'contender':<20} {'req/s':>9} {'vs raw':>7} {'CPU us/call':>12}",
+    ]
+    for name, row in report["contenders"].items():
+        lines.append(
+            f"{name:<20} {row['req_per_s']:>9,.0f} {row['vs_raw']:>6.2f}x "
+            f"{row['cpu_us_per_call']:>12.1f}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per run")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in CONTENDERS}
-    with CannedServer() as url:
-        for r in range(args.rounds):
-            names = list(CONTENDERS)
-            names = names[r % len(names) :] + names[: r % len(names)]
-            for name in names:
-                rps, cpu = asyncio.run(measure(CONTENDERS[name], url, args.seconds))
-                results[name].append((rps, cpu))
-                print(
-                    f"  round {r + 1}/{args.rounds} {name:<20} {rps:>8,.0f} req/s {cpu:7.1f} us CPU/call"
-                )
-    base = statistics.median(r for r, _ in results["raw-aiohttp"])
-    print(f"\nasync_search: {TASKS} tasks, {args.seconds:g} s x {args.rounds} rounds per contender")
-    print(f"{'contender':<20} {'req/s':>9} {'vs raw':>7} {'CPU us/call':>12}")
-    for name, rows in results.items():
-        rps = statistics.median(r for r, _ in rows)
-        cpu = statistics.median(c for _, c in rows)
-        print(f"{name:<20} {rps:>9,.0f} {rps / base:>6.2f}x {cpu:>12.1f}")
+    report = run(args.seconds, args.rounds)
+    print()
+    print(format_table(report))
     return 0
 
 

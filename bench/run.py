@@ -6,6 +6,10 @@
 Benchmarks (each compares sturdysearch against its peers within the same run):
 
 * seq_search: sequential `search` calls against a canned nginx answer (bench/seq_search.py).
+* async_search: 32 concurrent asyncio tasks against the same answer (bench/async_search.py;
+  `--async-seconds 0` skips it).
+
+bench/bulk_load.py (about 20 minutes, a real OpenSearch node) is run on its own.
 
 Exit status: 0 when every contender that could run ran; 1 when a contender failed (the peers
 and the `raw` floor failing aborts the run with a traceback instead, since that means the
@@ -24,6 +28,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import async_search
 import seq_search
 
 
@@ -59,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seq_search skips rounds beyond 3 that would end later than this "
         f"({seq_search.DEFAULT_TIME_LIMIT:.0f})",
     )
+    ap.add_argument(
+        "--async-seconds",
+        type=float,
+        default=5.0,
+        help="async_search: timed seconds per contender per round, 0 skips it (5)",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write all results as JSON ('-': stdout)")
     args = ap.parse_args(argv)
     seq_search.exit_on_sigterm()
@@ -81,9 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         time_limit=args.time_limit,
     )
 
+    if args.async_seconds > 0:
+        print(f"\n== async_search ({args.async_seconds:g} s x 3 rounds)", flush=True)
+        results["async_search"] = async_search.run(seconds=args.async_seconds, rounds=3)
+
     print(f"\n{'=' * 100}")
-    for rep in results.values():
-        print(seq_search.format_table(rep))
+    for name, rep in results.items():
+        print(
+            async_search.format_table(rep)
+            if name == "async_search"
+            else seq_search.format_table(rep)
+        )
         print()
     print(f"total {time.monotonic() - started:.0f}s")
 
@@ -99,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{bench}/{name}"
         for bench, rep in results.items()
         for name, e in rep["contenders"].items()
-        if e["status"] == "failed"
+        if e.get("status") == "failed"
     ]
     if failed:
         print(f"FAILED contenders: {', '.join(failed)}", file=sys.stderr)
