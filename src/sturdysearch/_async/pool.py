@@ -25,6 +25,7 @@ import time
 from sturdysearch._async.connection import AsyncConnection, open_connection
 from sturdysearch._core.config import PoolConfig
 from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.pooling import PoolBooks
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch.errors import DeadlineExceeded, TransportError
 from sturdysearch.tls import TLSConfig
@@ -32,7 +33,7 @@ from sturdysearch.tls import TLSConfig
 _monotonic = time.monotonic
 
 
-class AsyncNodePool:
+class AsyncNodePool(PoolBooks[AsyncConnection]):
     """Connections to one node."""
 
     def __init__(
@@ -43,35 +44,13 @@ class AsyncNodePool:
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
     ) -> None:
-        self.node = node
-        self._config = pool
-        self._tls = tls
-        self._ssl_context = ssl_context
-        self._connect_timeout = connect_timeout
-        self._pid = os.getpid()
-        self._idle: list[AsyncConnection] = []
-        self._open = 0
+        super().__init__(node, pool, tls, ssl_context, connect_timeout)
         # Futures of queued tasks, first come first served. Each gets a connection, ``None``
         # (a free slot to connect in) or ``False`` (deadline passed, or the pool closed).
         # Done futures (expired, cancelled) are skipped lazily.
         self._waiters: collections.deque[asyncio.Future[AsyncConnection | bool | None]] = (
             collections.deque()
         )
-        self._closed = False
-
-    # -- bookkeeping views (for operators and leak tests) ------------------------------------
-
-    @property
-    def open_connections(self) -> int:
-        return self._open
-
-    @property
-    def idle_connections(self) -> int:
-        return len(self._idle)
-
-    @property
-    def in_use(self) -> int:
-        return self._open - len(self._idle)
 
     # -- checkout / checkin -------------------------------------------------------------------
 
@@ -85,7 +64,7 @@ class AsyncNodePool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if conn.is_dropped() or _monotonic() - conn.idle_since > self._config.idle_timeout:
+            if self._stale(conn, _monotonic()):
                 conn.abort()
                 self._open -= 1
                 continue

@@ -19,6 +19,7 @@ import weakref
 
 from sturdysearch._core.config import PoolConfig
 from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.pooling import PoolBooks
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch._sync.connection import Connection, open_connection
 from sturdysearch.errors import DeadlineExceeded, TransportError
@@ -28,7 +29,7 @@ _monotonic = time.monotonic
 _all_pools: weakref.WeakSet[NodePool] = weakref.WeakSet()
 
 
-class NodePool:
+class NodePool(PoolBooks[Connection]):
     """Connections to one node."""
 
     def __init__(
@@ -39,31 +40,9 @@ class NodePool:
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
     ) -> None:
-        self.node = node
-        self._config = pool
-        self._tls = tls
-        self._ssl_context = ssl_context
-        self._connect_timeout = connect_timeout
-        self._pid = os.getpid()
+        super().__init__(node, pool, tls, ssl_context, connect_timeout)
         self._cond = threading.Condition(threading.Lock())
-        self._idle: list[Connection] = []
-        self._open = 0
-        self._closed = False
         _all_pools.add(self)
-
-    # -- bookkeeping views (for operators and leak tests) ------------------------------------
-
-    @property
-    def open_connections(self) -> int:
-        return self._open
-
-    @property
-    def idle_connections(self) -> int:
-        return len(self._idle)
-
-    @property
-    def in_use(self) -> int:
-        return self._open - len(self._idle)
 
     # -- checkout / checkin -------------------------------------------------------------------
 
@@ -80,7 +59,7 @@ class NodePool:
                 while self._idle:
                     conn = self._idle.pop()
                     now = _monotonic()
-                    if now - conn.idle_since > self._config.idle_timeout or conn.is_dropped():
+                    if self._stale(conn, now):
                         conn.close()
                         self._open -= 1
                         continue

@@ -1,0 +1,66 @@
+"""What the blocking and the asyncio pool share: their settings and their books.
+
+Each driver's pool only adds how a caller waits (a condition variable, or a queue of futures);
+the counts operators and leak tests read (``open``, ``idle``, ``in use``) mean the same in both.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Generic, Protocol, TypeVar
+
+from sturdysearch._core.config import PoolConfig
+from sturdysearch._core.nodes import NodeConfig
+from sturdysearch.tls import TLSConfig
+
+
+class PooledConnection(Protocol):
+    idle_since: float
+    pid: int
+
+    def is_dropped(self) -> bool: ...
+
+
+C = TypeVar("C", bound=PooledConnection)
+
+
+class PoolBooks(Generic[C]):
+    """Settings and bookkeeping of one node's pool. ``_open`` counts every connection that
+    exists or is being opened (idle ones included), so it is what the bound applies to."""
+
+    def __init__(
+        self,
+        node: NodeConfig,
+        pool: PoolConfig,
+        tls: TLSConfig,
+        ssl_context: ssl.SSLContext | None,
+        connect_timeout: float,
+    ) -> None:
+        self.node = node
+        self._config = pool
+        self._tls = tls
+        self._ssl_context = ssl_context
+        self._connect_timeout = connect_timeout
+        self._pid = os.getpid()
+        self._idle: list[C] = []
+        self._open = 0
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
+
+    @property
+    def in_use(self) -> int:
+        return self._open - len(self._idle)
+
+    def _stale(self, conn: C, now: float) -> bool:
+        """An idle connection not to hand out: closed by the server, or idle too long (servers
+        and load balancers drop idle connections silently; reusing one costs a failed
+        attempt)."""
+        return now - conn.idle_since > self._config.idle_timeout or conn.is_dropped()
