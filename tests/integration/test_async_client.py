@@ -9,39 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import threading
 import time
-import warnings
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 
 from sturdysearch import AsyncClient
 from sturdysearch.errors import DeadlineExceeded
 from sturdysearch.testing.faults import Fault
+from sturdysearch.testing.loops import run_clean
 from sturdysearch.testing.proxy import FaultProxy
 
 MATCH_ALL = {"match_all": {}}
-
-
-def run_clean(main: Callable[[], Awaitable[Any]]) -> Any:
-    """``asyncio.run(main())``, failing on any leak asyncio reports, ResourceWarnings included."""
-    problems: list[str] = []
-
-    async def wrapper() -> Any:
-        asyncio.get_running_loop().set_exception_handler(
-            lambda loop, ctx: problems.append(str(ctx.get("message")))
-        )
-        return await main()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ResourceWarning)
-        result = asyncio.run(wrapper())
-        gc.collect()
-    assert problems == [], problems
-    return result
 
 
 def test_cancelled_call_discards_its_connection(proxy: FaultProxy) -> None:

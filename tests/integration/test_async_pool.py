@@ -10,11 +10,10 @@ import os
 import random
 import threading
 
-from test_async_client import run_clean
-
 from sturdysearch import AsyncClient
 from sturdysearch.errors import TransportError
 from sturdysearch.testing.faults import Fault
+from sturdysearch.testing.loops import run_clean
 from sturdysearch.testing.proxy import FaultProxy
 
 MATCH_ALL = {"match_all": {}}

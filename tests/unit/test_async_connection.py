@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import socket
 import time
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -25,6 +23,7 @@ from sturdysearch.errors import (
     MalformedResponseError,
     ReadTimeout,
 )
+from sturdysearch.testing.loops import run_clean
 from sturdysearch.tls import TLSConfig
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -32,24 +31,6 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 SLACK = 2.0  # generous upper bound on scheduling delays: the machine may be loaded
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    """``asyncio.run`` that fails on anything the loop's exception handler reports, and on
-    ResourceWarning (a transport left open)."""
-    problems: list[str] = []
-
-    async def wrapper() -> None:
-        asyncio.get_running_loop().set_exception_handler(
-            lambda loop, ctx: problems.append(str(ctx.get("message")))
-        )
-        await main()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ResourceWarning)
-        asyncio.run(wrapper())
-        gc.collect()
-    assert problems == [], problems
 
 
 def deadline(seconds: float = 10.0) -> Deadline:
@@ -149,7 +130,7 @@ def test_content_length_answer_and_reuse() -> None:
             conn.abort()
         assert seen == [REQUEST, REQUEST]
 
-    run(main)
+    run_clean(main)
 
 
 def test_chunked_answer_in_pieces() -> None:
@@ -172,7 +153,7 @@ def test_chunked_answer_in_pieces() -> None:
             assert await exchange(conn) == (200, b"hello world", True)
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_head_request_has_no_body() -> None:
@@ -189,7 +170,7 @@ def test_head_request_has_no_body() -> None:
             assert await exchange(conn, request, head_request=True) == (200, b"", True)
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_read_until_close_body() -> None:
@@ -209,7 +190,7 @@ def test_read_until_close_body() -> None:
             assert conn.is_dropped()
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_connection_close_answer_is_not_reusable() -> None:
@@ -225,7 +206,7 @@ def test_connection_close_answer_is_not_reusable() -> None:
             assert await exchange(conn) == (200, b"ok", False)
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 # -- timeouts --------------------------------------------------------------------------------
@@ -250,7 +231,7 @@ def test_silence_in_the_head_is_a_read_timeout() -> None:
             assert conn.protocol.waiter is None and conn.protocol.timer is None
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_silence_in_the_body_is_a_read_timeout() -> None:
@@ -269,7 +250,7 @@ def test_silence_in_the_body_is_a_read_timeout() -> None:
             assert 0.19 <= time.monotonic() - start < 0.2 + SLACK
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_dripping_server_is_cut_by_the_deadline() -> None:
@@ -299,7 +280,7 @@ def test_a_dripping_server_is_cut_by_the_deadline() -> None:
             assert drips >= 5  # the server did keep dripping past several read timeouts' worth
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_silent_server_is_cut_by_a_tighter_deadline() -> None:
@@ -317,7 +298,7 @@ def test_a_silent_server_is_cut_by_a_tighter_deadline() -> None:
             assert info.value.request_sent is True
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_passed_deadline_sends_nothing() -> None:
@@ -337,7 +318,7 @@ def test_a_passed_deadline_sends_nothing() -> None:
             await until(lambda: received != [])
         assert received == [b""]
 
-    run(main)
+    run_clean(main)
 
 
 # -- failures --------------------------------------------------------------------------------
@@ -363,7 +344,7 @@ def test_reset_mid_response_is_a_connection_error_after_sending() -> None:
             assert conn.is_dropped()
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_clean_close_before_any_byte() -> None:
@@ -380,7 +361,7 @@ def test_clean_close_before_any_byte() -> None:
             assert info.value.request_sent is True
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_close_mid_body_is_a_malformed_response() -> None:
@@ -400,7 +381,7 @@ def test_close_mid_body_is_a_malformed_response() -> None:
             assert "before the response body was complete" in str(info.value)
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_exchange_on_a_connection_the_server_closed_sends_nothing() -> None:
@@ -416,7 +397,7 @@ def test_exchange_on_a_connection_the_server_closed_sends_nothing() -> None:
             assert info.value.request_sent is False
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_unsolicited_bytes_while_idle_mark_the_connection_dropped() -> None:
@@ -438,7 +419,7 @@ def test_unsolicited_bytes_while_idle_mark_the_connection_dropped() -> None:
             assert not conn.transport.is_closing()  # still open: only the data marked it
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_server_closing_an_idle_connection_marks_it_dropped() -> None:
@@ -455,7 +436,7 @@ def test_server_closing_an_idle_connection_marks_it_dropped() -> None:
             await until(conn.is_dropped)
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_bytes_after_a_complete_answer_make_it_not_reusable() -> None:
@@ -471,7 +452,7 @@ def test_bytes_after_a_complete_answer_make_it_not_reusable() -> None:
             assert await exchange(conn) == (200, b"hello", False)
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_an_answer_before_the_request_body_was_read_is_not_reusable() -> None:
@@ -500,7 +481,7 @@ def test_an_answer_before_the_request_body_was_read_is_not_reusable() -> None:
             assert reusable is False
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_the_read_timeout_counts_from_the_end_of_the_send() -> None:
@@ -533,7 +514,7 @@ def test_the_read_timeout_counts_from_the_end_of_the_send() -> None:
             assert time.monotonic() - start >= stalled
             conn.abort()
 
-    run(main)
+    run_clean(main)
 
 
 def test_cancelling_an_exchange_clears_the_waiter() -> None:
@@ -560,7 +541,7 @@ def test_cancelling_an_exchange_clears_the_waiter() -> None:
             conn.abort()
             await until(lambda: proto.closed)
 
-    run(main)
+    run_clean(main)
 
 
 # -- connecting ------------------------------------------------------------------------------
@@ -606,7 +587,7 @@ def test_connect_to_a_closed_port_is_refused() -> None:
         assert info.value.request_sent is False
         assert not isinstance(info.value, ConnectTimeout)
 
-    run(main)
+    run_clean(main)
 
 
 def test_connect_timeout(unaccepting_port: int) -> None:
@@ -618,7 +599,7 @@ def test_connect_timeout(unaccepting_port: int) -> None:
         assert info.value.request_sent is False
         assert "0.3 s" in str(info.value)
 
-    run(main)
+    run_clean(main)
 
 
 def test_connect_cut_by_a_tighter_deadline(unaccepting_port: int) -> None:
@@ -630,7 +611,7 @@ def test_connect_cut_by_a_tighter_deadline(unaccepting_port: int) -> None:
         assert not isinstance(info.value, ConnectTimeout)
         assert "while connecting" in str(info.value)
 
-    run(main)
+    run_clean(main)
 
 
 def test_connect_with_a_passed_deadline_does_not_try() -> None:
@@ -638,4 +619,4 @@ def test_connect_with_a_passed_deadline_does_not_try() -> None:
         with pytest.raises(DeadlineExceeded, match="before connecting"):
             await connect(closed_port(), limit=Deadline(time.monotonic() - 1.0, 0.5))
 
-    run(main)
+    run_clean(main)

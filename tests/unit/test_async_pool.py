@@ -6,11 +6,8 @@ with ``asyncio.run`` and synchronises through loop turns, never through sleeps."
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 import types
-import warnings
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
@@ -22,6 +19,7 @@ from sturdysearch._core.config import PoolConfig
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch.errors import ConnectionError, DeadlineExceeded, TransportError
+from sturdysearch.testing.loops import run_clean
 from sturdysearch.tls import TLSConfig
 
 NODE = NodeConfig("http", "127.0.0.1", 9200)
@@ -98,24 +96,6 @@ async def turns(n: int = 5) -> None:
         await asyncio.sleep(0)
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    """``asyncio.run`` that fails on anything the loop's exception handler reports, and on
-    ResourceWarning (a transport left open)."""
-    problems: list[str] = []
-
-    async def wrapper() -> None:
-        asyncio.get_running_loop().set_exception_handler(
-            lambda loop, ctx: problems.append(str(ctx.get("message")))
-        )
-        await main()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ResourceWarning)
-        asyncio.run(wrapper())
-        gc.collect()
-    assert problems == [], problems
-
-
 def check_books(pool: AsyncNodePool, *, open_: int, idle: int) -> None:
     assert pool.open_connections == open_
     assert pool.idle_connections == idle
@@ -147,7 +127,7 @@ def test_the_bound_is_never_exceeded_and_connections_are_reused(connector: Conne
         assert connector.attempts == 3
         check_books(pool, open_=3, idle=3)
 
-    run(main)
+    run_clean(main)
 
 
 def test_connects_do_not_exceed_the_bound_while_in_progress(connector: Connector) -> None:
@@ -177,7 +157,7 @@ def test_connects_do_not_exceed_the_bound_while_in_progress(connector: Connector
         assert connector.attempts == 2
         check_books(pool, open_=2, idle=2)
 
-    run(main)
+    run_clean(main)
 
 
 # -- the queue -------------------------------------------------------------------------------
@@ -206,7 +186,7 @@ def test_waiters_are_served_first_come_first_served(connector: Connector) -> Non
         assert connector.attempts == 1
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_newcomer_never_overtakes_a_queued_waiter(connector: Connector) -> None:
@@ -229,7 +209,7 @@ def test_a_newcomer_never_overtakes_a_queued_waiter(connector: Connector) -> Non
         assert connector.attempts == 1
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_newcomer_does_not_take_the_slot_of_a_discarded_connection(
@@ -256,7 +236,7 @@ def test_a_newcomer_does_not_take_the_slot_of_a_discarded_connection(
         pool.release(replacement, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 # -- deadlines -------------------------------------------------------------------------------
@@ -281,7 +261,7 @@ def test_a_waiter_whose_deadline_passes_gets_deadline_exceeded(connector: Connec
         check_books(pool, open_=2, idle=2)
         assert connector.attempts == 2
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_passed_deadline_fails_at_once_without_queueing(connector: Connector) -> None:
@@ -294,7 +274,7 @@ def test_a_passed_deadline_fails_at_once_without_queueing(connector: Connector) 
         pool.release(conn, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 def test_an_expired_waiter_does_not_swallow_a_handed_slot(connector: Connector) -> None:
@@ -311,7 +291,7 @@ def test_an_expired_waiter_does_not_swallow_a_handed_slot(connector: Connector) 
         pool.release(replacement, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 # -- cancellation ----------------------------------------------------------------------------
@@ -335,7 +315,7 @@ def test_a_cancelled_waiter_passes_its_handed_connection_on(connector: Connector
         pool.release(holder, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_cancelled_waiter_with_nobody_behind_it_returns_the_connection_to_idle(
@@ -353,7 +333,7 @@ def test_a_cancelled_waiter_with_nobody_behind_it_returns_the_connection_to_idle
         check_books(pool, open_=1, idle=1)
         assert await pool.acquire(deadline()) is holder
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_cancelled_waiter_passes_a_handed_slot_on(connector: Connector) -> None:
@@ -374,7 +354,7 @@ def test_a_cancelled_waiter_passes_a_handed_slot_on(connector: Connector) -> Non
         pool.release(replacement, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_cancelled_waiter_that_got_nothing_leaves_the_queue(connector: Connector) -> None:
@@ -392,7 +372,7 @@ def test_a_cancelled_waiter_that_got_nothing_leaves_the_queue(connector: Connect
         pool.release(holder, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 def test_cancelling_a_connect_frees_its_slot(connector: Connector) -> None:
@@ -413,7 +393,7 @@ def test_cancelling_a_connect_frees_its_slot(connector: Connector) -> None:
         pool.release(conn, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 # -- discarded and failed connections --------------------------------------------------------
@@ -437,7 +417,7 @@ def test_a_discarded_connection_hands_its_slot_to_the_next_waiter(connector: Con
         pool.release(c, reusable=True)
         check_books(pool, open_=2, idle=2)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_discarded_connection_with_nobody_waiting_gives_up_its_slot(
@@ -450,7 +430,7 @@ def test_a_discarded_connection_with_nobody_waiting_gives_up_its_slot(
         assert transport_of(a).aborted
         check_books(pool, open_=0, idle=0)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_failing_connect_frees_its_slot(connector: Connector) -> None:
@@ -464,7 +444,7 @@ def test_a_failing_connect_frees_its_slot(connector: Connector) -> None:
         assert conn is connector.made[0]
         check_books(pool, open_=1, idle=0)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_failing_connect_hands_its_slot_to_a_waiter(connector: Connector) -> None:
@@ -484,7 +464,7 @@ def test_a_failing_connect_hands_its_slot_to_a_waiter(connector: Connector) -> N
         assert connector.attempts == 2
         check_books(pool, open_=1, idle=0)
 
-    run(main)
+    run_clean(main)
 
 
 def test_the_connect_gets_the_callers_deadline(connector: Connector) -> None:
@@ -494,7 +474,7 @@ def test_the_connect_gets_the_callers_deadline(connector: Connector) -> None:
         await pool.acquire(limit)
         assert connector.deadlines == [limit]
 
-    run(main)
+    run_clean(main)
 
 
 # -- idle connections ------------------------------------------------------------------------
@@ -511,7 +491,7 @@ def test_an_idle_connection_past_idle_timeout_is_discarded(connector: Connector)
         assert transport_of(old).aborted
         check_books(pool, open_=1, idle=0)
 
-    run(main)
+    run_clean(main)
 
 
 def test_an_idle_connection_within_idle_timeout_is_reused(connector: Connector) -> None:
@@ -524,7 +504,7 @@ def test_an_idle_connection_within_idle_timeout_is_reused(connector: Connector) 
         assert not transport_of(conn).aborted
         assert connector.attempts == 1
 
-    run(main)
+    run_clean(main)
 
 
 def test_idle_connections_are_reused_newest_first(connector: Connector) -> None:
@@ -536,7 +516,7 @@ def test_idle_connections_are_reused_newest_first(connector: Connector) -> None:
         pool.release(b, reusable=True)
         assert await pool.acquire(deadline()) is b
 
-    run(main)
+    run_clean(main)
 
 
 @pytest.mark.parametrize("how", ["eof", "closing"])
@@ -556,7 +536,7 @@ def test_a_dropped_idle_connection_is_discarded(connector: Connector, how: str) 
         check_books(pool, open_=1, idle=0)
         assert connector.attempts == 2
 
-    run(main)
+    run_clean(main)
 
 
 def test_releasing_a_dropped_connection_does_not_keep_it(connector: Connector) -> None:
@@ -572,7 +552,7 @@ def test_releasing_a_dropped_connection_does_not_keep_it(connector: Connector) -
         assert fresh is connector.made[1]
         check_books(pool, open_=1, idle=0)
 
-    run(main)
+    run_clean(main)
 
 
 # -- close and fork --------------------------------------------------------------------------
@@ -592,7 +572,7 @@ def test_close_aborts_every_idle_connection(connector: Connector) -> None:
             await pool.acquire(deadline())
         assert connector.attempts == 3
 
-    run(main)
+    run_clean(main)
 
 
 def test_close_wakes_every_waiter_with_transport_error(connector: Connector) -> None:
@@ -613,7 +593,7 @@ def test_close_wakes_every_waiter_with_transport_error(connector: Connector) -> 
         assert transport_of(holder).aborted
         check_books(pool, open_=0, idle=0)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_pid_change_forgets_the_connections(
@@ -636,7 +616,7 @@ def test_a_pid_change_forgets_the_connections(
         pool.release(conn, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
 
 
 def test_a_parents_connection_released_in_the_child_is_not_counted(
@@ -656,4 +636,4 @@ def test_a_parents_connection_released_in_the_child_is_not_counted(
         pool.release(own, reusable=True)
         check_books(pool, open_=1, idle=1)
 
-    run(main)
+    run_clean(main)
