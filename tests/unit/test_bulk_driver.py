@@ -131,6 +131,22 @@ def test_backpressure_blocks_the_producer(tmp_path: Path) -> None:
     assert bulk.stats.succeeded == 200
 
 
+def test_a_steady_load_sends_full_batches(tmp_path: Path) -> None:
+    """With the producer ahead of the cluster (blocked on the memory bound most of the time),
+    every request but the last carries a full batch: none of only the few actions the bound's
+    slack admitted just before the producer blocked (batches of varied actions are a little
+    under ``max_bytes``, so the bound has slack)."""
+    client: Any = FakeClient(delay=0.01)
+    largest = len(b'{"index":{"_id":"0000"}}\n') + len(orjson.dumps({"p": "x" * 210})) + 1
+    max_bytes = 4000
+    with BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_bytes=max_bytes) as bulk:
+        for i in range(600):
+            bulk.index({"p": "x" * (200 + i % 11)}, id=f"{i:04d}")
+    sizes = [len(spec.body) for spec in client.specs if spec.body]
+    assert all(size > max_bytes - largest for size in sizes[:-1]), sizes
+    assert bulk.stats.succeeded == 600
+
+
 def test_interrupt_while_closing_dead_letters_what_was_not_sent(tmp_path: Path) -> None:
     """A second KeyboardInterrupt while ``close()`` waits: what is not in flight is
     dead-lettered as ``aborted`` and the interrupt propagates."""

@@ -279,9 +279,11 @@ class AsyncBulkIndexer:
         code = engine.add(line, safe, _monotonic())
         if code == FULL:
             async with self._cond:
-                if engine.seal():
-                    self._cond.notify_all()
                 while code == FULL:
+                    # Not seal(): the few actions the bound's slack admitted would go out as a
+                    # request of their own while every sender is busy (BulkEngine.seal_if_idle).
+                    if engine.seal_if_idle():
+                        self._cond.notify_all()
                     await self._cond.wait()
                     self._check_open()
                     code = engine.add(line, safe, _monotonic())

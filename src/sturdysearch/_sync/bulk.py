@@ -466,9 +466,9 @@ class BulkIndexer:
     def _add_when_room(self, line: bytes, safe: bool) -> int:
         """Block (holding the condition) until the memory bound takes ``line``, then add it."""
         engine = self._engine
-        if engine.seal():
-            self._cond.notify_all()
         while True:
+            if engine.seal_if_idle():
+                self._cond.notify_all()
             self._cond.wait(1.0)
             if self._stopping:
                 self._refuse()

@@ -307,6 +307,19 @@ class BulkEngine:
         self._open = None
         return True
 
+    def seal_if_idle(self) -> bool:
+        """The producer is blocked on the memory bound: make the open batch ready only if a
+        sender is free to take it now, so that no sender idles while the producer waits.
+        Otherwise room comes back when a request in flight settles, and the open batch goes on
+        filling then: sealing it here would send the few actions the bound's slack let in (the
+        batches ahead of it are never exactly ``max_bytes``) as a request of their own, which
+        measured as half the requests of a steady bulk load. Call again after each wake-up
+        while blocked (what settles may queue retries instead of freeing room); the timer's
+        ``flush_interval`` seals the batch in any case. Returns whether it sealed."""
+        if self._open is None or self.in_flight + len(self._ready) >= self.limit:
+            return False
+        return self.seal()
+
     def close_input(self) -> None:
         """No more actions: the open batch goes out without waiting for its interval."""
         self.closing = True

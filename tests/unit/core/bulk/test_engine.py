@@ -161,6 +161,34 @@ def test_memory_bound() -> None:
     check(engine)
 
 
+def test_a_blocked_producer_seals_the_open_batch_only_for_an_idle_sender() -> None:
+    """The bound's slack lets a few actions into a new batch just before the producer blocks:
+    while every sender is busy, that batch keeps filling once room comes back instead of going
+    out as a request of its own."""
+    size = len(line(1))
+    engine = BulkEngine(config(max_actions=2, max_bytes=size * 2, max_pending_bytes=size * 5))
+    for i in range(5):
+        engine.add(line(i), True, 0.0)
+    a, b = engine.take(0.0), engine.take(0.0)
+    assert a is not None and b is not None  # two in flight, one action in the open batch
+    assert engine.add(line(5), True, 0.0) == FULL
+    assert not engine.seal_if_idle() and engine.take(0.0) is None
+    engine.settle_answer(a, answer(a), 0.0, 0.5)
+    assert engine.add(line(5), True, 0.0) == WAKE  # the open batch filled up instead
+    c = engine.take(0.0)
+    assert c is not None and len(c) == 2
+    check(engine, [b, c])
+    # A sender with nothing to do: the open batch goes out rather than wait for room.
+    assert engine.add(line(6), True, 0.0) == WAKE  # a new batch, one action
+    assert engine.add(line(7), True, 0.0) == FULL
+    assert not engine.seal_if_idle()  # both senders busy
+    engine.settle_answer(b, answer(b), 0.0, 0.5)
+    engine.settle_answer(c, answer(c), 0.0, 0.5)
+    assert engine.seal_if_idle()
+    assert not engine.seal_if_idle()  # nothing left to seal
+    check(engine)
+
+
 def test_waiting_retries_count_against_the_memory_bound() -> None:
     size = len(line(1))
     engine = BulkEngine(config(max_actions=2, max_bytes=size * 2, max_pending_bytes=size * 4))
@@ -531,8 +559,10 @@ def test_every_action_gets_exactly_one_outcome(seed: int) -> None:
                 engine.add(item, safe, now)
                 added.append(item)
                 i += 1
-            else:
+            elif rng.random() < 0.5:
                 engine.seal()
+            else:
+                engine.seal_if_idle()
         elif step < 0.7:
             batch = engine.take(now)
             if batch is not None:
