@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -25,17 +26,22 @@ class FakeClient:
     """Answers every item with ``status`` (a function of the action line may decide), or
     raises what ``fail`` returns for the n-th request."""
 
-    def __init__(self, fail: Any = None, delay: float = 0.0) -> None:
+    def __init__(self, fail: Any = None, delay: float = 0.0, *, on_send: bool = True) -> None:
         self.tracer = Tracer()
         self.specs: list[RequestSpec] = []
         self.fail = fail
         self.delay = delay
+        self.on_send = on_send
+        """Call ``spec.on_send`` as the real transport does (``False``: a client that does
+        not)."""
         self.lock = threading.Lock()
 
     def perform(self, spec: RequestSpec) -> FakeResponse:
         with self.lock:
             self.specs.append(spec)
             n = len(self.specs)
+        if self.on_send and spec.on_send is not None:
+            spec.on_send()
         if self.delay:
             time.sleep(self.delay)
         if self.fail is not None:
@@ -131,12 +137,14 @@ def test_backpressure_blocks_the_producer(tmp_path: Path) -> None:
     assert bulk.stats.succeeded == 200
 
 
-def test_a_steady_load_sends_full_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_send", [True, False])
+def test_a_steady_load_sends_full_batches(tmp_path: Path, on_send: bool) -> None:
     """With the producer ahead of the cluster (blocked on the memory bound most of the time),
     every request but the last carries a full batch: none of only the few actions the bound's
     slack admitted just before the producer blocked (batches of varied actions are a little
-    under ``max_bytes``, so the bound has slack)."""
-    client: Any = FakeClient(delay=0.01)
+    under ``max_bytes``, so the bound has slack). Also when the client never calls
+    ``on_send`` (the producer is then woken as soon as room is freed)."""
+    client: Any = FakeClient(delay=0.01, on_send=on_send)
     largest = len(b'{"index":{"_id":"0000"}}\n') + len(orjson.dumps({"p": "x" * 210})) + 1
     max_bytes = 4000
     with BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_bytes=max_bytes) as bulk:
@@ -145,6 +153,32 @@ def test_a_steady_load_sends_full_batches(tmp_path: Path) -> None:
     sizes = [len(spec.body) for spec in client.specs if spec.body]
     assert all(size > max_bytes - largest for size in sizes[:-1]), sizes
     assert bulk.stats.succeeded == 600
+
+
+def test_the_producer_is_woken_once_the_next_request_is_being_written(tmp_path: Path) -> None:
+    """The room an answer frees is announced from the next request's ``on_send``: between an
+    answer and the next request the sender keeps the GIL, and the producer (blocked on the
+    memory bound) adds nothing. Woken at once, it would take the lock and the GIL first, and
+    the sender would wait up to the 5 ms switch interval with the server idle."""
+    seen: list[tuple[int, int]] = []  # per request: actions added at its start, at its end
+
+    class Recording(FakeClient):
+        def perform(self, spec: RequestSpec) -> FakeResponse:
+            time.sleep(0.002)  # getting a connection: a syscall, the GIL is free meanwhile
+            start = bulk._engine.added
+            answer = super().perform(spec)  # calls on_send, then answers
+            seen.append((start, bulk._engine.added))
+            return answer
+
+    client: Any = Recording(delay=0.005)
+    bulk = BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_bytes=4000, workers=1)
+    with bulk:
+        for i in range(600):
+            bulk.index({"p": "x" * (200 + i % 11)}, id=f"{i:04d}")
+    assert bulk.stats.succeeded == 600
+    steady = seen[2:-3]  # the producer is blocked on the bound between these requests
+    assert len(steady) > 10
+    assert all(nxt[0] == prev[1] for prev, nxt in itertools.pairwise(steady)), seen
 
 
 def test_interrupt_while_closing_dead_letters_what_was_not_sent(tmp_path: Path) -> None:

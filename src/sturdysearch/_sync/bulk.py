@@ -178,6 +178,12 @@ class BulkIndexer:
         self._engine = BulkEngine(self.config, collect_successes=on_success is not None)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
+        """What the producer waits on while the memory bound is reached: woken with ``_cond``,
+        except that the room an answer frees is announced only once the sender's next request
+        is being written (``RequestSpec.on_send``), see ``_send``."""
+        self._woken = threading.local()
+        """``flag``: whether the sender's current request called ``on_send``."""
         self._dead_letters = DeadLetterFile(dead_letter or default_path(index))
         self._dl_error: OSError | None = None
         self._unwritten: list[bytes] = []
@@ -396,7 +402,7 @@ class BulkIndexer:
         Returns the stats; raises like :meth:`close` when the indexer stopped."""
         with self._cond:
             if self._engine.seal():
-                self._cond.notify_all()
+                self._notify_all()
             while self._engine.pending and self._dl_error is None:
                 if self._engine.finished and not self._engine.outbox:
                     break
@@ -413,7 +419,7 @@ class BulkIndexer:
             first = not self._closed
             self._closed = self._stopping = True
             self._engine.close_input()
-            self._cond.notify_all()
+            self._notify_all()
         if first:
             try:
                 self._join()
@@ -433,7 +439,7 @@ class BulkIndexer:
             self._closed = self._stopping = True
             self._engine.abort(reason)
             letters = self._engine.drain()
-            self._cond.notify_all()
+            self._notify_all()
         self._write_dead(letters)
 
     # -- producer side -----------------------------------------------------------------------
@@ -469,7 +475,7 @@ class BulkIndexer:
         while True:
             if engine.seal_if_idle():
                 self._cond.notify_all()
-            self._cond.wait(1.0)
+            self._room.wait(1.0)
             if self._stopping:
                 self._refuse()
             code = engine.add(line, safe, _monotonic())
@@ -545,11 +551,11 @@ class BulkIndexer:
         while True:
             with cond:
                 if engine.finished:
-                    cond.notify_all()
+                    self._notify_all()
                     return
                 now = _monotonic()
                 if engine.tick(now):
-                    cond.notify_all()
+                    self._notify_all()
                 letters = engine.drain() if engine.outbox else []
                 if not letters:
                     cond.wait(engine.next_wakeup(now))
@@ -559,21 +565,36 @@ class BulkIndexer:
     def _send_loop(self) -> None:
         cond = self._cond
         engine = self._engine
+        batch: Batch | None = None
+        timeout = 0.0
         while True:
-            with cond:
-                while True:
-                    now = _monotonic()
-                    batch = engine.take(now)
-                    if batch is not None:
-                        timeout = engine.request_timeout(batch, now)
-                        break
-                    if engine.finished:
-                        cond.notify_all()
-                        return
-                    cond.wait()
-            self._send(batch, timeout)
+            if batch is None:
+                with cond:
+                    while True:
+                        now = _monotonic()
+                        batch = engine.take(now)
+                        if batch is not None:
+                            timeout = engine.request_timeout(batch, now)
+                            break
+                        if engine.finished:
+                            self._notify_all()
+                            return
+                        cond.wait()
+            batch, timeout = self._send(batch, timeout)
 
-    def _send(self, batch: Batch, timeout: float) -> None:
+    def _send(self, batch: Batch, timeout: float) -> tuple[Batch | None, float]:
+        """Send ``batch``, settle its outcome, and return the next batch to send (taken while
+        settling) with its timeout, or ``(None, 0.0)``.
+
+        Scheduling around the GIL: the producer fills a batch in one burst of several
+        milliseconds of Python, and a thread that gives up the GIL (a lock wait, a syscall)
+        while another one runs gets it back only after the interpreter's switch interval
+        (5 ms). So between an answer and the next request this sender must not give the
+        producer a chance to run: it takes the next batch in the same locked section in which
+        it settles, and the producer, waiting for the room that answer freed, is woken only
+        from ``on_send``, once the connection is held and the request is about to be written;
+        after that, waiting for the GIL costs nothing, as the server is busy with the request.
+        """
         spec = RequestSpec(
             "POST",
             self._path,
@@ -584,7 +605,9 @@ class BulkIndexer:
             long_running=True,
             content_type="application/x-ndjson",
             retry=ONE_ATTEMPT,
+            on_send=self._wake_producer,
         )
+        self._woken.flag = False
         started = _monotonic()
         body: Any = None
         failure: SturdySearchError | None = None
@@ -606,7 +629,17 @@ class BulkIndexer:
                 self._stopping = True
             letters = engine.drain()
             stats = engine.stats() if self._on_progress is not None else None
+            # The next batch, before anyone else can run (see above).
+            following = engine.take(now)
+            following_timeout = (
+                engine.request_timeout(following, now) if following is not None else 0.0
+            )
             self._cond.notify_all()
+            if following is None or not self._woken.flag:
+                # Nothing more to send, or the request never reached ``on_send`` (it failed
+                # before, or a client that does not call it): wake the producer now.
+                self._room.notify_all()
+            # else the producer hears of the room when ``following`` is being written
         if letters:
             self._write_dead(letters)
         if self._tracer.active:
@@ -615,6 +648,18 @@ class BulkIndexer:
             self._report_successes(settlement)
         if stats is not None:
             self._hook(self._on_progress, stats)
+        return following, following_timeout
+
+    def _wake_producer(self) -> None:
+        """``on_send`` of every request: wake the producer (see ``_send``)."""
+        self._woken.flag = True
+        with self._lock:
+            self._room.notify_all()
+
+    def _notify_all(self) -> None:
+        """Wake every waiting thread (called with the lock held)."""
+        self._cond.notify_all()
+        self._room.notify_all()
 
     # -- outcomes ----------------------------------------------------------------------------
 
@@ -641,14 +686,14 @@ class BulkIndexer:
                         exc,
                     )
                 self._unwritten.extend(records)
-                self._cond.notify_all()
+                self._notify_all()
         stats = None
         if not failed:
             with self._cond:
                 self._engine.dead_letters_written(len(letters))
                 if self._on_progress is not None:
                     stats = self._engine.stats()
-                self._cond.notify_all()
+                self._notify_all()
         if self._tracer.active:
             outcomes: dict[str, int] = {}
             for letter in letters:
