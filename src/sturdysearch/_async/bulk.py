@@ -106,6 +106,9 @@ class AsyncBulkIndexer:
         self._engine = BulkEngine(self.config, collect_successes=on_success is not None)
         self._dead_letters = DeadLetterFile(dead_letter or default_path(index))
         self._dl_error: OSError | None = None
+        self._dl_lock = asyncio.Lock()
+        """Dead letters are written in a worker thread (a file write, or a slow disk, must not
+        stall the event loop), one write at a time, in the order they were drained."""
         self._unwritten: list[bytes] = []
         self._closed = False
         self._cond: asyncio.Condition | None = None
@@ -406,22 +409,10 @@ class AsyncBulkIndexer:
         if not letters:
             return
         records = [encode_record(x, index=self.default_index, at=time.time()) for x in letters]
-        try:
-            if self._dl_error is not None:
-                raise self._dl_error
-            self._dead_letters.write(records)
-        except OSError as exc:
-            if self._dl_error is None:
-                self._dl_error = exc
-                logger.error(
-                    "cannot write the dead-letter file %s (%s): the AsyncBulkIndexer stops "
-                    "taking documents",
-                    self._dead_letters.path,
-                    exc,
-                )
-            self._unwritten.extend(records)
-        else:
-            self._engine.dead_letters_written(len(letters))
+        # A task of its own, started before anything else can drain (tasks start in creation
+        # order, so the file keeps the drain order), and shielded: a cancelled caller must not
+        # leave letters written by the thread but never counted.
+        await asyncio.shield(self._write_records(records, len(letters)))
         if self._cond is not None:
             async with self._cond:
                 self._cond.notify_all()
@@ -436,6 +427,27 @@ class AsyncBulkIndexer:
             hook(value)
         except Exception:
             logger.exception("AsyncBulkIndexer hook %r failed", hook)
+
+    async def _write_records(self, records: list[bytes], count: int) -> None:
+        """Append ``records`` (``count`` dead letters) in a worker thread; on failure the
+        indexer stops taking documents and keeps them for ``DeadLetterError.records``."""
+        async with self._dl_lock:
+            try:
+                if self._dl_error is not None:
+                    raise self._dl_error
+                await asyncio.to_thread(self._dead_letters.write, records)
+            except OSError as exc:
+                if self._dl_error is None:
+                    self._dl_error = exc
+                    logger.error(
+                        "cannot write the dead-letter file %s (%s): the AsyncBulkIndexer stops "
+                        "taking documents",
+                        self._dead_letters.path,
+                        exc,
+                    )
+                self._unwritten.extend(records)
+            else:
+                self._engine.dead_letters_written(count)
 
     # -- stopping ----------------------------------------------------------------------------
 
