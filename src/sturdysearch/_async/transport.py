@@ -25,9 +25,7 @@ from sturdysearch._core.config import ClientConfig
 from sturdysearch._core.driver import Call, Exchange, TransportBase, probe_exchange
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
-from sturdysearch._core.http1 import encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
-from sturdysearch._core.outcome import build_response
 from sturdysearch._core.plan import ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
@@ -60,7 +58,6 @@ class AsyncTransport(TransportBase):
         needs_tls = any(node.is_tls for node in config.nodes)
         self._ssl_context = build_ssl_context(config.tls) if needs_tls else None
         self.pools: dict[NodeConfig, AsyncNodePool] = {}
-        self._fixed_heads: dict[NodeConfig, bytes] = {}
         for node in config.nodes:
             self._add_node(node)
         self._started = False
@@ -75,11 +72,11 @@ class AsyncTransport(TransportBase):
         self.pools[node] = AsyncNodePool(
             node, self.config.pool, self.config.tls, self._ssl_context, self.config.timeouts.connect
         )
-        self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
+        self.remember_headers(node)
 
     def _drop_node(self, node: NodeConfig) -> None:
         pool = self.pools.pop(node, None)
-        self._fixed_heads.pop(node, None)
+        self.forget_headers(node)
         if pool is not None:
             pool.close()
 
@@ -171,13 +168,11 @@ class AsyncTransport(TransportBase):
         pool = self.pools.get(node)
         if pool is None:
             raise TransportError("the node left the cluster (sniffing)", node=node.url)
-        target = node.path_prefix + spec.target if node.path_prefix else spec.target
-        data = encode_request(spec.method, target, self._fixed_heads[node], call.headers, call.body)
         t0 = _monotonic()
         conn = await pool.acquire(call.deadline)
         try:
             head, body, reusable = await conn.exchange(
-                data,
+                self.encode_for(call, node),
                 head_request=spec.method == "HEAD",
                 deadline=call.deadline,
                 read_timeout=call.read_timeout,
@@ -186,14 +181,7 @@ class AsyncTransport(TransportBase):
             pool.release(conn, reusable=False)
             raise
         pool.release(conn, reusable=reusable)
-        return build_response(
-            head,
-            body,
-            node=node.url,
-            duration=_monotonic() - t0,
-            ignore=spec.ignore,
-            head_request=spec.method == "HEAD",
-        )
+        return self.answer(spec, node, head, body, t0)
 
     # -- hedged reads ------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from sturdysearch._core.budget import RetryBudget
 from sturdysearch._core.config import USER_AGENT, ClientConfig
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import NodeHealth
+from sturdysearch._core.http1 import ResponseHead, encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.outcome import build_response
 from sturdysearch._core.plan import CallPlan, ejects
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
@@ -90,6 +92,7 @@ class TransportBase:
         self.health = NodeHealth(config.nodes, config.health)
         self.budget = RetryBudget(config.budget)
         self._closed = False
+        self._fixed_heads: dict[NodeConfig, bytes] = {}
         self._last_sniff = 0.0
         self._sniff_requested = config.sniff.on_start
         tls_nodes = [n.url for n in config.nodes if n.is_tls]
@@ -100,6 +103,44 @@ class TransportBase:
                 "credentials included",
                 ", ".join(tls_nodes),
             )
+
+    # -- the bytes of an attempt, and its answer: the same for both drivers -------------------
+
+    def remember_headers(self, node: NodeConfig) -> None:
+        """Encode ``node``'s fixed header lines once; each request then only joins them."""
+        self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
+
+    def forget_headers(self, node: NodeConfig) -> None:
+        self._fixed_heads.pop(node, None)
+
+    def encode_for(self, call: Exchange, node: NodeConfig) -> bytes:
+        """The request's bytes for ``node``; then ``spec.on_send``, as they are about to be
+        written. Drivers call it once they hold a connection and pass the result straight to
+        the exchange, not through a local: a bulk request is megabytes, and keeping it alive
+        while the answer is parsed changes the heap's layout enough to cost a fresh page fault
+        per 4 KiB on every request (measured as 0.2 us of CPU per bulk document)."""
+        spec = call.spec
+        target = node.path_prefix + spec.target if node.path_prefix else spec.target
+        request = encode_request(
+            spec.method, target, self._fixed_heads[node], call.headers, call.body
+        )
+        if spec.on_send is not None:
+            spec.on_send()
+        return request
+
+    @staticmethod
+    def answer(
+        spec: RequestSpec, node: NodeConfig, head: ResponseHead, body: bytes, started: float
+    ) -> Response:
+        """The attempt's answer, classified (``build_response`` raises for non-2xx)."""
+        return build_response(
+            head,
+            body,
+            node=node.url,
+            duration=time.monotonic() - started,
+            ignore=spec.ignore,
+            head_request=spec.method == "HEAD",
+        )
 
     def _on_node_failure(self) -> None:
         """A node was ejected: drivers start their background prober (and sniffing)."""

@@ -39,12 +39,12 @@ class RequestSpec:
     """This call's retry policy instead of the client's; a caller that owns retries itself
     (the bulk indexer re-queues failed items) passes ``RetryPolicy(max_attempts=1)``."""
     on_send: Callable[[], None] | None = None
-    """Called by the blocking transport in the calling thread just before each attempt writes
-    its request, once it has a connection. The threaded bulk indexer wakes its producer here
-    rather than earlier: a producer woken earlier takes the GIL while this thread still has to
-    get a connection and send, and this thread then waits for the interpreter's switch
-    interval (5 ms) with the server idle. (The asyncio transport does not call it: there the
-    producer and the senders share one thread.)"""
+    """Called by the transport just before each attempt writes its request, once it has a
+    connection. The threaded bulk indexer wakes its producer here rather than earlier: a
+    producer woken earlier takes the GIL while this thread still has to get a connection and
+    send, and this thread then waits for the interpreter's switch interval (5 ms) with the
+    server idle. (The asyncio bulk indexer has no use for it: its producer and senders share
+    one thread.)"""
 
     @property
     def target(self) -> str:

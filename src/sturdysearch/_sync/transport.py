@@ -20,9 +20,7 @@ from sturdysearch._core.config import ClientConfig
 from sturdysearch._core.driver import Call, Exchange, TransportBase, probe_exchange
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
-from sturdysearch._core.http1 import encode_head_block, encode_request
 from sturdysearch._core.nodes import NodeConfig
-from sturdysearch._core.outcome import build_response
 from sturdysearch._core.plan import ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
@@ -78,7 +76,6 @@ class Transport(TransportBase):
         needs_tls = any(node.is_tls for node in config.nodes)
         self._ssl_context = build_ssl_context(config.tls) if needs_tls else None
         self.pools: dict[NodeConfig, NodePool] = {}
-        self._fixed_heads: dict[NodeConfig, bytes] = {}
         for node in config.nodes:
             self._add_node(node)
         self._wake = threading.Condition(self._lock)
@@ -94,7 +91,7 @@ class Transport(TransportBase):
         self.pools[node] = NodePool(
             node, self.config.pool, self.config.tls, self._ssl_context, self.config.timeouts.connect
         )
-        self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
+        self.remember_headers(node)
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Per node URL: ``open``, ``idle`` and ``in_use`` connections."""
@@ -190,7 +187,6 @@ class Transport(TransportBase):
         pool = self.pools.get(node)
         if pool is None:
             raise TransportError("the node left the cluster (sniffing)", node=node.url)
-        target = node.path_prefix + spec.target if node.path_prefix else spec.target
         t0 = _monotonic()
         deadline = call.deadline
         conn = pool.acquire(deadline)
@@ -203,7 +199,7 @@ class Transport(TransportBase):
                 raise TransportError("hedge lost before sending", node=node.url)
         try:
             head, data, reusable = conn.exchange(
-                self._encode(call, node, target),
+                self.encode_for(call, node),
                 head_request=spec.method == "HEAD",
                 deadline=deadline,
                 read_timeout=call.read_timeout,
@@ -214,27 +210,7 @@ class Transport(TransportBase):
             pool.release(conn, reusable=False)
             raise
         pool.release(conn, reusable=reusable)
-        return build_response(
-            head,
-            data,
-            node=node.url,
-            duration=_monotonic() - t0,
-            ignore=spec.ignore,
-            head_request=spec.method == "HEAD",
-        )
-
-    def _encode(self, call: Exchange, node: NodeConfig, target: str) -> bytes:
-        """The request's bytes; then ``spec.on_send``, as they are about to be written. (Passed
-        straight to ``exchange``, not kept in a local: a bulk request is megabytes, and keeping
-        it alive while the answer is parsed changes the heap's layout enough to cost a fresh
-        page fault per 4 KiB on every request, measured as 0.2 us of CPU per bulk document.)"""
-        spec = call.spec
-        request = encode_request(
-            spec.method, target, self._fixed_heads[node], call.headers, call.body
-        )
-        if spec.on_send is not None:
-            spec.on_send()
-        return request
+        return self.answer(spec, node, head, data, t0)
 
     # -- hedged reads ------------------------------------------------------------------------
 
@@ -393,6 +369,6 @@ class Transport(TransportBase):
             stale = [node for node in self.pools if node not in keep]
             pools = [self.pools.pop(node) for node in stale]
             for node in stale:
-                self._fixed_heads.pop(node, None)
+                self.forget_headers(node)
         for pool in pools:
             pool.close()
