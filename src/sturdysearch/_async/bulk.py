@@ -29,24 +29,28 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sturdysearch._core.bulk.answer import FILTER_PATH
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
+from sturdysearch._core.bulk.driving import (
+    batch_event,
+    bulk_params,
+    bulk_path,
+    dead_letter_error,
+    item_results,
+    make_config,
+)
 from sturdysearch._core.bulk.encode import (
     action_line,
     encode_source,
     id_text,
     item_meta,
-    split_item,
     update_body,
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
-from sturdysearch._core.request import RequestSpec, index_segment
+from sturdysearch._core.request import RequestSpec
 from sturdysearch._sync.bulk import ONE_ATTEMPT
 from sturdysearch._sync.deadletter import DeadLetterFile, default_path
 from sturdysearch.errors import (
-    ConfigError,
-    DeadLetterError,
     SerializationError,
     SturdySearchError,
     TransportError,
@@ -57,7 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("sturdysearch")
 _monotonic = time.monotonic
-_CONFIG_FIELDS = frozenset(f.name for f in fields(BulkConfig))
 
 
 class AsyncBulkIndexer:
@@ -82,24 +85,12 @@ class AsyncBulkIndexer:
         config: BulkConfig | None = None,
         **options: Any,
     ) -> None:
-        unknown = sorted(set(options) - _CONFIG_FIELDS)
-        if unknown:
-            raise ConfigError(f"unknown AsyncBulkIndexer option(s) {', '.join(unknown)}")
-        if config is not None and options:
-            raise ConfigError("give config= or individual options, not both")
-        self.config = config or BulkConfig(**options)
+        self.config = make_config("AsyncBulkIndexer", config, options)
         self.default_index = index
         self._client = client
         self._tracer = client.tracer
-        self._path = f"/{index_segment(index)}/_bulk" if index else "/_bulk"
-        query: dict[str, Any] = {
-            "filter_path": FILTER_PATH,
-            "timeout": f"{max(1, int(self.config.request_timeout / 2))}s",
-            "refresh": refresh,
-            "pipeline": pipeline,
-            **(params or {}),
-        }
-        self._params = {k: v for k, v in query.items() if v is not None}
+        self._path = bulk_path(index)
+        self._params = bulk_params(self.config, refresh, pipeline, params)
         self._on_success = on_success
         self._on_failure = on_failure
         self._on_progress = on_progress
@@ -381,26 +372,10 @@ class AsyncBulkIndexer:
         await self._write_dead(engine.drain())
         if self._tracer.active:
             self._tracer.emit(
-                "bulk.batch",
-                kind=batch.kind,
-                actions=len(batch),
-                bytes=batch.nbytes,
-                outcome=settlement.verdict,
-                error=None if failure is None else type(failure).__name__,
-                status=getattr(failure, "status", None) if failure is not None else 200,
-                succeeded=settlement.succeeded,
-                retried=settlement.retried,
-                dead_lettered=settlement.dead_lettered,
-                retry_delay=settlement.delay,
-                duration=now - started,
+                "bulk.batch", **batch_event(batch, settlement, failure, now - started)
             )
         if self._on_success is not None:
-            for line, op, status, result in settlement.successes:
-                action, _ = split_item(line)
-                meta = orjson.loads(action).get(op, {})
-                item = ItemResult(
-                    op, meta.get("_id"), meta.get("_index", self.default_index), status, result
-                )
+            for item in item_results(settlement, self.default_index):
                 self._hook(self._on_success, item)
         if self._on_progress is not None:
             self._hook(self._on_progress, engine.stats())
@@ -506,12 +481,8 @@ class AsyncBulkIndexer:
 
     def _raise_if_stopped(self) -> None:
         if self._dl_error is not None:
-            raise DeadLetterError(
-                f"cannot write the dead-letter file {self._dead_letters.path}: "
-                f"{self._dl_error}; {len(self._unwritten)} dead-letter record(s) are in this "
-                "exception's .records: save them, fix the cause, then replay them",
-                path=self._dead_letters.path,
-                records=self._unwritten,
+            raise dead_letter_error(
+                self._dead_letters.path, self._dl_error, self._unwritten
             ) from self._dl_error
         if self._engine.fatal is not None:
             raise self._engine.fatal

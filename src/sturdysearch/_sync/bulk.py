@@ -36,9 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sturdysearch._core.bulk.answer import FILTER_PATH
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
+from sturdysearch._core.bulk.driving import (
+    batch_event,
+    bulk_params,
+    bulk_path,
+    dead_letter_error,
+    item_results,
+    make_config,
+)
 from sturdysearch._core.bulk.encode import (
     OPTIONS,
     action_line,
@@ -46,16 +53,14 @@ from sturdysearch._core.bulk.encode import (
     encode_source,
     id_text,
     item_meta,
-    split_item,
     update_body,
 )
-from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine, Settlement
-from sturdysearch._core.request import RequestSpec, index_segment
+from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
+from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._sync.deadletter import DeadLetterFile, default_path
 from sturdysearch.errors import (
     ConfigError,
-    DeadLetterError,
     SerializationError,
     SturdySearchError,
     TransportError,
@@ -70,7 +75,6 @@ _dumps = orjson.dumps
 
 #: The transport makes one attempt per bulk request; the engine decides about the next one.
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
-_CONFIG_FIELDS = frozenset(f.name for f in fields(BulkConfig))
 #: ``null`` in orjson's output may be a NaN or infinity it wrote as null (a compiled search is
 #: several times cheaper than ``bytes.__contains__`` for this).
 _has_null = re.compile(b"null").search
@@ -146,32 +150,12 @@ class BulkIndexer:
         config: BulkConfig | None = None,
         **options: Any,
     ) -> None:
-        unknown = sorted(set(options) - _CONFIG_FIELDS)
-        if unknown:
-            raise ConfigError(
-                f"unknown BulkIndexer option(s) {', '.join(unknown)}; the options are "
-                f"{', '.join(sorted(_CONFIG_FIELDS))}"
-            )
-        if config is not None and options:
-            raise ConfigError("give config= or individual options, not both")
-        self.config = config or BulkConfig(**options)
+        self.config = make_config("BulkIndexer", config, options)
         self.default_index = index
         self._client = client
         self._tracer = client.tracer
-        self._path = f"/{index_segment(index)}/_bulk" if index else "/_bulk"
-        query: dict[str, Any] = {
-            "filter_path": FILTER_PATH,
-            # The server gives up waiting for an unavailable primary shard before the client
-            # gives up on the request, so the answer says which items failed (503 per item)
-            # instead of the whole request being lost.
-            "timeout": f"{max(1, int(self.config.request_timeout / 2))}s",
-        }
-        if refresh is not None:
-            query["refresh"] = refresh
-        if pipeline is not None:
-            query["pipeline"] = pipeline
-        query.update(params or {})
-        self._params = {k: v for k, v in query.items() if v is not None}
+        self._path = bulk_path(index)
+        self._params = bulk_params(self.config, refresh, pipeline, params)
         self._on_success = on_success
         self._on_failure = on_failure
         self._on_progress = on_progress
@@ -643,9 +627,12 @@ class BulkIndexer:
         if letters:
             self._write_dead(letters)
         if self._tracer.active:
-            self._trace(batch, settlement, now - started, failure)
+            self._tracer.emit(
+                "bulk.batch", **batch_event(batch, settlement, failure, now - started)
+            )
         if settlement.successes and self._on_success is not None:
-            self._report_successes(settlement)
+            for item in item_results(settlement, self.default_index):
+                self._hook(self._on_success, item)
         if stats is not None:
             self._hook(self._on_progress, stats)
         return following, following_timeout
@@ -707,20 +694,6 @@ class BulkIndexer:
         if stats is not None:
             self._hook(self._on_progress, stats)
 
-    def _report_successes(self, settlement: Settlement) -> None:
-        assert self._on_success is not None
-        for line, op, status, result in settlement.successes:
-            action, _ = split_item(line)
-            meta = orjson.loads(action).get(op, {})
-            item = ItemResult(
-                op=op,
-                id=meta.get("_id"),
-                index=meta.get("_index", self.default_index),
-                status=status,
-                result=result,
-            )
-            self._hook(self._on_success, item)
-
     def _hook(self, hook: Callable[[Any], None] | None, value: Any) -> None:
         if hook is None:
             return
@@ -728,28 +701,6 @@ class BulkIndexer:
             hook(value)
         except Exception:
             logger.exception("BulkIndexer hook %r failed", hook)
-
-    def _trace(
-        self,
-        batch: Batch,
-        settlement: Settlement,
-        duration: float,
-        failure: SturdySearchError | None,
-    ) -> None:
-        self._tracer.emit(
-            "bulk.batch",
-            kind=batch.kind,
-            actions=len(batch),
-            bytes=batch.nbytes,
-            outcome=settlement.verdict,
-            error=None if failure is None else type(failure).__name__,
-            status=getattr(failure, "status", None) if failure is not None else 200,
-            succeeded=settlement.succeeded,
-            retried=settlement.retried,
-            dead_lettered=settlement.dead_lettered,
-            retry_delay=settlement.delay,
-            duration=duration,
-        )
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -778,13 +729,9 @@ class BulkIndexer:
         if self._dl_error is not None:
             with self._cond:
                 records = list(self._unwritten)
-            raise DeadLetterError(
-                f"cannot write the dead-letter file {self._dead_letters.path}: "
-                f"{self._dl_error}; {len(records)} dead-letter record(s) are in this "
-                "exception's .records: save them, fix the cause, then replay them",
-                path=self._dead_letters.path,
-                records=records,
-            ) from self._dl_error
+            raise dead_letter_error(self._dead_letters.path, self._dl_error, records) from (
+                self._dl_error
+            )
         fatal = self._engine.fatal
         if fatal is not None:
             raise fatal
