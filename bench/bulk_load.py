@@ -534,7 +534,9 @@ def main() -> None:
     else:
         from sturdysearch.testing.cluster import LocalCluster, ServerSpec
 
-        with LocalCluster(ServerSpec.parse(SERVER), nodes=1, heap=args.heap) as cluster:
+        with LocalCluster(
+            ServerSpec.parse(SERVER), nodes=1, heap=args.heap, optimize_for_startup=False
+        ) as cluster:
             pids = [str(node.pid) for node in cluster.nodes if node.pid is not None]
             os.environ["BENCH_SERVER_PIDS"] = ",".join(pids)
             results = run(args, cluster.urls[0])
