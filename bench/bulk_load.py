@@ -392,6 +392,11 @@ def _try(url: str, kind: str, n: int, params: dict[str, Any]) -> dict[str, Any] 
 def sweep(args: argparse.Namespace, url: str) -> dict[str, dict[str, Any]]:
     """Each contender's fastest setting on ``--sweep-docs`` documents."""
     chosen: dict[str, dict[str, Any]] = {}
+    if not args.no_sweep:
+        # The node's JIT compiles the indexing path during its first minute of load: without a
+        # warm-up the first settings tried would be measured on a slower server than the last.
+        print("  warming the node up (raw replay, not measured)", flush=True)
+        _try(url, "raw", args.sweep_docs, {"threads": 2, "max_bytes": 5 * MIB})
     for name, (kind, grid) in CONTENDERS.items():
         if not grid or (args.only and not any(word in name for word in args.only)):
             continue
@@ -515,7 +520,7 @@ def main() -> None:
         "--redo",
         type=int,
         default=2,
-        help=f"runs redone when other processes used more than {DISTURBED:.0%} of the machine",
+        help=f"runs redone when other processes used more than {DISTURBED * 100:.0f}%% of the machine",
     )
     parser.add_argument("--url", help="use this node instead of starting one")
     parser.add_argument("--heap", default="1g", help="JVM heap of the started node")
