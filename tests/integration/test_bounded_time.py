@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +16,7 @@ from sturdysearch.errors import (
     ReadTimeout,
     TransportError,
 )
+from sturdysearch.testing import ports
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
 
@@ -88,24 +87,8 @@ def test_slow_but_steady_answer_within_deadline_succeeds(
 @pytest.fixture
 def unaccepting_listener() -> Iterator[str]:
     """A port whose accept queue is full: the kernel ignores further SYNs, so connect hangs."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    # Fill the accept queue (its size is backlog + 1 on Linux) without ever accepting.
-    for _ in range(8):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            s.connect(("127.0.0.1", port))
-        fillers.append(s)
-    try:
+    with ports.unaccepting_port() as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        for s in fillers:
-            s.close()
-        server.close()
 
 
 def test_server_that_never_accepts_gives_connect_timeout(

@@ -23,6 +23,7 @@ from sturdysearch.errors import (
     MalformedResponseError,
     ReadTimeout,
 )
+from sturdysearch.testing import ports
 from sturdysearch.testing.loops import run_clean
 from sturdysearch.tls import TLSConfig
 
@@ -558,24 +559,8 @@ def closed_port() -> int:
 @pytest.fixture
 def unaccepting_port() -> Iterator[int]:
     """A port whose accept queue is full: the kernel ignores further SYNs, so connect hangs."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    # Fill the accept queue (its size is backlog + 1 on Linux) without ever accepting.
-    for _ in range(8):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            s.connect(("127.0.0.1", port))
-        fillers.append(s)
-    try:
+    with ports.unaccepting_port() as port:
         yield port
-    finally:
-        for s in fillers:
-            s.close()
-        server.close()
 
 
 def test_connect_to_a_closed_port_is_refused() -> None:

@@ -8,9 +8,11 @@ other programs is accepted (a node that cannot bind fails fast, with the reason 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 _LOWEST = 20000
@@ -54,3 +56,28 @@ def allocate_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             if len(chosen) == count:
                 return chosen
     raise OSError(f"could not find {count} free TCP ports on {host} between {lower} and {upper}")
+
+
+@contextlib.contextmanager
+def unaccepting_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A listening port whose accept queue is full: the kernel ignores further SYNs, so a
+    connect to it hangs until the client's own timeout (what a server too busy to accept, or
+    a firewall dropping packets, looks like)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind((host, 0))
+    server.listen(0)
+    port: int = server.getsockname()[1]
+    fillers = []
+    # Fill the accept queue (its size is backlog + 1 on Linux) without ever accepting.
+    for _ in range(8):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect((host, port))
+        fillers.append(s)
+    try:
+        yield port
+    finally:
+        for s in fillers:
+            s.close()
+        server.close()
