@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sturdysearch._core.bulk.answer import decode_answer
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
@@ -41,9 +42,9 @@ from sturdysearch._core.bulk.driving import (
 )
 from sturdysearch._core.bulk.encode import (
     action_line,
-    encode_source,
     id_text,
     item_meta,
+    source_line,
     update_body,
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
@@ -190,11 +191,11 @@ class AsyncBulkIndexer:
         extra = {"retry_on_conflict": retry_on_conflict, **(meta or {})}
         metadata = item_meta(id, index, routing, extra)
         try:
-            source = encode_source(body)
+            source = source_line(body)
         except SerializationError as exc:
             await self._reject(unserializable("update", metadata, body, exc))
             return
-        await self._put(action_line("update", metadata) + source + b"\n", script is None)
+        await self._put(action_line("update", metadata) + source, script is None)
 
     async def delete(
         self,
@@ -251,7 +252,7 @@ class AsyncBulkIndexer:
         meta: Mapping[str, Any] | None,
     ) -> None:
         try:
-            source = encode_source(document)
+            source = source_line(document)
         except SerializationError as exc:
             await self._reject(
                 unserializable(op, item_meta(id, index, routing, meta), document, exc)
@@ -262,7 +263,7 @@ class AsyncBulkIndexer:
         else:
             extra = {"pipeline": pipeline, **(meta or {})}
             head = action_line(op, item_meta(id, index, routing, extra))
-        await self._put(head + source + b"\n", id is not None)
+        await self._put(head + source, id is not None)
 
     async def _put(self, line: bytes, safe: bool) -> None:
         if self._cond is None:
@@ -350,6 +351,7 @@ class AsyncBulkIndexer:
             long_running=True,
             content_type="application/x-ndjson",
             retry=ONE_ATTEMPT,
+            decode=decode_answer,
         )
         started = _monotonic()
         body: Any = None

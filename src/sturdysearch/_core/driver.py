@@ -140,6 +140,7 @@ class TransportBase:
             duration=time.monotonic() - started,
             ignore=spec.ignore,
             head_request=spec.method == "HEAD",
+            decode=spec.decode,
         )
 
     def _on_node_failure(self) -> None:

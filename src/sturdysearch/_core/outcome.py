@@ -6,6 +6,7 @@ Keeping this here means the sync and async call loops differ only in how they wa
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from typing import Any
 
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
@@ -90,8 +91,10 @@ def build_response(
     duration: float,
     ignore: frozenset[int],
     head_request: bool,
+    decode: Callable[[bytes], Any] | None = None,
 ) -> Response:
-    """Turn a complete answer into a ``Response``, or raise its typed ``ApiError``."""
+    """Turn a complete answer into a ``Response``, or raise its typed ``ApiError``.
+    ``decode`` parses a 2xx JSON body instead of orjson (``RequestSpec.decode``)."""
     status = head.status
     data = decode_body(head, data, node)
     if 200 <= status < 300 or status in ignore:
@@ -102,7 +105,7 @@ def build_response(
             error = parse_error_body(status, head.headers, data, node)
             body = error.body
         elif _is_json(head):
-            body = decode_json_body(status, data, node)
+            body = decode_json_body(status, data, node, decode)
         elif not data:
             body = None
         else:

@@ -45,6 +45,11 @@ class RequestSpec:
     send, and this thread then waits for the interpreter's switch interval (5 ms) with the
     server idle. (The asyncio bulk indexer has no use for it: its producer and senders share
     one thread.)"""
+    decode: Callable[[bytes], Any] | None = None
+    """Parses a 2xx JSON answer instead of ``orjson.loads`` (it raises ``ValueError`` for
+    what is not JSON, which the transport reports as ``MalformedResponseError``, as usual).
+    The bulk indexers recognise an all-success answer from its bytes with it
+    (``bulk.answer.decode_answer``) instead of building a dict per item."""
 
     @property
     def target(self) -> str:

@@ -7,7 +7,7 @@ bytes of the body when it is not JSON (an HTML page from a proxy or load balance
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -143,13 +143,16 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def decode_json_body(status: int, data: bytes, node: str) -> Any:
-    """Parse a 2xx body; a non-JSON one raises ``MalformedResponseError`` with its first bytes."""
+def decode_json_body(
+    status: int, data: bytes, node: str, decode: Callable[[bytes], Any] | None = None
+) -> Any:
+    """Parse a 2xx body (with ``decode`` instead of ``orjson.loads`` if given); a non-JSON one
+    raises ``MalformedResponseError`` with its first bytes."""
     if not data:
         return None
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        return orjson.loads(data) if decode is None else decode(data)
+    except ValueError as exc:  # orjson.JSONDecodeError is one
         raise errors.MalformedResponseError(
             f"the server answered {status} with a body that is not JSON ({exc}); first bytes: "
             f"{data[:200]!r}",

@@ -25,7 +25,6 @@ import atexit
 import logging
 import os
 import random
-import re
 import threading
 import time
 import weakref
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sturdysearch._core.bulk.answer import decode_answer
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
@@ -47,12 +47,14 @@ from sturdysearch._core.bulk.driving import (
     make_config,
 )
 from sturdysearch._core.bulk.encode import (
-    OPTIONS,
+    LINE,
     action_line,
     default,
     encode_source,
+    has_null,
     id_text,
     item_meta,
+    source_line,
     update_body,
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
@@ -75,9 +77,6 @@ _dumps = orjson.dumps
 
 #: The transport makes one attempt per bulk request; the engine decides about the next one.
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
-#: ``null`` in orjson's output may be a NaN or infinity it wrote as null (a compiled search is
-#: several times cheaper than ``bytes.__contains__`` for this).
-_has_null = re.compile(b"null").search
 _INDEX_NO_ID = b'{"index":{}}\n'
 _INDEX_ID = b'{"index":{"_id":'
 _CREATE_ID = b'{"create":{"_id":'
@@ -233,31 +232,31 @@ class BulkIndexer:
         ``unknown`` rather than risk a duplicate. ``meta`` adds action metadata
         (``version``, ``version_type``, ``if_seq_no``...). Blocks while the memory bound is
         reached; a document that cannot be serialized is dead-lettered, not raised."""
+        # encode.source_line(), inlined: this is the path of almost every document.
         source: bytes | None = None
         if type(document) is dict:
             try:
-                source = _dumps(document, default=default, option=OPTIONS)
+                source = _dumps(document, default=default, option=LINE)
             except TypeError:
                 source = None
             else:
-                if _has_null(source):
+                if has_null(source):
                     source = None  # a None, or a NaN orjson turned into null: look closer
         if source is None:
             try:
-                source = encode_source(document)
+                source = encode_source(document) + b"\n"
             except SerializationError as exc:
                 self._unserializable("index", item_meta(id, index, routing, meta), document, exc)
                 return
         if index is not None or routing is not None or pipeline is not None or meta is not None:
             extra = {"pipeline": pipeline, **(meta or {})}
             action = action_line("index", item_meta(id, index, routing, extra))
-            self._put(action + source + b"\n", id is not None)
+            self._put(action + source, id is not None)
             return
         if id is None:
-            line = _INDEX_NO_ID + source + b"\n"
+            line = _INDEX_NO_ID + source
         else:
-            line = _INDEX_ID + _dumps(id if type(id) is str else id_text(id)) + _END_META
-            line += source + b"\n"
+            line = _INDEX_ID + _dumps(id if type(id) is str else id_text(id)) + _END_META + source
         # _put() inlined: this is the path of almost every document.
         with self._lock:
             if self._stopping:
@@ -283,16 +282,16 @@ class BulkIndexer:
         """Create ``document`` under ``id``; if the id exists the action is dead-lettered
         (409). ``id=None`` lets the server generate one (data streams), not idempotent."""
         try:
-            source = encode_source(document)
+            source = source_line(document)
         except SerializationError as exc:
             self._unserializable("create", item_meta(id, index, routing, meta), document, exc)
             return
         if id is not None and index is None and routing is None and pipeline is None and not meta:
-            self._put(_CREATE_ID + _dumps(id_text(id)) + _END_META + source + b"\n", True)
+            self._put(_CREATE_ID + _dumps(id_text(id)) + _END_META + source, True)
             return
         extra = {"pipeline": pipeline, **(meta or {})}
         action = action_line("create", item_meta(id, index, routing, extra))
-        self._put(action + source + b"\n", id is not None)
+        self._put(action + source, id is not None)
 
     def update(
         self,
@@ -316,11 +315,11 @@ class BulkIndexer:
         extra = {"retry_on_conflict": retry_on_conflict, **(meta or {})}
         metadata = item_meta(id, index, routing, extra)
         try:
-            source = encode_source(body)
+            source = source_line(body)
         except SerializationError as exc:
             self._unserializable("update", metadata, body, exc)
             return
-        self._put(action_line("update", metadata) + source + b"\n", script is None)
+        self._put(action_line("update", metadata) + source, script is None)
 
     def delete(
         self,
@@ -590,6 +589,7 @@ class BulkIndexer:
             content_type="application/x-ndjson",
             retry=ONE_ATTEMPT,
             on_send=self._wake_producer,
+            decode=decode_answer,
         )
         self._woken.flag = False
         started = _monotonic()

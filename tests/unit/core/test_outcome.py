@@ -91,6 +91,33 @@ def test_2xx_non_json_raises_malformed(data: bytes) -> None:
     assert info.value.body_prefix == data
 
 
+def test_a_callers_decoder_parses_2xx_json_only() -> None:
+    seen: list[bytes] = []
+
+    def decode(data: bytes) -> Any:
+        seen.append(data)
+        if data.startswith(b"<"):
+            raise ValueError("not what was expected")
+        return ("decoded", data)
+
+    def built(status: int, data: bytes, **kw: Any) -> Any:
+        return build_response(
+            head(status), data, node=NODE, duration=0.5, head_request=False, decode=decode, **kw
+        )
+
+    assert built(200, b'{"a": 1}', ignore=frozenset()).body == ("decoded", b'{"a": 1}')
+    assert built(200, b"", ignore=frozenset()).body is None  # nothing to decode
+    with pytest.raises(errors.MalformedResponseError, match="not what was expected") as info:
+        built(200, b"<html>", ignore=frozenset())
+    assert info.value.body_prefix == b"<html>"
+    # error answers are read as always, also when the status is ignored
+    with pytest.raises(errors.BadRequestError):
+        built(400, b'{"error": {"type": "x", "reason": "y"}}', ignore=frozenset())
+    ignored = built(404, b'{"found": false}', ignore=frozenset({404}))
+    assert ignored.body == {"found": False}
+    assert seen == [b'{"a": 1}', b"<html>"]
+
+
 def test_gzip_body_decoded() -> None:
     payload = orjson.dumps({"hits": {"hits": [{"_id": str(i)} for i in range(50)]}})
     r = build(

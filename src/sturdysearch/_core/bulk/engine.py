@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sturdysearch._core.budget import RetryBudget
-from sturdysearch._core.bulk.answer import BadAnswer, answer_items, item_error
+from sturdysearch._core.bulk.answer import BadAnswer, UniformAnswer, answer_items, item_error
 from sturdysearch._core.bulk.classify import classify_item, classify_request
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats
 from sturdysearch._core.bulk.deadletter import DeadLetter
@@ -438,10 +438,14 @@ class BulkEngine:
         return self._open is None and not self._ready and not self._retry and self.in_flight == 0
 
     def settle_answer(self, batch: Batch, body: Any, now: float, rand: float) -> Settlement:
-        """A 2xx answer arrived for ``batch``: check it, then give every action its fate."""
+        """A 2xx answer arrived for ``batch``: check it, then give every action its fate.
+        ``body`` is the parsed answer, or a ``UniformAnswer`` (see ``answer.decode_answer``)."""
         try:
-            items = answer_items(body, len(batch.lines))
-            counts, failures, successes = self._read_items(batch, items)
+            if type(body) is UniformAnswer:
+                counts, failures, successes = self._read_uniform(batch, body)
+            else:
+                items = answer_items(body, len(batch.lines))
+                counts, failures, successes = self._read_items(batch, items)
         except BadAnswer as exc:
             return self._settle_failure(
                 batch, "lost", None, f"untrustworthy answer: {exc}", now, rand
@@ -487,6 +491,19 @@ class BulkEngine:
             settlement.delay, settlement.retried, dead = self._schedule(retry, now, rand, None)
             settlement.dead_lettered += dead
         return settlement
+
+    def _read_uniform(
+        self, batch: Batch, answer: UniformAnswer
+    ) -> tuple[dict[str, int], list[tuple[int, int, str | None, str, str]], list[Any]]:
+        """``_read_items`` for an answer whose every item is the same success."""
+        lines = batch.lines
+        if answer.count != len(lines):
+            raise BadAnswer(f"the answer has {answer.count} items for {len(lines)} actions")
+        successes: list[Any] = []
+        if self.collect_successes:
+            fate = (answer.op, answer.status, answer.result)
+            successes = [(line, *fate) for line in lines]
+        return {answer.result: answer.count}, [], successes
 
     def _read_items(
         self, batch: Batch, items: list[Any]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import math
+import types
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,6 +19,7 @@ from sturdysearch._core.bulk.encode import (
     encode_source,
     id_text,
     raw_source,
+    source_line,
     split_item,
 )
 from sturdysearch.errors import SerializationError
@@ -37,10 +42,44 @@ def test_plain_document_is_compact_json() -> None:
         ({"o": object()}, "document['o']"),
     ],
 )
-def test_bad_values_are_refused_with_their_path(doc: dict[str, Any], path: str) -> None:
+@pytest.mark.parametrize("encode", [encode_source, source_line])
+def test_bad_values_are_refused_with_their_path(
+    doc: dict[str, Any], path: str, encode: Callable[[Any], bytes]
+) -> None:
     with pytest.raises(SerializationError) as info:
-        encode_source(doc)
+        encode(doc)
     assert info.value.path == path
+
+
+class _Flag(str):
+    pass
+
+
+@dataclasses.dataclass
+class _Inner:
+    n: int
+    when: datetime.datetime
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"a": 1, "b": [1, 2.5, "x"], "c": {"d": True}},
+        {"a": None, "b": "null", "c": [None]},  # null in the output: the careful path decides
+        {1: "int key", "b": {2.5: "float key", None: "none key"}},  # orjson needs an option
+        {_Flag("k"): _Flag("v")},  # str subclasses
+        {"m": collections.OrderedDict(z=1, a=2), "p": types.MappingProxyType({"x": [1]})},
+        {"inner": _Inner(3, datetime.datetime(2024, 5, 1, 12, 30))},
+        {"id": uuid.UUID(int=7), "day": datetime.date(2024, 5, 1)},
+        {"text": 'line\nbreak \u2028 "quoted" \\'},
+        {"big": 2**63 - 1, "small": -(2**63), "tiny": 5e-324},
+        collections.OrderedDict(a=1),  # not a dict: the careful path only
+        _Inner(1, datetime.datetime(2024, 1, 1)),
+        b'{"raw": true}',
+    ],
+)
+def test_the_fast_line_is_the_careful_encoding_plus_a_newline(doc: Any) -> None:
+    assert source_line(doc) == encode_source(doc) + b"\n"
 
 
 def test_cycle_is_refused() -> None:

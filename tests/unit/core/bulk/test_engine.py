@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sturdysearch import errors
+from sturdysearch._core.bulk.answer import UniformAnswer
 from sturdysearch._core.bulk.config import BulkConfig
 from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.bulk.engine import ADDED, DEAD, FULL, WAKE, Batch, BulkEngine
@@ -271,6 +272,38 @@ def test_results_are_counted() -> None:
     stats = engine.stats()
     assert (stats.updated, stats.noop, stats.deleted, stats.not_found) == (1, 1, 1, 1)
     assert stats.succeeded == 4
+
+
+def test_a_uniform_answer_settles_like_the_parsed_one() -> None:
+    engine, batch = _one_batch()
+    parsed_engine, parsed_batch = _one_batch()
+    s = engine.settle_answer(batch, UniformAnswer("index", "updated", 200, 4), 0.0, 0.5)
+    body = {"errors": False, "items": [{"index": {"status": 200, "result": "updated"}}] * 4}
+    p = parsed_engine.settle_answer(parsed_batch, body, 0.0, 0.5)
+    assert (s.verdict, s.succeeded, s.retried, s.dead_lettered) == ("answered", 4, 0, 0)
+    assert s.successes == p.successes == [(line(i), "index", 200, "updated") for i in range(4)]
+    assert engine.stats() == parsed_engine.stats() and engine.stats().updated == 4
+    check(engine)
+
+
+def test_a_uniform_answer_collects_no_successes_unless_asked() -> None:
+    engine = BulkEngine(config(max_actions=2))
+    for i in range(2):
+        engine.add(line(i), True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    s = engine.settle_answer(batch, UniformAnswer("create", "created", 201, 2), 0.0, 0.5)
+    assert s.succeeded == 2 and s.successes == [] and engine.stats().created == 2
+    check(engine)
+
+
+@pytest.mark.parametrize("count", [3, 5])
+def test_a_uniform_answer_with_the_wrong_count_is_a_lost_request(count: int) -> None:
+    engine, batch = _one_batch()
+    s = engine.settle_answer(batch, UniformAnswer("index", "created", 201, count), 0.0, 0.5)
+    assert s.verdict == "lost" and s.retried == 4 and f"{count} items for 4" in s.reason
+    assert engine.succeeded == 0
+    check(engine)
 
 
 @pytest.mark.parametrize(
