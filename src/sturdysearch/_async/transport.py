@@ -172,7 +172,7 @@ class AsyncTransport(TransportBase):
         conn = await pool.acquire(call.deadline)
         try:
             head, body, reusable = await conn.exchange(
-                self.encode_for(call, node),
+                _joined(self.encode_for(call, node)),
                 head_request=spec.method == "HEAD",
                 deadline=call.deadline,
                 read_timeout=call.read_timeout,
@@ -327,3 +327,10 @@ class AsyncTransport(TransportBase):
         for node in [n for n in self.pools if n not in self.health.nodes]:
             self._drop_node(node)
         return list(self.health.nodes)
+
+
+def _joined(request: tuple[bytes, bytes | None]) -> bytes:
+    """Head and body as one buffer: asyncio's transports copy what they cannot send at once
+    into their own buffer anyway (and ``writelines`` joins), so one write is the cheap way."""
+    head, body = request
+    return head if body is None else head + body

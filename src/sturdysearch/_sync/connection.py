@@ -30,6 +30,28 @@ _RECV_SIZE = 256 * 1024
 _monotonic = time.monotonic
 
 
+def _send_both(sock: socket.socket, head: bytes, body: bytes, deadline: Deadline) -> None:
+    """``sendall(head + body)`` without making that buffer: one ``sendmsg`` writes both, and
+    partial writes go on from where they stopped. Each wait is bounded by what is left of the
+    deadline (``TimeoutError`` once it has passed), as ``sendall`` bounds its whole run."""
+    pending = [memoryview(head), memoryview(body)]
+    while True:
+        sent = sock.sendmsg(pending)
+        while sent:
+            size = len(pending[0])
+            if sent < size:
+                pending[0] = pending[0][sent:]
+                break
+            sent -= size
+            del pending[0]
+        if not pending:
+            return
+        remaining = deadline.at - _monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
+
+
 class Connection:
     """A connected socket to one node. Not thread-safe: the pool hands it to one caller at a
     time."""
@@ -75,6 +97,7 @@ class Connection:
     def exchange(
         self,
         data: bytes,
+        body: bytes | None = None,
         *,
         head_request: bool,
         deadline: Deadline,
@@ -82,7 +105,7 @@ class Connection:
         hedge_at: float | None = None,
         on_hedge: Callable[[], None] | None = None,
     ) -> tuple[ResponseHead, bytes, bool]:
-        """Send ``data`` and read one whole response.
+        """Send ``data`` (then ``body``, if given) and read one whole response.
 
         ``on_hedge`` is called once if no complete response has arrived by ``hedge_at``
         (monotonic time); the read goes on after it. Returns ``(head, body, reusable)``. Raises ``ConnectionError`` (with ``request_sent``),
@@ -96,7 +119,12 @@ class Connection:
             raise DeadlineExceeded("the call's deadline passed before the request was sent")
         try:
             sock.settimeout(remaining)
-            sock.sendall(data)
+            if not body:
+                sock.sendall(data)
+            elif isinstance(sock, ssl.SSLSocket):
+                sock.sendall(data + body)  # encrypted into records of its own anyway: one call
+            else:
+                _send_both(sock, data, body, deadline)
         except TimeoutError:
             raise DeadlineExceeded(
                 "the call's deadline passed while sending the request (the server is not reading)",

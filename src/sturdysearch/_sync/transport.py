@@ -199,7 +199,7 @@ class Transport(TransportBase):
                 raise TransportError("hedge lost before sending", node=node.url)
         try:
             head, data, reusable = conn.exchange(
-                self.encode_for(call, node),
+                *self.encode_for(call, node),
                 head_request=spec.method == "HEAD",
                 deadline=deadline,
                 read_timeout=call.read_timeout,

@@ -12,6 +12,7 @@ from sturdysearch._core.http1 import (
     ResponseParser,
     encode_head_block,
     encode_request,
+    encode_request_head,
     parse_head,
 )
 
@@ -623,6 +624,9 @@ def test_encode_body_framed_by_content_length(method: str, body: bytes) -> None:
     assert lines[-1] == b"content-length: %d" % len(body)
     assert b"content-type: application/json" in lines
     assert sum(1 for line in lines if line.lower().startswith(b"content-length:")) == 1
+    # the head alone, for drivers that write head and body without joining them
+    alone = encode_request_head(method, "/x", FIXED, {"content-type": "application/json"}, body)
+    assert alone == head + sep
 
 
 def test_encode_extra_headers_after_fixed_block() -> None:
