@@ -289,19 +289,6 @@ def encode_head_block(headers: Iterable[tuple[str, str]]) -> bytes:
     return "".join(lines).encode("latin-1")
 
 
-def encode_request(
-    method: str,
-    target: str,
-    fixed_block: bytes,
-    extra_headers: Mapping[str, str] | None,
-    body: bytes | None,
-) -> bytes:
-    """Serialize a request: request line, the node's fixed header block, per-call headers, the
-    body framed by Content-Length."""
-    head = encode_request_head(method, target, fixed_block, extra_headers, body)
-    return head if body is None else head + body
-
-
 def encode_request_head(
     method: str,
     target: str,
@@ -309,9 +296,10 @@ def encode_request_head(
     extra_headers: Mapping[str, str] | None,
     body: bytes | None,
 ) -> bytes:
-    """Everything of :func:`encode_request` but the body: a driver that can write the two
-    with one system call (``sendmsg``) need not copy a megabyte of bulk body behind a few
-    hundred bytes of head."""
+    """Serialize a request's head: request line, the node's fixed header block, per-call
+    headers, and the Content-Length that frames ``body``. The body itself is not copied in: a
+    driver that can write the two with one system call (``sendmsg``) need not copy a megabyte
+    of bulk body behind a few hundred bytes of head."""
     if not _METHOD.fullmatch(method):
         raise ValueError(f"invalid HTTP method {method[:20]!r}")
     _check_header_text(target, "request target")

@@ -230,8 +230,10 @@ def test_concurrency_limit_and_aimd() -> None:
 # -- outcomes ------------------------------------------------------------------------------
 
 
-def _one_batch(n: int = 4, *, safe: bool = True, **kw: Any) -> tuple[BulkEngine, Batch]:
-    engine = BulkEngine(config(max_actions=n, **kw), collect_successes=True)
+def _one_batch(
+    n: int = 4, *, safe: bool = True, collect: bool = True, **kw: Any
+) -> tuple[BulkEngine, Batch]:
+    engine = BulkEngine(config(max_actions=n, **kw), collect_successes=collect)
     for i in range(n):
         engine.add(line(i, safe=safe), safe, 0.0)
     batch = engine.take(0.0)
@@ -287,11 +289,7 @@ def test_a_uniform_answer_settles_like_the_parsed_one() -> None:
 
 
 def test_a_uniform_answer_collects_no_successes_unless_asked() -> None:
-    engine = BulkEngine(config(max_actions=2))
-    for i in range(2):
-        engine.add(line(i), True, 0.0)
-    batch = engine.take(0.0)
-    assert batch is not None
+    engine, batch = _one_batch(2, collect=False)
     s = engine.settle_answer(batch, UniformAnswer("create", "created", 201, 2), 0.0, 0.5)
     assert s.succeeded == 2 and s.successes == [] and engine.stats().created == 2
     check(engine)
