@@ -8,8 +8,8 @@ Documents go through orjson at full speed; the checks :func:`sturdysearch._core.
 adds (a NaN or an infinity would silently be stored as ``null``, an unsupported type or a cycle
 must name its field) run only when the fast output could hide such a value, i.e. when it
 contains ``null`` or orjson refused the document. The fast path also leaves out the orjson
-options for numpy values and non-string keys (``OPT_NON_STR_KEYS`` alone makes orjson ~60%
-slower on a plain log document): without them orjson refuses such a document, which then
+options for numpy values and non-string keys (together they made orjson ~60% slower on a
+plain log document): without them orjson refuses such a document, which then
 takes the careful path, where the options apply. Either way a document encodes to the same
 bytes.
 """
