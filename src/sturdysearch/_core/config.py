@@ -88,7 +88,8 @@ class ClientConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     sniff: SniffConfig = field(default_factory=SniffConfig)
     hedge_after: float | None = None
-    """Seconds after which an unanswered idempotent read is also sent to another node."""
+    """Seconds after which an unanswered idempotent call is also sent to another node (never
+    a ``long_running`` one: bulk requests and waits for tasks are slow by nature)."""
 
     def __repr__(self) -> str:
         auth = "<redacted>" if self.authorization else None

@@ -259,7 +259,9 @@ class TransportBase:
             guard=guard,
             tracer=self.tracer,
         )
-        hedging = spec.idempotent and len(self.health.nodes) > 1
+        # A long-running call (a bulk request, a wait for a task) is slow by nature: a hedge
+        # after ``hedge_after`` would send it twice nearly every time.
+        hedging = spec.idempotent and not spec.long_running and len(self.health.nodes) > 1
         return Call(
             spec=spec,
             plan=plan,
