@@ -26,7 +26,6 @@ Flows here:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -166,7 +165,7 @@ class FlowRun(Generic[T]):
             limit = remaining if limit is None else min(limit, remaining)
         if limit == step.timeout:
             return step
-        return dataclasses.replace(step, timeout=limit)
+        return step._replace(timeout=limit)
 
 
 # -- detection ---------------------------------------------------------------------------------
@@ -269,7 +268,7 @@ def update_with_retry(
                 if_seq_no=current["_seq_no"],
                 if_primary_term=current["_primary_term"],
             )
-        write = dataclasses.replace(write, idempotent=False)
+        write = write._replace(idempotent=False)
         try:
             written = yield write
         except ConflictError as exc:
