@@ -30,10 +30,7 @@ RULES: list[tuple[str, str]] = [
     (r"\b__aexit__\b", "__exit__"),
     (r"\bsturdysearch\._async\b", "sturdysearch._sync"),
     (r"\bAsyncTransport\b", "Transport"),
-    (r"\bAsyncIndicesClient\b", "IndicesClient"),
-    (r"\bAsyncClusterClient\b", "ClusterClient"),
-    (r"\bAsyncCatClient\b", "CatClient"),
-    (r"\bAsyncTasksClient\b", "TasksClient"),
+    (r"\bAsyncRootApi\b", "RootApi"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncClient\b", "Client"),
 ]

@@ -26,26 +26,38 @@ from sturdysearch._core.results import (
     GetResult,
     MultiGetResult,
     MultiSearchResult,
+    PointInTime,
     SearchResult,
     WriteResult,
 )
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.timeouts import Timeouts
 from sturdysearch._sync.bulk import BulkIndexer, bulk_index, replay_dead_letters
-from sturdysearch._sync.client import Client, IndicesClient
+from sturdysearch._sync.client import Client
 
 if TYPE_CHECKING:
-    from sturdysearch._async.client import AsyncClient, AsyncIndicesClient
+    from sturdysearch._async.api.indices import AsyncIndicesClient
+    from sturdysearch._async.client import AsyncClient
+    from sturdysearch._sync.api.indices import IndicesClient
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
     # AsyncClient is imported on first use: a blocking program never loads asyncio machinery.
-    if name in ("AsyncClient", "AsyncIndicesClient"):
+    if name == "AsyncClient":
         from sturdysearch._async import client
 
-        return getattr(client, name)
+        return client.AsyncClient
+    # The namespaces are imported on first use too (see ``_async/api/root.py``).
+    if name == "AsyncIndicesClient":
+        from sturdysearch._async.api import indices
+
+        return indices.AsyncIndicesClient
+    if name == "IndicesClient":
+        from sturdysearch._sync.api import indices as sync_indices
+
+        return sync_indices.IndicesClient
     raise AttributeError(f"module 'sturdysearch' has no attribute {name!r}")
 
 
@@ -67,6 +79,7 @@ __all__ = [
     "ItemResult",
     "MultiGetResult",
     "MultiSearchResult",
+    "PointInTime",
     "Response",
     "ResponseMeta",
     "RetryPolicy",

@@ -6,6 +6,8 @@
     ├── ConfigError              bad client configuration, raised at construction (also ValueError)
     ├── SerializationError       a body or document that cannot be turned into JSON (also TypeError)
     ├── DeadLetterError          the bulk indexer could not write its dead-letter file (also OSError)
+    ├── UnsupportedApiError      the connected server's flavor or version has no such API; raised
+    │                            before anything is sent
     ├── TransportError           could not get a usable answer from the cluster
     │   ├── ConnectionError          refused, reset, or closed; ``.request_sent`` says whether the
     │   │   │                        request may have reached the server
@@ -64,6 +66,7 @@ __all__ = [
     "TLSError",
     "TooManyRequestsError",
     "TransportError",
+    "UnsupportedApiError",
 ]
 
 
@@ -109,6 +112,12 @@ class DeadLetterError(SturdySearchError, OSError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class UnsupportedApiError(SturdySearchError):
+    """The server this client talks to has no such API (another flavor's, or another version's),
+    so the call was refused before sending. The message names the flavor, the version and the
+    nearest equivalent where one exists."""
 
 
 class TransportError(SturdySearchError):

@@ -23,6 +23,7 @@ PACKAGE_ALL = [
     "ItemResult",
     "MultiGetResult",
     "MultiSearchResult",
+    "PointInTime",
     "Response",
     "ResponseMeta",
     "RetryPolicy",
@@ -58,6 +59,7 @@ ERRORS_ALL = [
     "TLSError",
     "TooManyRequestsError",
     "TransportError",
+    "UnsupportedApiError",
 ]
 
 

@@ -55,7 +55,7 @@ from typing import Any
 
 from sturdysearch._core.request import RequestSpec, index_segment
 from sturdysearch._core.serialize import dumps
-from sturdysearch.errors import ApiError, MalformedResponseError
+from sturdysearch.errors import ApiError, MalformedResponseError, UnsupportedApiError
 
 logger = logging.getLogger("sturdysearch")
 
@@ -221,7 +221,10 @@ class Dialect:
         nobody closes, which the server drops after ``keep_alive``; losing the whole scan to one
         reset connection would be worse."""
         if self.pit is None:
-            raise ValueError(f"{self.describe()} has no point-in-time API; use scroll")
+            raise UnsupportedApiError(
+                f"{self.describe()} has no point-in-time API (Elasticsearch 7.10+, OpenSearch "
+                "2.4+); use scroll"
+            )
         suffix = "_pit" if self.pit == "elasticsearch" else "_search/point_in_time"
         return RequestSpec(
             "POST",
@@ -241,6 +244,8 @@ class Dialect:
 
     def close_pit(self, pit_id: str, *, timeout: float | None) -> RequestSpec:
         """Close a PIT; a PIT already gone is not an error (404 ignored)."""
+        if self.pit is None:
+            raise UnsupportedApiError(f"{self.describe()} has no point-in-time API")
         body: dict[str, Any]
         if self.pit == "elasticsearch":
             path, body = "/_pit", {"id": pit_id}

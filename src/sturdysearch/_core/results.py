@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sturdysearch._core.responses import Response, error_class
-from sturdysearch.errors import ApiError
+from sturdysearch.errors import ApiError, MalformedResponseError
 
 R = TypeVar("R", bound="TypedResponse")
 
@@ -100,6 +100,21 @@ def total_hits(body: Any) -> tuple[int, str] | None:
         return (value, relation) if value is not None else None
     value = _int(total)
     return (value, "eq") if value is not None else None
+
+
+class PointInTime(TypedResponse):
+    """An opened point in time, whatever the flavor calls its id (``id`` on Elasticsearch,
+    ``pit_id`` on OpenSearch)."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> str:
+        """The PIT id to put in searches (``"pit": {"id": ...}``) and to close."""
+        value = self._get("id") or self._get("pit_id")
+        if not isinstance(value, str) or not value:
+            raise MalformedResponseError(f"opening a point in time returned no id: {self.body!r}")
+        return value
 
 
 class SearchResult(TypedResponse):

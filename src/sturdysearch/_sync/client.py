@@ -15,14 +15,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterator, Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from sturdysearch._sync.api.root import RootApi
 from sturdysearch._sync.transport import Transport
 from sturdysearch._core import api, flows, results
 from sturdysearch._core.config import ClientConfig, build_config
 from sturdysearch._core.dialect import Dialect, ServerInfo, dialect_for
+from sturdysearch._core.endpoint import Endpoint, adjust, build, merge_query
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
@@ -35,7 +37,7 @@ logger = logging.getLogger("sturdysearch")
 T = TypeVar("T")
 
 
-class Client:
+class Client(RootApi):
     """A client for one Elasticsearch or OpenSearch cluster. Create one per cluster and share it
     across threads; close it (or use ``with``) when done.
 
@@ -63,10 +65,7 @@ class Client:
         self.config: ClientConfig = build_config(hosts, **options)
         self.tracer = Tracer()
         self._transport = Transport(self.config, retry=retry, tracer=self.tracer)
-        self.indices = IndicesClient(self)
-        self.cluster = ClusterClient(self)
-        self.cat = CatClient(self)
-        self.tasks = TasksClient(self)
+        self._client = self  # the generated API methods reach the client the same way everywhere
         self._dialect: Dialect | None = None
         self._dialect_mark: tuple[tuple[str, int, bool], ...] = ()
         self._warned: set[str] = set()
@@ -151,6 +150,32 @@ class Client:
         """Run a prepared :class:`RequestSpec` (the API layer's building block)."""
         return self._transport.perform(spec)
 
+    def _call(
+        self,
+        endpoint: Endpoint,
+        parts: Mapping[str, Any],
+        query: Mapping[str, Any] | None,
+        body: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
+        ignore: int | Collection[int],
+    ) -> Response:
+        """One call of a generated API method. An endpoint that every supported server serves
+        alike is sent without knowing the server; any other first learns what the server is
+        (``dialect()``, cached) so that the right URL form is chosen, or ``UnsupportedApiError``
+        is raised before sending."""
+        flavor: str | None = None
+        version: tuple[int, int, int] | None = None
+        if not endpoint.plain:
+            server = (self.dialect()).server
+            if server is not None:
+                flavor, version = server.flavor, server.version_tuple
+        spec = build(
+            endpoint, flavor, version, parts, query, body, params, headers, timeout, ignore
+        )
+        return self._transport.perform(spec)
+
     def _run_flow(
         self, flow: flows.Flow[T], *, timeout: float | None = None, long_running: bool = False
     ) -> T:
@@ -225,26 +250,7 @@ class Client:
         ``GET /_nodes/_local``). Transport failures still raise."""
         return self._run_flow(flows.ping(timeout=timeout), timeout=timeout)
 
-    # -- documents -------------------------------------------------------------------------
-
-    def index(self, **kwargs: Any) -> results.WriteResult:
-        """``index(index=, document=, id=None, refresh=None, op_type=None, if_seq_no=None,
-        if_primary_term=None, routing=None, pipeline=None, params=None, timeout=None)``.
-        Returns a :class:`WriteResult` (``.seq_no``, ``.primary_term``, ``.version``)."""
-        return results.WriteResult.of(self._transport.perform(api.index(**kwargs)))
-
-    def create(self, **kwargs: Any) -> results.WriteResult:
-        """``create(index=, id=, document=, refresh=None, ...)``: raises ``ConflictError`` if
-        the id exists."""
-        return results.WriteResult.of(self._transport.perform(api.create(**kwargs)))
-
-    def update(self, **kwargs: Any) -> results.WriteResult:
-        """``update(index=, id=, doc=None, script=None, upsert=None, doc_as_upsert=None,
-        scripted_upsert=None, detect_noop=None, retry_on_conflict=None, if_seq_no=None,
-        if_primary_term=None, refresh=None, routing=None, source=None, body=None, ...)``:
-        exactly one of ``doc``/``script``. Resent after a lost answer only when that cannot
-        apply it twice (see ``_core.api.update``)."""
-        return results.WriteResult.of(self._transport.perform(api.update(**kwargs)))
+    # -- helpers over the API ----------------------------------------------------------------
 
     def update_with_retry(
         self,
@@ -278,52 +284,79 @@ class Client:
             timeout=timeout,
         )
 
-    def get(self, **kwargs: Any) -> results.GetResult:
-        """``get(index=, id=, source=None, routing=None, realtime=None, ...)``: raises
-        ``NotFoundError`` for a missing document (or pass ``ignore=404``)."""
-        return results.GetResult.of(self._transport.perform(api.get(**kwargs)))
-
-    def get_or_none(self, **kwargs: Any) -> results.GetResult | None:
+    def get_or_none(
+        self,
+        *,
+        index: str,
+        id: Any,
+        source: Any = None,
+        routing: str | None = None,
+        realtime: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> results.GetResult | None:
         """Like :meth:`get`, but ``None`` when the document does not exist. A missing *index*
         still raises ``NotFoundError``: a misspelt index name should not look like an empty
         one."""
-        return results.found_or_none(self._transport.perform(api.get(**kwargs, ignore=404)))
+        spec = api.get(
+            index=index,
+            id=id,
+            source=source,
+            routing=routing,
+            realtime=realtime,
+            params=params,
+            timeout=timeout,
+            ignore=404,
+        )
+        return results.found_or_none(self._transport.perform(adjust(spec, headers, ())))
 
-    def mget(self, **kwargs: Any) -> results.MultiGetResult:
-        """``mget(index=None, ids=None, docs=None, source=None, routing=None, realtime=None,
-        refresh=None, body=None, ...)``: ``.docs`` in the order asked."""
-        return results.MultiGetResult.of(self._transport.perform(api.mget(**kwargs)))
+    def open_point_in_time(
+        self,
+        *,
+        index: str | Sequence[str],
+        keep_alive: str,
+        routing: str | None = None,
+        preference: str | None = None,
+        expand_wildcards: str | None = None,
+        ignore_unavailable: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> results.PointInTime:
+        """Open a point in time in the server's own dialect: ``POST /{index}/_pit`` on
+        Elasticsearch 7.10+, ``POST /{index}/_search/point_in_time`` on OpenSearch 2.4+ (where
+        the spec calls it ``create_pit``). ``.id`` is the id either way. Raises
+        ``UnsupportedApiError`` on a server without point in time (OpenSearch 1.x)."""
+        dialect = self.dialect()
+        names = list(index) if not isinstance(index, str) else index
+        spec = dialect.open_pit(names, keep_alive, timeout=timeout)
+        query = {
+            k: v
+            for k, v in (
+                ("routing", routing),
+                ("preference", preference),
+                ("expand_wildcards", expand_wildcards),
+                ("ignore_unavailable", ignore_unavailable),
+            )
+            if v is not None
+        }
+        spec = adjust(spec, headers, (), merge_query(params, query))
+        return results.PointInTime.of(self._transport.perform(spec))
 
-    def exists(self, **kwargs: Any) -> bool:
-        """``exists(index=, id=)``: whether the document exists."""
-        response = self._transport.perform(api.exists(**kwargs))
-        return bool(response.body)
-
-    def delete(self, **kwargs: Any) -> results.WriteResult:
-        """``delete(index=, id=, refresh=None, if_seq_no=None, if_primary_term=None, ...)``."""
-        return results.WriteResult.of(self._transport.perform(api.delete(**kwargs)))
-
-    def search(self, **kwargs: Any) -> results.SearchResult:
-        """``search(index=None, body=None, query=None, size=None, from_=None, sort=None,
-        aggs=None, source=None, search_after=None, track_total_hits=None, params=None,
-        timeout=None)``. ``.hits``, and ``.total`` whatever form the server sent it in."""
-        return results.SearchResult.of(self._transport.perform(api.search(**kwargs)))
-
-    def msearch(self, **kwargs: Any) -> results.MultiSearchResult:
-        """``msearch(searches=[header, body, header, body, ...], index=None, ...)``.
-        ``.responses`` holds a ``SearchResult`` or the typed ``ApiError`` per search."""
-        return results.MultiSearchResult.of(self._transport.perform(api.msearch(**kwargs)))
-
-    def search_template(self, **kwargs: Any) -> results.SearchResult:
-        """``search_template(index=None, id=None, source=None, params=None, ...)``: a mustache
-        template filled with ``params`` (user input goes there, JSON-escaped by the server)."""
-        response = self._run_flow(flows.single(api.search_template(**kwargs)))
-        return results.SearchResult.of(response)
-
-    def render_search_template(self, **kwargs: Any) -> Response:
-        """``render_search_template(id=None, source=None, params=None)``: the rendered search
-        body under ``template_output``."""
-        return self._run_flow(flows.single(api.render_search_template(**kwargs)))
+    def close_point_in_time(
+        self,
+        *,
+        id: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """Close a point in time in the server's dialect (``DELETE /_pit`` on Elasticsearch,
+        ``DELETE /_search/point_in_time`` on OpenSearch, where the spec calls it
+        ``delete_pit``). One already gone is not an error."""
+        dialect = self.dialect()
+        spec = adjust(dialect.close_pit(id, timeout=timeout), headers, ())
+        return self._transport.perform(spec)
 
     def scan(
         self,
@@ -372,189 +405,3 @@ class Client:
                 step = run.abandon(time.monotonic())
                 while not isinstance(step, flows.Done):
                     step = self._flow_step(run, step)
-
-    def delete_by_query(
-        self,
-        *,
-        wait_for_completion: bool = True,
-        long_running: bool = False,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> results.ByQueryResult:
-        """``delete_by_query(index=, query=, conflicts=None, max_docs=None, refresh=None,
-        routing=None, slices=None, ...)``. Runs as a server task polled until done within
-        ``timeout`` (``long_running=True`` allows more than 300 s); on the deadline
-        ``DeadlineExceeded`` names the task, which keeps running. ``wait_for_completion=False``
-        returns at once with ``.task``."""
-        return self._run_flow(
-            flows.by_query(api.delete_by_query(**kwargs), wait_for_completion=wait_for_completion),
-            timeout=timeout,
-            long_running=long_running,
-        )
-
-    def update_by_query(
-        self,
-        *,
-        wait_for_completion: bool = True,
-        long_running: bool = False,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> results.ByQueryResult:
-        """``update_by_query(index=, query=None, script=None, conflicts=None, ...)``; runs as a
-        server task, like :meth:`delete_by_query`."""
-        return self._run_flow(
-            flows.by_query(api.update_by_query(**kwargs), wait_for_completion=wait_for_completion),
-            timeout=timeout,
-            long_running=long_running,
-        )
-
-    def count(self, **kwargs: Any) -> Response:
-        """``count(index=None, body=None, query=None, params=None, timeout=None)``."""
-        return self._transport.perform(api.count(**kwargs))
-
-    def bulk(
-        self,
-        *,
-        operations: Iterable[Mapping[str, Any]],
-        index: str | None = None,
-        refresh: bool | str | None = None,
-        params: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-    ) -> Response:
-        """A raw ``_bulk`` call. Its answer may be HTTP 200 with ``errors: true``: check the
-        items, or use :class:`BulkIndexer`, which accounts for every document."""
-        return self._transport.perform(
-            api.bulk(
-                operations=operations, index=index, refresh=refresh, params=params, timeout=timeout
-            )
-        )
-
-
-class IndicesClient:
-    """``client.indices``: index-level calls."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(self, **kwargs: Any) -> Response:
-        """``create(index=, mappings=None, settings=None, aliases=None, body=None, ...)``."""
-        return self._client.perform(api.indices_create(**kwargs))
-
-    def delete(self, **kwargs: Any) -> Response:
-        """``delete(index=, ignore=())``."""
-        return self._client.perform(api.indices_delete(**kwargs))
-
-    def exists(self, **kwargs: Any) -> bool:
-        """``exists(index=)``."""
-        response = self._client.perform(api.indices_exists(**kwargs))
-        return bool(response.body)
-
-    def refresh(self, **kwargs: Any) -> Response:
-        """``refresh(index=None)``."""
-        return self._client.perform(api.refresh(**kwargs))
-
-    def get_mapping(self, **kwargs: Any) -> Response:
-        """``get_mapping(index=None)``: ``{index: {"mappings": {...}}}``."""
-        return self._client.perform(api.indices_get_mapping(**kwargs))
-
-    def put_mapping(self, **kwargs: Any) -> Response:
-        """``put_mapping(index=, properties=None, dynamic=None, body=None)``."""
-        return self._client.perform(api.indices_put_mapping(**kwargs))
-
-    def get_settings(self, **kwargs: Any) -> Response:
-        """``get_settings(index=None, name=None, include_defaults=None, flat_settings=None)``."""
-        return self._client.perform(api.indices_get_settings(**kwargs))
-
-    def put_settings(self, **kwargs: Any) -> Response:
-        """``put_settings(settings=, index=None, preserve_existing=None)``."""
-        return self._client.perform(api.indices_put_settings(**kwargs))
-
-    def put_alias(self, **kwargs: Any) -> Response:
-        """``put_alias(index=, name=, filter=None, routing=None, is_write_index=None)``."""
-        return self._client.perform(api.indices_put_alias(**kwargs))
-
-    def delete_alias(self, **kwargs: Any) -> Response:
-        """``delete_alias(index=, name=, ignore=())``."""
-        return self._client.perform(api.indices_delete_alias(**kwargs))
-
-    def get_alias(self, **kwargs: Any) -> Response:
-        """``get_alias(index=None, name=None, ignore=())``: ``{index: {"aliases": {...}}}``."""
-        return self._client.perform(api.indices_get_alias(**kwargs))
-
-    def update_aliases(self, **kwargs: Any) -> Response:
-        """``update_aliases(actions=[{"add": {...}}, {"remove": {...}}])``, atomically."""
-        return self._client.perform(api.indices_update_aliases(**kwargs))
-
-
-class ClusterClient:
-    """``client.cluster``: cluster-level calls."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def health(
-        self,
-        *,
-        raise_on_timeout: bool = True,
-        **kwargs: Any,
-    ) -> results.ClusterHealth:
-        """``health(index=None, wait_for_status=None, wait_for_nodes=None,
-        wait_for_active_shards=None, wait_for_events=None, wait_for_no_relocating_shards=None,
-        wait_for_no_initializing_shards=None, level=None, local=None, timeout=None)``.
-
-        A ``wait_for_*`` condition is waited for server-side within this call's deadline. If it
-        is not met, raises ``ApiError`` (status 408) saying what the health was, or with
-        ``raise_on_timeout=False`` returns the report with ``.timed_out`` True."""
-        spec = api.cluster_health(**kwargs, default_timeout=self._client.config.timeouts.total)
-        return results.cluster_health(self._client.perform(spec), raise_on_timeout)
-
-
-class CatClient:
-    """``client.cat``: the ``_cat`` APIs as lists of dicts, numbers typed (sizes in bytes)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def aliases(self, *, name: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        return results.cat_rows((self._cat("aliases", name, **kwargs)).body)
-
-    def allocation(
-        self,
-        *,
-        node_id: str | None = None,
-        **kwargs: Any,
-    ) -> list[dict[str, Any]]:
-        return results.cat_rows((self._cat("allocation", node_id, **kwargs)).body)
-
-    def count(self, *, index: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        return results.cat_rows((self._cat("count", index, **kwargs)).body)
-
-    def health(self, **kwargs: Any) -> list[dict[str, Any]]:
-        return results.cat_rows((self._cat("health", None, **kwargs)).body)
-
-    def indices(self, *, index: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        return results.cat_rows((self._cat("indices", index, **kwargs)).body)
-
-    def nodes(self, **kwargs: Any) -> list[dict[str, Any]]:
-        return results.cat_rows((self._cat("nodes", None, **kwargs)).body)
-
-    def shards(self, *, index: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        return results.cat_rows((self._cat("shards", index, **kwargs)).body)
-
-    def _cat(self, what: str, target: str | None, **kwargs: Any) -> Response:
-        return self._client.perform(api.cat(what, target=target, **kwargs))
-
-
-class TasksClient:
-    """``client.tasks``: server tasks (background ``*_by_query`` runs, among others)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def get(self, **kwargs: Any) -> Response:
-        """``get(task_id=)``: ``completed``, and ``response`` or ``error`` once done."""
-        return self._client.perform(api.tasks_get(**kwargs))
-
-    def cancel(self, **kwargs: Any) -> Response:
-        """``cancel(task_id=)``: ask the task to stop."""
-        return self._client.perform(api.tasks_cancel(**kwargs))

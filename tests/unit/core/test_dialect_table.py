@@ -18,7 +18,7 @@ from sturdysearch._core.dialect import (
     parse_server_info,
     with_hint,
 )
-from sturdysearch.errors import BadRequestError, MalformedResponseError
+from sturdysearch.errors import BadRequestError, MalformedResponseError, UnsupportedApiError
 
 NODE = "http://127.0.0.1:9200"
 
@@ -134,8 +134,10 @@ def test_pit_id_missing_is_malformed() -> None:
 
 
 def test_no_pit_on_opensearch_1() -> None:
-    with pytest.raises(ValueError, match="no point-in-time API"):
+    with pytest.raises(UnsupportedApiError, match="no point-in-time API"):
         dialect_for(server("opensearch", "1.3.20")).open_pit("i", "1m", timeout=None)
+    with pytest.raises(UnsupportedApiError, match="no point-in-time API"):
+        dialect_for(server("opensearch", "1.3.20")).close_pit("x", timeout=None)
 
 
 def test_dialect_is_a_frozen_value() -> None:

@@ -48,6 +48,7 @@ def test_every_public_error_is_covered() -> None:
         errors.ConfigError,
         errors.SerializationError,
         errors.DeadLetterError,
+        errors.UnsupportedApiError,
         *API_CLASSES,
         *TRANSPORT_CLASSES,
     }
@@ -244,3 +245,10 @@ def test_api_error_defaults() -> None:
     assert exc.error_type is None and exc.reason is None and exc.body is None
     assert exc.root_cause == [] and exc.headers == {} and exc.node is None
     assert exc.retry_after is None
+
+
+def test_unsupported_api_error_is_not_an_api_error_and_pickles() -> None:
+    exc = errors.UnsupportedApiError("OpenSearch has no open_point_in_time API")
+    assert not isinstance(exc, errors.ApiError)  # nothing was sent: the cluster said nothing
+    assert isinstance(exc, errors.SturdySearchError)
+    assert str(roundtrip(exc)) == str(exc)
