@@ -139,13 +139,15 @@ _TAG = re.compile(r"@(rest_spec_name|availability)\s+([^\n]*)")
 def ts_type(text: str) -> str:
     """Map a TypeScript type of the specification to the table's vocabulary."""
     t = text.strip().rstrip(";").strip()
-    if t.endswith("[]") or t.startswith("Array<"):
-        return "array"
-    if "|" in t:
+    if "|" in t and "<" not in t and "{" not in t:
         kinds = {ts_type(x) for x in t.split("|")}
         if "list" in kinds or ("string" in kinds and "array" in kinds):
             return "list"
         return kinds.pop() if len(kinds) == 1 else "any"
+    if t.endswith("[]") or t.startswith("Array<"):
+        return "array"
+    if t.startswith("{"):
+        return "object"
     if t in ("boolean",):
         return "boolean"
     if t in (

@@ -200,7 +200,7 @@ class AsyncCatClient:
     async def circuit_breaker(
         self,
         *,
-        circuit_breaker_patterns: str | None = None,
+        circuit_breaker_patterns: str | Sequence[str] | None = None,
         h: Mapping[str, Any] | None = None,
         local: bool | None = None,
         master_timeout: str | int | None = None,

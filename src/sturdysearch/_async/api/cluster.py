@@ -251,7 +251,7 @@ class AsyncClusterClient:
         include_defaults: bool | None = None,
         local: bool | None = None,
         master_timeout: str | int | None = None,
-        settings_filter: Sequence[Any] | None = None,
+        settings_filter: str | Sequence[str] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,

@@ -184,7 +184,7 @@ class AsyncFleetClient:
         post_filter: Mapping[str, Any] | None = None,
         profile: bool | None = None,
         query: Mapping[str, Any] | None = None,
-        rescore: Sequence[Any] | None = None,
+        rescore: Any | None = None,
         runtime_mappings: Mapping[str, Any] | None = None,
         script_fields: Mapping[str, Any] | None = None,
         search_after: Mapping[str, Any] | None = None,

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sturdysearch._core.apis import query_rules as _t
@@ -171,7 +171,7 @@ class AsyncQueryRulesClient:
         rule_id: str,
         ruleset_id: str,
         actions: Mapping[str, Any] | None = None,
-        criteria: Sequence[Any] | None = None,
+        criteria: Any | None = None,
         priority: int | None = None,
         type: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
@@ -204,7 +204,7 @@ class AsyncQueryRulesClient:
         self,
         *,
         ruleset_id: str,
-        rules: Sequence[Any] | None = None,
+        rules: Any | None = None,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,

@@ -297,7 +297,7 @@ class AsyncSnapshotClient:
         size: int | None = None,
         slm_policy_filter: str | None = None,
         sort: str | None = None,
-        state: Sequence[Any] | None = None,
+        state: Any | None = None,
         verbose: bool | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,

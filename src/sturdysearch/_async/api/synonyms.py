@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sturdysearch._core.apis import synonyms as _t
@@ -183,7 +183,7 @@ class AsyncSynonymsClient:
         id: str,
         append: bool | None = None,
         refresh: bool | str | None = None,
-        synonyms_set: Sequence[Any] | None = None,
+        synonyms_set: Any | None = None,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,

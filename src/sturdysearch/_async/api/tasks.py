@@ -28,7 +28,7 @@ class AsyncTasksClient:
         self,
         *,
         task_id: str,
-        actions: Sequence[Any] | None = None,
+        actions: str | Sequence[str] | None = None,
         nodes: Sequence[Any] | None = None,
         parent_task_id: str | None = None,
         wait_for_completion: bool | None = None,
@@ -96,7 +96,7 @@ class AsyncTasksClient:
     async def list(
         self,
         *,
-        actions: Sequence[Any] | None = None,
+        actions: str | Sequence[str] | None = None,
         detailed: bool | None = None,
         group_by: str | None = None,
         nodes: Sequence[Any] | None = None,

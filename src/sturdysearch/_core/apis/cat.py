@@ -85,7 +85,7 @@ CIRCUIT_BREAKER = Endpoint(
     ),
     None,
     idempotent_post=False,
-    list_parts=frozenset([]),
+    list_parts=frozenset(["circuit_breaker_patterns"]),
 )
 CLUSTER_MANAGER = Endpoint(
     "cat.cluster_manager",

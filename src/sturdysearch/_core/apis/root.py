@@ -510,7 +510,7 @@ HEALTH_REPORT = Endpoint(
     ),
     None,
     idempotent_post=False,
-    list_parts=frozenset([]),
+    list_parts=frozenset(["feature"]),
 )
 INDEX = Endpoint(
     "index",

@@ -1220,7 +1220,7 @@ GET_USER = Endpoint(
         "https://docs.opensearch.org/latest/security/access-control/api/#get-user",
     ),
     idempotent_post=False,
-    list_parts=frozenset([]),
+    list_parts=frozenset(["username"]),
 )
 GET_USER_LEGACY = Endpoint(
     "security.get_user_legacy",

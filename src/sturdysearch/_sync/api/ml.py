@@ -2688,7 +2688,7 @@ class MlClient:
         include: str | None = None,
         include_model_definition: bool | None = None,
         size: int | None = None,
-        tags: Sequence[Any] | None = None,
+        tags: str | Sequence[str] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,

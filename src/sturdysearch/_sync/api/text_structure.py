@@ -26,7 +26,7 @@ class TextStructureClient:
     def find_field_structure(
         self,
         *,
-        column_names: Sequence[Any] | None = None,
+        column_names: str | Sequence[str] | None = None,
         delimiter: str | None = None,
         documents_to_sample: int | None = None,
         ecs_compatibility: str | None = None,
@@ -97,7 +97,7 @@ class TextStructureClient:
     def find_message_structure(
         self,
         *,
-        column_names: Sequence[Any] | None = None,
+        column_names: str | Sequence[str] | None = None,
         delimiter: str | None = None,
         ecs_compatibility: str | None = None,
         explain: bool | None = None,
@@ -163,7 +163,7 @@ class TextStructureClient:
         *,
         body: Sequence[Mapping[str, Any] | str | bytes] | bytes,
         charset: str | None = None,
-        column_names: Sequence[Any] | None = None,
+        column_names: str | Sequence[str] | None = None,
         delimiter: str | None = None,
         ecs_compatibility: str | None = None,
         explain: bool | None = None,
