@@ -118,7 +118,10 @@ def entry(paths: list[str], params: dict[str, Any] | None = None) -> dict[str, A
 def test_majors_merge_into_version_ranges() -> None:
     merged = extract.es_merge(
         {
-            7: {"old": entry(["/_old"]), "get": entry(["/{index}/{type}/{id}", "/{index}/_doc/{id}"])},
+            7: {
+                "old": entry(["/_old"]),
+                "get": entry(["/{index}/{type}/{id}", "/{index}/_doc/{id}"]),
+            },
             8: {"old": entry(["/_old"]), "get": entry(["/{index}/_doc/{id}"])},
             9: {"get": entry(["/{index}/_doc/{id}"]), "new": entry(["/_new"])},
         }
