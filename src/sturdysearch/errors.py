@@ -257,9 +257,36 @@ class ApiError(SturdySearchError):
             text += f": {self.reason}"
         elif isinstance(self.body, str) and self.body:
             text += f": {self.body[:200]!r}"
+        cause = self.cause
+        if cause is not None:
+            text += f"; caused by {cause[0]}: {cause[1]}"
         if self.node:
             text += f" (node {self.node})"
         return text
+
+    @property
+    def failed_shards(self) -> list[dict[str, Any]]:
+        """The shard failures of a search phase error (``error.failed_shards``), each with its
+        ``index``, ``shard`` and ``reason``; empty for other errors."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        shards = error.get("failed_shards") if isinstance(error, dict) else None
+        return [s for s in shards if isinstance(s, dict)] if isinstance(shards, list) else []
+
+    @property
+    def cause(self) -> tuple[str, str] | None:
+        """``(type, reason)`` of what actually went wrong, when the top-level error only says
+        that something did: the first failed shard's reason of a search phase error ("all
+        shards failed"), else the first root cause that differs from the error itself. The
+        message carries it, as the peers' messages do."""
+        candidates: list[Any] = [s.get("reason") for s in self.failed_shards]
+        candidates += self.root_cause
+        for item in candidates:
+            if not isinstance(item, dict):
+                continue
+            kind, why = item.get("type"), item.get("reason")
+            if isinstance(why, str) and why and (kind, why) != (self.error_type, self.reason):
+                return (str(kind or "error"), why)
+        return None
 
     @property
     def retry_after(self) -> float | None:

@@ -242,8 +242,8 @@ def index(
         pipeline=pipeline,
     )
     if id is None:
-        if op_type == "create":
-            raise ValueError("op_type='create' needs an id")
+        # op_type=create without an id: the server generates one, as for a plain POST; a
+        # resend would create a second document, so it is never resent once it may have arrived
         return RequestSpec(
             "POST",
             f"/{index_segment(index)}/_doc",

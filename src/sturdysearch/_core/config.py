@@ -189,9 +189,13 @@ def build_config(
     for name, value in (headers or {}).items():
         if name.lower() == "authorization":
             raise ConfigError("pass credentials with basic_auth=, api_key= or bearer_auth=")
+        if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+            raise ConfigError(f"header {name!r} frames the request and is set by the client itself")
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
             raise ConfigError(f"header {name!r} contains a line break")
-        extra_headers.append((name, value))
+        # lower-case, so that they replace the built-in headers of the same name (accept,
+        # user-agent) instead of being sent beside them
+        extra_headers.append((name.lower(), value))
     return ClientConfig(
         nodes=tuple(nodes),
         timeouts=Timeouts(connect=connect_timeout, read=read_timeout, total=timeout),

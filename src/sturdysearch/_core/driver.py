@@ -9,6 +9,7 @@ import random
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
 from sturdysearch._core.budget import RetryBudget
@@ -32,6 +33,9 @@ logger = logging.getLogger("sturdysearch")
 COMPRESS_MIN = 1024
 
 
+#: Fixed headers a call may replace with its own (the framing ones it may not: see http1).
+_FIXED_NAMES = frozenset({"accept", "user-agent", "accept-encoding", "authorization"})
+
 #: The health probe: ``GET /``, every status returned (the driver judges it with
 #: ``probe_answer_ok``), never retried.
 PROBE_SPEC = RequestSpec("GET", "/", idempotent=True, ignore=frozenset(range(300, 600)))
@@ -47,6 +51,8 @@ class Exchange:
     body: bytes | None
     headers: dict[str, str]
     """Per-call headers (content type and encoding included), on top of the node's fixed ones."""
+    replaces: frozenset[str]
+    """Names of fixed headers (``accept``, ``user-agent``...) that ``headers`` replaces."""
 
 
 @dataclass(slots=True)
@@ -73,7 +79,7 @@ SNIFF_PATH = "/_nodes/http"
 
 def probe_exchange(now: float, budget: float) -> Exchange:
     """The exchange of one health probe with ``budget`` seconds."""
-    return Exchange(PROBE_SPEC, Deadline(now, budget), budget, None, {})
+    return Exchange(PROBE_SPEC, Deadline(now, budget), budget, None, {}, frozenset())
 
 
 class TransportBase:
@@ -93,6 +99,7 @@ class TransportBase:
         self.budget = RetryBudget(config.budget)
         self._closed = False
         self._fixed_heads: dict[NodeConfig, bytes] = {}
+        self._fixed_names = _FIXED_NAMES | {name for name, _ in config.headers}
         self._last_sniff = 0.0
         self._sniff_requested = config.sniff.on_start
         tls_nodes = [n.url for n in config.nodes if n.is_tls]
@@ -110,6 +117,11 @@ class TransportBase:
         """Encode ``node``'s fixed header lines once; each request then only joins them."""
         self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
 
+    def _fixed_without(self, node: NodeConfig, names: Collection[str]) -> bytes:
+        """``node``'s fixed header lines less those a call replaces (its own ``accept``, say):
+        the slow path, only for calls that override a fixed header."""
+        return encode_head_block((k, v) for k, v in self.header_pairs(node) if k not in names)
+
     def forget_headers(self, node: NodeConfig) -> None:
         self._fixed_heads.pop(node, None)
 
@@ -123,9 +135,10 @@ class TransportBase:
         enough to cost a page fault per 4 KiB on every request."""
         spec = call.spec
         target = node.path_prefix + spec.target if node.path_prefix else spec.target
-        head = encode_request_head(
-            spec.method, target, self._fixed_heads[node], call.headers, call.body
-        )
+        fixed = self._fixed_heads[node]
+        if call.replaces:
+            fixed = self._fixed_without(node, call.replaces)
+        head = encode_request_head(spec.method, target, fixed, call.headers, call.body)
         if spec.on_send is not None:
             spec.on_send()
         return head, call.body
@@ -244,7 +257,10 @@ class TransportBase:
             call_budget(self.config.timeouts, spec.timeout, long_running=spec.long_running),
         )
         body = spec.body
-        headers = dict(spec.headers) if spec.headers else {}
+        # Caller headers replace the client's of the same name, whatever their case: sent
+        # beside them, a second Content-Type or Accept is refused by the servers (400).
+        headers = {k.lower(): v for k, v in spec.headers.items()} if spec.headers else {}
+        replaces = frozenset(headers) & self._fixed_names if headers else frozenset()
         if body is not None:
             headers.setdefault("content-type", spec.content_type)
             if self.config.http_compress and len(body) >= COMPRESS_MIN:
@@ -269,6 +285,7 @@ class TransportBase:
             read_timeout=deadline.budget if spec.long_running else self.config.timeouts.read,
             body=body,
             headers=headers,
+            replaces=replaces,
             hedge_after=self.config.hedge_after if hedging else None,
         )
 
@@ -320,6 +337,9 @@ class TransportBase:
             headers.append(("accept-encoding", "gzip"))
         if self.config.authorization is not None:
             headers.append(("authorization", self.config.authorization.reveal()))
+        # the client's own ``headers=`` replace the built-in ones of the same name
+        own = {name for name, _ in self.config.headers}
+        headers = [(k, v) for k, v in headers if k not in own]
         headers.extend(self.config.headers)
         return headers
 

@@ -164,9 +164,10 @@ def test_if_seq_no_zero_is_given() -> None:
     assert spec.params == {"if_seq_no": 0, "if_primary_term": 1}
 
 
-def test_op_type_create_needs_id() -> None:
-    with pytest.raises(ValueError, match="needs an id"):
-        api.index(index="i", document={}, op_type="create")
+def test_op_type_create_without_id_lets_the_server_pick_one() -> None:
+    spec = api.index(index="i", document={}, op_type="create")
+    assert (spec.method, spec.path, spec.params) == ("POST", "/i/_doc", {"op_type": "create"})
+    assert spec.idempotent is False  # a resend would create a second document
 
 
 # -- idempotency -------------------------------------------------------------------------------

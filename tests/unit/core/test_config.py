@@ -219,7 +219,7 @@ def test_options_applied() -> None:
     )
     assert config.timeouts == Timeouts(connect=1, read=3, total=12)
     assert config.pool == PoolConfig(connections_per_node=4, idle_timeout=5)
-    assert config.headers == (("X-Opaque-Id", "app"),)
+    assert config.headers == (("x-opaque-id", "app"),)  # lower-cased: it replaces a built-in
     assert config.http_compress is True
 
 

@@ -252,3 +252,47 @@ def test_unsupported_api_error_is_not_an_api_error_and_pickles() -> None:
     assert not isinstance(exc, errors.ApiError)  # nothing was sent: the cluster said nothing
     assert isinstance(exc, errors.SturdySearchError)
     assert str(roundtrip(exc)) == str(exc)
+
+
+def test_a_search_phase_error_names_the_failed_shards_reason() -> None:
+    body = {
+        "error": {
+            "type": "search_phase_execution_exception",
+            "reason": "all shards failed",
+            "root_cause": [{"type": "query_shard_exception", "reason": "Failed to parse query"}],
+            "failed_shards": [
+                {
+                    "shard": 0,
+                    "index": "i",
+                    "reason": {
+                        "type": "query_shard_exception",
+                        "reason": "Failed to parse query [x]",
+                    },
+                }
+            ],
+        }
+    }
+    exc = errors.BadRequestError(
+        400,
+        error_type="search_phase_execution_exception",
+        reason="all shards failed",
+        root_cause=body["error"]["root_cause"],  # type: ignore[arg-type]
+        body=body,
+    )
+    assert str(exc) == (
+        "400 search_phase_execution_exception: all shards failed; "
+        "caused by query_shard_exception: Failed to parse query [x]"
+    )
+    assert exc.failed_shards[0]["shard"] == 0
+    assert str(roundtrip(exc)) == str(exc)
+
+
+def test_a_root_cause_equal_to_the_error_adds_nothing() -> None:
+    exc = errors.NotFoundError(
+        404,
+        error_type="index_not_found_exception",
+        reason="no such index [x]",
+        root_cause=[{"type": "index_not_found_exception", "reason": "no such index [x]"}],
+    )
+    assert str(exc) == "404 index_not_found_exception: no such index [x]"
+    assert exc.cause is None and exc.failed_shards == []
