@@ -7,9 +7,9 @@ import gzip
 import logging
 import random
 import time
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from collections.abc import Collection
 from typing import Any
 
 from sturdysearch._core.budget import RetryBudget
