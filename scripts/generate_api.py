@@ -570,6 +570,14 @@ def render_method(m: Model, owner: str) -> list[str]:
     return lines
 
 
+def none_chain(params: list[Param]) -> list[str]:
+    """``if not (a is None and b is None ...):``, one test per line."""
+    tests = [f"{p.py} is None" for p in params]
+    if len(tests) == 1:
+        return [f"        if {tests[0].replace(' is None', ' is not None')}:"]
+    return ["        if not (", "            " + "\n            and ".join(tests), "        ):"]
+
+
 def body_annotation(m: Model) -> str:
     if m.body_format == "ndjson":
         return "Sequence[Mapping[str, Any] | str | bytes] | bytes"
@@ -627,20 +635,25 @@ def render_special(m: Model, special: Special, owner: str) -> list[str]:
     for url in references(m):
         lines.append(f"\n        Reference: {url}")
     lines.append('        """')
+    # The keywords beyond the builder's are rarely given: one chain of tests skips them all
+    # (a dict of them built on every call cost a microsecond on ``search``).
     if extra_query:
-        lines.append("        _q: dict[str, Any] = {}")
+        lines.append("        _q: dict[str, Any] | None = None")
+        lines += none_chain(extra_query)
+        lines.append("            _q = {}")
         for p in extra_query:
-            lines.append(f"        if {p.py} is not None:")
-            lines.append(f"            _q[{p.wire!r}] = {p.py}")
+            lines.append(f"            if {p.py} is not None:")
+            lines.append(f"                _q[{p.wire!r}] = {p.py}")
+    if extra_body:
+        named = ", ".join(f"{p.wire!r}: {p.py}" for p in extra_body)
+        lines += none_chain(extra_body)
+        lines.append(f"            body = body_of(body, {{{named}}})")
     args = []
     for name in passed:
         if name == "params" and extra_query:
             args.append("params=merge_query(params, _q)")
         elif name == "timeout" and special.call == "by_query":
             continue
-        elif name == "body" and extra_body:
-            named = ", ".join(f"{p.wire!r}: {p.py}" for p in extra_body)
-            args.append(f"body=body_of(body, {{{named}}})")
         else:
             args.append(f"{name}={name}")
     if special.builder_args:
@@ -728,6 +741,7 @@ def render_namespace(namespace: str, models: list[Model], children: list[str] = 
         imports.append(f"from sturdysearch._core.apis import {module_name(namespace)} as _t")
     if core_names:
         imports.append(f"from sturdysearch._core.endpoint import {', '.join(core_names)}")
+    imports.append("from sturdysearch._core.hints import hint_peer_keywords")
     if re.search(r"\bResponse\b", uses):
         imports.append("from sturdysearch._core.responses import Response")
     imports.append("")
@@ -745,7 +759,7 @@ def render_namespace(namespace: str, models: list[Model], children: list[str] = 
         )
     imports.append("    from sturdysearch._async.client import AsyncClient")
     imports.append("")
-    body = ["", f"class {cls}:"]
+    body = ["", "@hint_peer_keywords", f"class {cls}:"]
     if root:
         body.append('    """The top-level API methods, inherited by ``AsyncClient``."""')
         body.append("")

@@ -169,22 +169,34 @@ def search(
     timeout: float | None = None,
     ignore: int | Collection[int] = (),
 ) -> RequestSpec:
-    merged = _merge_body(
-        body,
-        query=query,
-        size=size,
-        sort=sort,
-        aggs=aggs,
-        _source=source,
-        search_after=search_after,
-        track_total_hits=track_total_hits,
-        **{"from": from_},
-    )
+    if (
+        query is None
+        and size is None
+        and from_ is None
+        and sort is None
+        and aggs is None
+        and source is None
+        and search_after is None
+        and track_total_hits is None
+    ):
+        merged = body  # the common case, without building a dict of Nones first
+    else:
+        merged = _merge_body(
+            body,
+            query=query,
+            size=size,
+            sort=sort,
+            aggs=aggs,
+            _source=source,
+            search_after=search_after,
+            track_total_hits=track_total_hits,
+            **{"from": from_},
+        )
     path = _index_path(index, "/_search")
     return RequestSpec(
         "POST",
         path,
-        params=_params(params),
+        params=_params(params) if params else None,
         body=dumps(merged) if merged is not None else None,
         idempotent=True,  # a search reads; resending it is harmless
         ignore=_ignore(ignore),

@@ -312,7 +312,7 @@ def adjust(
 
 
 def merge_query(
-    params: Mapping[str, Any] | None, query: Mapping[str, Any]
+    params: Mapping[str, Any] | None, query: Mapping[str, Any] | None
 ) -> Mapping[str, Any] | None:
     """``params=`` plus named query parameters the hand-written builder does not know."""
     if not query:

@@ -84,7 +84,7 @@ def call_budget(timeouts: Timeouts, timeout: float | None, *, long_running: bool
     if isinstance(timeout, str):
         raise ConfigError(
             f"timeout={timeout!r}: timeout= is this call's client-side deadline in seconds "
-            f"(e.g. timeout=30); for the server-side timeout pass params={{'timeout': {timeout!r}}}"
+            f"(e.g. timeout=30); the server-side timeout is server_timeout={timeout!r}"
         )
     maximum = MAX_LONG_RUNNING_TOTAL if long_running else MAX_TOTAL
     return check_seconds("timeout", timeout, maximum=maximum)

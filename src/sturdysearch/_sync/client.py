@@ -22,21 +22,23 @@ from typing import Any, TypeVar
 from sturdysearch._sync.api.root import RootApi
 from sturdysearch._sync.transport import Transport
 from sturdysearch._core import api, flows, results
-from sturdysearch._core.config import ClientConfig, build_config
+from sturdysearch._core.config import DEFAULT_CONNECTIONS_PER_NODE, ClientConfig, build_config
 from sturdysearch._core.dialect import Dialect, ServerInfo, dialect_for
 from sturdysearch._core.endpoint import Endpoint, adjust, build, merge_query
 from sturdysearch._core.events import Tracer
+from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._core.timeouts import Deadline, call_budget
-from sturdysearch.errors import ApiError, MalformedResponseError, SturdySearchError
+from sturdysearch._core.timeouts import Deadline, Timeouts, call_budget
+from sturdysearch.errors import ApiError, ConfigError, MalformedResponseError, SturdySearchError
 
 logger = logging.getLogger("sturdysearch")
 T = TypeVar("T")
 
 
+@hint_peer_keywords
 class Client(RootApi):
     """A client for one Elasticsearch or OpenSearch cluster. Create one per cluster and share it
     across threads; close it (or use ``with``) when done.
@@ -59,10 +61,75 @@ class Client(RootApi):
         self,
         hosts: str | Sequence[str | NodeConfig] | None = None,
         *,
+        basic_auth: str | Sequence[str] | None = None,
+        api_key: str | Sequence[str] | None = None,
+        bearer_auth: str | None = None,
+        ca_certs: str | None = None,
+        ssl_assert_fingerprint: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        dangerously_skip_tls_verify: bool = False,
+        timeouts: Timeouts | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        **options: Any,
+        retry_budget_ratio: float = 0.1,
+        retry_budget_max_tokens: float = 10.0,
+        connections_per_node: int = DEFAULT_CONNECTIONS_PER_NODE,
+        idle_timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        http_compress: bool = False,
+        allow_credentials_over_http: bool = False,
+        probe_timeout: float = 2.0,
+        probe_backoff_base: float = 0.5,
+        probe_backoff_cap: float = 60.0,
+        sniff_on_start: bool = False,
+        sniff_interval: float | None = None,
+        sniff_on_node_failure: bool = False,
+        sniff_timeout: float = 5.0,
+        hedge_after: float | None = None,
     ) -> None:
-        self.config: ClientConfig = build_config(hosts, **options)
+        """``timeouts=Timeouts(connect=, read=, total=)`` or the three ``connect_timeout=``,
+        ``read_timeout=``, ``timeout=`` (the per-call deadline), not both."""
+        given = {
+            "timeout": timeout,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+        }
+        named = sorted(k for k, v in given.items() if v is not None)
+        if timeouts is not None and named:
+            raise ConfigError(f"give timeouts=Timeouts(...) or {', '.join(named)}=, not both")
+        phases = timeouts or Timeouts()
+        self.config: ClientConfig = build_config(
+            hosts,
+            basic_auth=basic_auth,
+            api_key=api_key,
+            bearer_auth=bearer_auth,
+            ca_certs=ca_certs,
+            ssl_assert_fingerprint=ssl_assert_fingerprint,
+            client_cert=client_cert,
+            client_key=client_key,
+            dangerously_skip_tls_verify=dangerously_skip_tls_verify,
+            connections_per_node=connections_per_node,
+            idle_timeout=idle_timeout,
+            headers=headers,
+            http_compress=http_compress,
+            allow_credentials_over_http=allow_credentials_over_http,
+            probe_timeout=probe_timeout,
+            probe_backoff_base=probe_backoff_base,
+            probe_backoff_cap=probe_backoff_cap,
+            retry_budget_ratio=retry_budget_ratio,
+            retry_budget_max_tokens=retry_budget_max_tokens,
+            sniff_on_start=sniff_on_start,
+            sniff_interval=sniff_interval,
+            sniff_on_node_failure=sniff_on_node_failure,
+            sniff_timeout=sniff_timeout,
+            hedge_after=hedge_after,
+            timeout=phases.total if timeout is None else timeout,
+            connect_timeout=phases.connect if connect_timeout is None else connect_timeout,
+            read_timeout=phases.read if read_timeout is None else read_timeout,
+        )
         self.tracer = Tracer()
         self._transport = Transport(self.config, retry=retry, tracer=self.tracer)
         self._client = self  # the generated API methods reach the client the same way everywhere

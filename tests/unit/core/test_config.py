@@ -327,8 +327,12 @@ def test_client_repr_redacted_and_opens_no_socket(
 def test_client_construction_validates(no_sockets: list[Any]) -> None:
     with pytest.raises(ConfigError, match="dangerously_skip_tls_verify"):
         sturdysearch.Client("https://es1:9200", verify_certs=False)
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(
+        ConfigError, match="request_timeout= is not a sturdysearch keyword: use timeout="
+    ):
         sturdysearch.Client("https://es1:9200", request_timeout=5)
+    with pytest.raises(ConfigError, match="unknown option colour="):
+        sturdysearch.Client("https://es1:9200", colour="blue")
 
 
 @pytest.mark.parametrize(

@@ -148,7 +148,7 @@ def test_call_budget_string_points_to_server_side_params(value: str) -> None:
     text = str(info.value)
     assert f"timeout={value!r}" in text
     assert "client-side deadline" in text
-    assert f"params={{'timeout': {value!r}}}" in text
+    assert f"server_timeout={value!r}" in text
 
 
 # -- Deadline ----------------------------------------------------------------------------------

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 from sturdysearch._core import results
 from sturdysearch._core.apis import cat as _t
 from sturdysearch._core.endpoint import body_of
+from sturdysearch._core.hints import hint_peer_keywords
 
 if TYPE_CHECKING:
     from sturdysearch._async.client import AsyncClient
 
 
+@hint_peer_keywords
 class AsyncCatClient:
     """``client.cat``: the ``cat`` API."""
 

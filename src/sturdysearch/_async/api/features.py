@@ -8,12 +8,14 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sturdysearch._core.apis import features as _t
+from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch._core.responses import Response
 
 if TYPE_CHECKING:
     from sturdysearch._async.client import AsyncClient
 
 
+@hint_peer_keywords
 class AsyncFeaturesClient:
     """``client.features``: the ``features`` API."""
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sturdysearch._core import api, flows, results
 from sturdysearch._core.apis import root as _t
 from sturdysearch._core.endpoint import adjust, body_of, head_ignore, merge_query
+from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch._core.responses import Response
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     from sturdysearch._async.client import AsyncClient
 
 
+@hint_peer_keywords
 class AsyncRootApi:
     """The top-level API methods, inherited by ``AsyncClient``."""
 
@@ -581,31 +583,46 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/bulk/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if source is not None:
-            _q["_source"] = source
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if include_source_on_error is not None:
-            _q["include_source_on_error"] = include_source_on_error
-        if list_executed_pipelines is not None:
-            _q["list_executed_pipelines"] = list_executed_pipelines
-        if pipeline is not None:
-            _q["pipeline"] = pipeline
-        if require_alias is not None:
-            _q["require_alias"] = require_alias
-        if require_data_stream is not None:
-            _q["require_data_stream"] = require_data_stream
-        if routing is not None:
-            _q["routing"] = routing
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and source is None
+            and source_excludes is None
+            and source_includes is None
+            and include_source_on_error is None
+            and list_executed_pipelines is None
+            and pipeline is None
+            and require_alias is None
+            and require_data_stream is None
+            and routing is None
+            and server_timeout is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if source is not None:
+                _q["_source"] = source
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if include_source_on_error is not None:
+                _q["include_source_on_error"] = include_source_on_error
+            if list_executed_pipelines is not None:
+                _q["list_executed_pipelines"] = list_executed_pipelines
+            if pipeline is not None:
+                _q["pipeline"] = pipeline
+            if require_alias is not None:
+                _q["require_alias"] = require_alias
+            if require_data_stream is not None:
+                _q["require_data_stream"] = require_data_stream
+            if routing is not None:
+                _q["routing"] = routing
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
         spec = api.bulk(
             operations=operations,
             index=index,
@@ -767,45 +784,62 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/count/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if analyze_wildcard is not None:
-            _q["analyze_wildcard"] = analyze_wildcard
-        if analyzer is not None:
-            _q["analyzer"] = analyzer
-        if default_operator is not None:
-            _q["default_operator"] = default_operator
-        if df is not None:
-            _q["df"] = df
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_throttled is not None:
-            _q["ignore_throttled"] = ignore_throttled
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if lenient is not None:
-            _q["lenient"] = lenient
-        if min_score is not None:
-            _q["min_score"] = min_score
-        if preference is not None:
-            _q["preference"] = preference
-        if q is not None:
-            _q["q"] = q
-        if routing is not None:
-            _q["routing"] = routing
-        if stats is not None:
-            _q["stats"] = stats
-        if terminate_after is not None:
-            _q["terminate_after"] = terminate_after
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and allow_no_indices is None
+            and analyze_wildcard is None
+            and analyzer is None
+            and default_operator is None
+            and df is None
+            and expand_wildcards is None
+            and ignore_throttled is None
+            and ignore_unavailable is None
+            and lenient is None
+            and min_score is None
+            and preference is None
+            and q is None
+            and routing is None
+            and stats is None
+            and terminate_after is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if analyze_wildcard is not None:
+                _q["analyze_wildcard"] = analyze_wildcard
+            if analyzer is not None:
+                _q["analyzer"] = analyzer
+            if default_operator is not None:
+                _q["default_operator"] = default_operator
+            if df is not None:
+                _q["df"] = df
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_throttled is not None:
+                _q["ignore_throttled"] = ignore_throttled
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if lenient is not None:
+                _q["lenient"] = lenient
+            if min_score is not None:
+                _q["min_score"] = min_score
+            if preference is not None:
+                _q["preference"] = preference
+            if q is not None:
+                _q["q"] = q
+            if routing is not None:
+                _q["routing"] = routing
+            if stats is not None:
+                _q["stats"] = stats
+            if terminate_after is not None:
+                _q["terminate_after"] = terminate_after
+        if project_routing is not None:
+            body = body_of(body, {"project_routing": project_routing})
         spec = api.count(
-            index=index,
-            body=body_of(body, {"project_routing": project_routing}),
-            query=query,
-            params=merge_query(params, _q),
-            timeout=timeout,
+            index=index, body=body, query=query, params=merge_query(params, _q), timeout=timeout
         )
         spec = adjust(spec, headers, ignore)
         return await self._client._transport.perform(spec)
@@ -841,21 +875,31 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/index-document/
         """
-        _q: dict[str, Any] = {}
-        if include_source_on_error is not None:
-            _q["include_source_on_error"] = include_source_on_error
-        if require_alias is not None:
-            _q["require_alias"] = require_alias
-        if require_data_stream is not None:
-            _q["require_data_stream"] = require_data_stream
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if version is not None:
-            _q["version"] = version
-        if version_type is not None:
-            _q["version_type"] = version_type
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            include_source_on_error is None
+            and require_alias is None
+            and require_data_stream is None
+            and server_timeout is None
+            and version is None
+            and version_type is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if include_source_on_error is not None:
+                _q["include_source_on_error"] = include_source_on_error
+            if require_alias is not None:
+                _q["require_alias"] = require_alias
+            if require_data_stream is not None:
+                _q["require_data_stream"] = require_data_stream
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if version is not None:
+                _q["version"] = version
+            if version_type is not None:
+                _q["version_type"] = version_type
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
         spec = api.create(
             index=index,
             id=id,
@@ -947,17 +991,25 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/delete-document/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if version is not None:
-            _q["version"] = version
-        if version_type is not None:
-            _q["version_type"] = version_type
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and server_timeout is None
+            and version is None
+            and version_type is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if version is not None:
+                _q["version"] = version
+            if version_type is not None:
+                _q["version_type"] = version_type
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
         spec = api.delete(
             index=index,
             id=id,
@@ -1060,61 +1112,91 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/delete-by-query/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if source is not None:
-            _q["_source"] = source
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if analyze_wildcard is not None:
-            _q["analyze_wildcard"] = analyze_wildcard
-        if analyzer is not None:
-            _q["analyzer"] = analyzer
-        if default_operator is not None:
-            _q["default_operator"] = default_operator
-        if df is not None:
-            _q["df"] = df
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if from_ is not None:
-            _q["from"] = from_
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if lenient is not None:
-            _q["lenient"] = lenient
-        if preference is not None:
-            _q["preference"] = preference
-        if q is not None:
-            _q["q"] = q
-        if request_cache is not None:
-            _q["request_cache"] = request_cache
-        if scroll is not None:
-            _q["scroll"] = scroll
-        if search_timeout is not None:
-            _q["search_timeout"] = search_timeout
-        if search_type is not None:
-            _q["search_type"] = search_type
-        if size is not None:
-            _q["size"] = size
-        if stats is not None:
-            _q["stats"] = stats
-        if terminate_after is not None:
-            _q["terminate_after"] = terminate_after
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if version is not None:
-            _q["version"] = version
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and source is None
+            and source_excludes is None
+            and source_includes is None
+            and allow_no_indices is None
+            and analyze_wildcard is None
+            and analyzer is None
+            and default_operator is None
+            and df is None
+            and expand_wildcards is None
+            and from_ is None
+            and ignore_unavailable is None
+            and lenient is None
+            and preference is None
+            and q is None
+            and request_cache is None
+            and scroll is None
+            and search_timeout is None
+            and search_type is None
+            and size is None
+            and stats is None
+            and terminate_after is None
+            and server_timeout is None
+            and version is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if source is not None:
+                _q["_source"] = source
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if analyze_wildcard is not None:
+                _q["analyze_wildcard"] = analyze_wildcard
+            if analyzer is not None:
+                _q["analyzer"] = analyzer
+            if default_operator is not None:
+                _q["default_operator"] = default_operator
+            if df is not None:
+                _q["df"] = df
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if from_ is not None:
+                _q["from"] = from_
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if lenient is not None:
+                _q["lenient"] = lenient
+            if preference is not None:
+                _q["preference"] = preference
+            if q is not None:
+                _q["q"] = q
+            if request_cache is not None:
+                _q["request_cache"] = request_cache
+            if scroll is not None:
+                _q["scroll"] = scroll
+            if search_timeout is not None:
+                _q["search_timeout"] = search_timeout
+            if search_type is not None:
+                _q["search_type"] = search_type
+            if size is not None:
+                _q["size"] = size
+            if stats is not None:
+                _q["stats"] = stats
+            if terminate_after is not None:
+                _q["terminate_after"] = terminate_after
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if version is not None:
+                _q["version"] = version
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
+        if sort is not None:
+            body = body_of(body, {"sort": sort})
         spec = api.delete_by_query(
             index=index,
             query=query,
-            body=body_of(body, {"sort": sort}),
+            body=body,
             conflicts=conflicts,
             max_docs=max_docs,
             refresh=refresh,
@@ -1257,25 +1339,37 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/get-documents/
         """
-        _q: dict[str, Any] = {}
-        if source is not None:
-            _q["_source"] = source
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if preference is not None:
-            _q["preference"] = preference
-        if realtime is not None:
-            _q["realtime"] = realtime
-        if refresh is not None:
-            _q["refresh"] = refresh
-        if stored_fields is not None:
-            _q["stored_fields"] = stored_fields
-        if version is not None:
-            _q["version"] = version
-        if version_type is not None:
-            _q["version_type"] = version_type
+        _q: dict[str, Any] | None = None
+        if not (
+            source is None
+            and source_excludes is None
+            and source_includes is None
+            and preference is None
+            and realtime is None
+            and refresh is None
+            and stored_fields is None
+            and version is None
+            and version_type is None
+        ):
+            _q = {}
+            if source is not None:
+                _q["_source"] = source
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if preference is not None:
+                _q["preference"] = preference
+            if realtime is not None:
+                _q["realtime"] = realtime
+            if refresh is not None:
+                _q["refresh"] = refresh
+            if stored_fields is not None:
+                _q["stored_fields"] = stored_fields
+            if version is not None:
+                _q["version"] = version
+            if version_type is not None:
+                _q["version_type"] = version_type
         spec = api.exists(index=index, id=id, routing=routing, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return bool((await self._client._transport.perform(spec)).body)
@@ -1509,27 +1603,40 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/get-documents/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if source_exclude_vectors is not None:
-            _q["_source_exclude_vectors"] = source_exclude_vectors
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if force_synthetic_source is not None:
-            _q["force_synthetic_source"] = force_synthetic_source
-        if preference is not None:
-            _q["preference"] = preference
-        if refresh is not None:
-            _q["refresh"] = refresh
-        if stored_fields is not None:
-            _q["stored_fields"] = stored_fields
-        if version is not None:
-            _q["version"] = version
-        if version_type is not None:
-            _q["version_type"] = version_type
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and source_exclude_vectors is None
+            and source_excludes is None
+            and source_includes is None
+            and force_synthetic_source is None
+            and preference is None
+            and refresh is None
+            and stored_fields is None
+            and version is None
+            and version_type is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if source_exclude_vectors is not None:
+                _q["_source_exclude_vectors"] = source_exclude_vectors
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if force_synthetic_source is not None:
+                _q["force_synthetic_source"] = force_synthetic_source
+            if preference is not None:
+                _q["preference"] = preference
+            if refresh is not None:
+                _q["refresh"] = refresh
+            if stored_fields is not None:
+                _q["stored_fields"] = stored_fields
+            if version is not None:
+                _q["version"] = version
+            if version_type is not None:
+                _q["version_type"] = version_type
         spec = api.get(
             index=index,
             id=id,
@@ -1822,23 +1929,34 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/index-document/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if include_source_on_error is not None:
-            _q["include_source_on_error"] = include_source_on_error
-        if require_alias is not None:
-            _q["require_alias"] = require_alias
-        if require_data_stream is not None:
-            _q["require_data_stream"] = require_data_stream
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if version is not None:
-            _q["version"] = version
-        if version_type is not None:
-            _q["version_type"] = version_type
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and include_source_on_error is None
+            and require_alias is None
+            and require_data_stream is None
+            and server_timeout is None
+            and version is None
+            and version_type is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if include_source_on_error is not None:
+                _q["include_source_on_error"] = include_source_on_error
+            if require_alias is not None:
+                _q["require_alias"] = require_alias
+            if require_data_stream is not None:
+                _q["require_data_stream"] = require_data_stream
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if version is not None:
+                _q["version"] = version
+            if version_type is not None:
+                _q["version_type"] = version_type
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
         spec = api.index(
             index=index,
             document=document,
@@ -1915,19 +2033,28 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/multi-get/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if force_synthetic_source is not None:
-            _q["force_synthetic_source"] = force_synthetic_source
-        if preference is not None:
-            _q["preference"] = preference
-        if stored_fields is not None:
-            _q["stored_fields"] = stored_fields
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and source_excludes is None
+            and source_includes is None
+            and force_synthetic_source is None
+            and preference is None
+            and stored_fields is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if force_synthetic_source is not None:
+                _q["force_synthetic_source"] = force_synthetic_source
+            if preference is not None:
+                _q["preference"] = preference
+            if stored_fields is not None:
+                _q["stored_fields"] = stored_fields
         spec = api.mget(
             index=index,
             docs=docs,
@@ -1981,39 +2108,58 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/multi-search/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if allow_partial_results is not None:
-            _q["allow_partial_results"] = allow_partial_results
-        if ccs_minimize_roundtrips is not None:
-            _q["ccs_minimize_roundtrips"] = ccs_minimize_roundtrips
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_throttled is not None:
-            _q["ignore_throttled"] = ignore_throttled
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if include_named_queries_score is not None:
-            _q["include_named_queries_score"] = include_named_queries_score
-        if max_concurrent_searches is not None:
-            _q["max_concurrent_searches"] = max_concurrent_searches
-        if max_concurrent_shard_requests is not None:
-            _q["max_concurrent_shard_requests"] = max_concurrent_shard_requests
-        if pre_filter_shard_size is not None:
-            _q["pre_filter_shard_size"] = pre_filter_shard_size
-        if project_routing is not None:
-            _q["project_routing"] = project_routing
-        if rest_total_hits_as_int is not None:
-            _q["rest_total_hits_as_int"] = rest_total_hits_as_int
-        if routing is not None:
-            _q["routing"] = routing
-        if search_type is not None:
-            _q["search_type"] = search_type
-        if typed_keys is not None:
-            _q["typed_keys"] = typed_keys
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and allow_no_indices is None
+            and allow_partial_results is None
+            and ccs_minimize_roundtrips is None
+            and expand_wildcards is None
+            and ignore_throttled is None
+            and ignore_unavailable is None
+            and include_named_queries_score is None
+            and max_concurrent_searches is None
+            and max_concurrent_shard_requests is None
+            and pre_filter_shard_size is None
+            and project_routing is None
+            and rest_total_hits_as_int is None
+            and routing is None
+            and search_type is None
+            and typed_keys is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if allow_partial_results is not None:
+                _q["allow_partial_results"] = allow_partial_results
+            if ccs_minimize_roundtrips is not None:
+                _q["ccs_minimize_roundtrips"] = ccs_minimize_roundtrips
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_throttled is not None:
+                _q["ignore_throttled"] = ignore_throttled
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if include_named_queries_score is not None:
+                _q["include_named_queries_score"] = include_named_queries_score
+            if max_concurrent_searches is not None:
+                _q["max_concurrent_searches"] = max_concurrent_searches
+            if max_concurrent_shard_requests is not None:
+                _q["max_concurrent_shard_requests"] = max_concurrent_shard_requests
+            if pre_filter_shard_size is not None:
+                _q["pre_filter_shard_size"] = pre_filter_shard_size
+            if project_routing is not None:
+                _q["project_routing"] = project_routing
+            if rest_total_hits_as_int is not None:
+                _q["rest_total_hits_as_int"] = rest_total_hits_as_int
+            if routing is not None:
+                _q["routing"] = routing
+            if search_type is not None:
+                _q["search_type"] = search_type
+            if typed_keys is not None:
+                _q["typed_keys"] = typed_keys
         spec = api.msearch(
             searches=searches, index=index, params=merge_query(params, _q), timeout=timeout
         )
@@ -2514,102 +2660,170 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/search/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if source_exclude_vectors is not None:
-            _q["_source_exclude_vectors"] = source_exclude_vectors
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if allow_partial_search_results is not None:
-            _q["allow_partial_search_results"] = allow_partial_search_results
-        if analyze_wildcard is not None:
-            _q["analyze_wildcard"] = analyze_wildcard
-        if analyzer is not None:
-            _q["analyzer"] = analyzer
-        if batched_reduce_size is not None:
-            _q["batched_reduce_size"] = batched_reduce_size
-        if cancel_after_time_interval is not None:
-            _q["cancel_after_time_interval"] = cancel_after_time_interval
-        if ccs_minimize_roundtrips is not None:
-            _q["ccs_minimize_roundtrips"] = ccs_minimize_roundtrips
-        if default_operator is not None:
-            _q["default_operator"] = default_operator
-        if df is not None:
-            _q["df"] = df
-        if docvalue_fields is not None:
-            _q["docvalue_fields"] = docvalue_fields
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if explain is not None:
-            _q["explain"] = explain
-        if force_synthetic_source is not None:
-            _q["force_synthetic_source"] = force_synthetic_source
-        if ignore_throttled is not None:
-            _q["ignore_throttled"] = ignore_throttled
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if include_named_queries_score is not None:
-            _q["include_named_queries_score"] = include_named_queries_score
-        if lenient is not None:
-            _q["lenient"] = lenient
-        if max_concurrent_shard_requests is not None:
-            _q["max_concurrent_shard_requests"] = max_concurrent_shard_requests
-        if min_compatible_shard_node is not None:
-            _q["min_compatible_shard_node"] = min_compatible_shard_node
-        if phase_took is not None:
-            _q["phase_took"] = phase_took
-        if pre_filter_shard_size is not None:
-            _q["pre_filter_shard_size"] = pre_filter_shard_size
-        if preference is not None:
-            _q["preference"] = preference
-        if q is not None:
-            _q["q"] = q
-        if request_cache is not None:
-            _q["request_cache"] = request_cache
-        if rest_total_hits_as_int is not None:
-            _q["rest_total_hits_as_int"] = rest_total_hits_as_int
-        if routing is not None:
-            _q["routing"] = routing
-        if scroll is not None:
-            _q["scroll"] = scroll
-        if search_pipeline is not None:
-            _q["search_pipeline"] = search_pipeline
-        if search_type is not None:
-            _q["search_type"] = search_type
-        if seq_no_primary_term is not None:
-            _q["seq_no_primary_term"] = seq_no_primary_term
-        if stats is not None:
-            _q["stats"] = stats
-        if stored_fields is not None:
-            _q["stored_fields"] = stored_fields
-        if suggest_field is not None:
-            _q["suggest_field"] = suggest_field
-        if suggest_mode is not None:
-            _q["suggest_mode"] = suggest_mode
-        if suggest_size is not None:
-            _q["suggest_size"] = suggest_size
-        if suggest_text is not None:
-            _q["suggest_text"] = suggest_text
-        if terminate_after is not None:
-            _q["terminate_after"] = terminate_after
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if track_scores is not None:
-            _q["track_scores"] = track_scores
-        if typed_keys is not None:
-            _q["typed_keys"] = typed_keys
-        if verbose_pipeline is not None:
-            _q["verbose_pipeline"] = verbose_pipeline
-        if version is not None:
-            _q["version"] = version
-        spec = api.search(
-            index=index,
-            body=body_of(
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and source_exclude_vectors is None
+            and source_excludes is None
+            and source_includes is None
+            and allow_no_indices is None
+            and allow_partial_search_results is None
+            and analyze_wildcard is None
+            and analyzer is None
+            and batched_reduce_size is None
+            and cancel_after_time_interval is None
+            and ccs_minimize_roundtrips is None
+            and default_operator is None
+            and df is None
+            and docvalue_fields is None
+            and expand_wildcards is None
+            and explain is None
+            and force_synthetic_source is None
+            and ignore_throttled is None
+            and ignore_unavailable is None
+            and include_named_queries_score is None
+            and lenient is None
+            and max_concurrent_shard_requests is None
+            and min_compatible_shard_node is None
+            and phase_took is None
+            and pre_filter_shard_size is None
+            and preference is None
+            and q is None
+            and request_cache is None
+            and rest_total_hits_as_int is None
+            and routing is None
+            and scroll is None
+            and search_pipeline is None
+            and search_type is None
+            and seq_no_primary_term is None
+            and stats is None
+            and stored_fields is None
+            and suggest_field is None
+            and suggest_mode is None
+            and suggest_size is None
+            and suggest_text is None
+            and terminate_after is None
+            and server_timeout is None
+            and track_scores is None
+            and typed_keys is None
+            and verbose_pipeline is None
+            and version is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if source_exclude_vectors is not None:
+                _q["_source_exclude_vectors"] = source_exclude_vectors
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if allow_partial_search_results is not None:
+                _q["allow_partial_search_results"] = allow_partial_search_results
+            if analyze_wildcard is not None:
+                _q["analyze_wildcard"] = analyze_wildcard
+            if analyzer is not None:
+                _q["analyzer"] = analyzer
+            if batched_reduce_size is not None:
+                _q["batched_reduce_size"] = batched_reduce_size
+            if cancel_after_time_interval is not None:
+                _q["cancel_after_time_interval"] = cancel_after_time_interval
+            if ccs_minimize_roundtrips is not None:
+                _q["ccs_minimize_roundtrips"] = ccs_minimize_roundtrips
+            if default_operator is not None:
+                _q["default_operator"] = default_operator
+            if df is not None:
+                _q["df"] = df
+            if docvalue_fields is not None:
+                _q["docvalue_fields"] = docvalue_fields
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if explain is not None:
+                _q["explain"] = explain
+            if force_synthetic_source is not None:
+                _q["force_synthetic_source"] = force_synthetic_source
+            if ignore_throttled is not None:
+                _q["ignore_throttled"] = ignore_throttled
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if include_named_queries_score is not None:
+                _q["include_named_queries_score"] = include_named_queries_score
+            if lenient is not None:
+                _q["lenient"] = lenient
+            if max_concurrent_shard_requests is not None:
+                _q["max_concurrent_shard_requests"] = max_concurrent_shard_requests
+            if min_compatible_shard_node is not None:
+                _q["min_compatible_shard_node"] = min_compatible_shard_node
+            if phase_took is not None:
+                _q["phase_took"] = phase_took
+            if pre_filter_shard_size is not None:
+                _q["pre_filter_shard_size"] = pre_filter_shard_size
+            if preference is not None:
+                _q["preference"] = preference
+            if q is not None:
+                _q["q"] = q
+            if request_cache is not None:
+                _q["request_cache"] = request_cache
+            if rest_total_hits_as_int is not None:
+                _q["rest_total_hits_as_int"] = rest_total_hits_as_int
+            if routing is not None:
+                _q["routing"] = routing
+            if scroll is not None:
+                _q["scroll"] = scroll
+            if search_pipeline is not None:
+                _q["search_pipeline"] = search_pipeline
+            if search_type is not None:
+                _q["search_type"] = search_type
+            if seq_no_primary_term is not None:
+                _q["seq_no_primary_term"] = seq_no_primary_term
+            if stats is not None:
+                _q["stats"] = stats
+            if stored_fields is not None:
+                _q["stored_fields"] = stored_fields
+            if suggest_field is not None:
+                _q["suggest_field"] = suggest_field
+            if suggest_mode is not None:
+                _q["suggest_mode"] = suggest_mode
+            if suggest_size is not None:
+                _q["suggest_size"] = suggest_size
+            if suggest_text is not None:
+                _q["suggest_text"] = suggest_text
+            if terminate_after is not None:
+                _q["terminate_after"] = terminate_after
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if track_scores is not None:
+                _q["track_scores"] = track_scores
+            if typed_keys is not None:
+                _q["typed_keys"] = typed_keys
+            if verbose_pipeline is not None:
+                _q["verbose_pipeline"] = verbose_pipeline
+            if version is not None:
+                _q["version"] = version
+        if not (
+            aggregations is None
+            and collapse is None
+            and derived is None
+            and ext is None
+            and fields is None
+            and highlight is None
+            and indices_boost is None
+            and knn is None
+            and min_score is None
+            and pit is None
+            and post_filter is None
+            and profile is None
+            and project_routing is None
+            and rank is None
+            and rescore is None
+            and retriever is None
+            and runtime_mappings is None
+            and script_fields is None
+            and suggest is None
+        ):
+            body = body_of(
                 body,
                 {
                     "aggregations": aggregations,
@@ -2632,7 +2846,10 @@ class AsyncRootApi:
                     "script_fields": script_fields,
                     "suggest": suggest,
                 },
-            ),
+            )
+        spec = api.search(
+            index=index,
+            body=body,
             query=query,
             size=size,
             from_=from_,
@@ -2812,31 +3029,46 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/search-plugins/search-template/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if ccs_minimize_roundtrips is not None:
-            _q["ccs_minimize_roundtrips"] = ccs_minimize_roundtrips
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_throttled is not None:
-            _q["ignore_throttled"] = ignore_throttled
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if phase_took is not None:
-            _q["phase_took"] = phase_took
-        if preference is not None:
-            _q["preference"] = preference
-        if rest_total_hits_as_int is not None:
-            _q["rest_total_hits_as_int"] = rest_total_hits_as_int
-        if scroll is not None:
-            _q["scroll"] = scroll
-        if search_pipeline is not None:
-            _q["search_pipeline"] = search_pipeline
-        if search_type is not None:
-            _q["search_type"] = search_type
-        if typed_keys is not None:
-            _q["typed_keys"] = typed_keys
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and ccs_minimize_roundtrips is None
+            and expand_wildcards is None
+            and ignore_throttled is None
+            and ignore_unavailable is None
+            and phase_took is None
+            and preference is None
+            and rest_total_hits_as_int is None
+            and scroll is None
+            and search_pipeline is None
+            and search_type is None
+            and typed_keys is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if ccs_minimize_roundtrips is not None:
+                _q["ccs_minimize_roundtrips"] = ccs_minimize_roundtrips
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_throttled is not None:
+                _q["ignore_throttled"] = ignore_throttled
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if phase_took is not None:
+                _q["phase_took"] = phase_took
+            if preference is not None:
+                _q["preference"] = preference
+            if rest_total_hits_as_int is not None:
+                _q["rest_total_hits_as_int"] = rest_total_hits_as_int
+            if scroll is not None:
+                _q["scroll"] = scroll
+            if search_pipeline is not None:
+                _q["search_pipeline"] = search_pipeline
+            if search_type is not None:
+                _q["search_type"] = search_type
+            if typed_keys is not None:
+                _q["typed_keys"] = typed_keys
         spec = api.search_template(
             index=index,
             id=id,
@@ -3021,23 +3253,34 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/update-document/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if include_source_on_error is not None:
-            _q["include_source_on_error"] = include_source_on_error
-        if lang is not None:
-            _q["lang"] = lang
-        if require_alias is not None:
-            _q["require_alias"] = require_alias
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and source_excludes is None
+            and source_includes is None
+            and include_source_on_error is None
+            and lang is None
+            and require_alias is None
+            and server_timeout is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if include_source_on_error is not None:
+                _q["include_source_on_error"] = include_source_on_error
+            if lang is not None:
+                _q["lang"] = lang
+            if require_alias is not None:
+                _q["require_alias"] = require_alias
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
         spec = api.update(
             index=index,
             id=id,
@@ -3124,61 +3367,91 @@ class AsyncRootApi:
 
         Reference: https://docs.opensearch.org/latest/api-reference/document-apis/update-by-query/
         """
-        _q: dict[str, Any] = {}
-        if slice is not None:
-            _q["_slice"] = slice
-        if source is not None:
-            _q["_source"] = source
-        if source_excludes is not None:
-            _q["_source_excludes"] = source_excludes
-        if source_includes is not None:
-            _q["_source_includes"] = source_includes
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if analyze_wildcard is not None:
-            _q["analyze_wildcard"] = analyze_wildcard
-        if analyzer is not None:
-            _q["analyzer"] = analyzer
-        if default_operator is not None:
-            _q["default_operator"] = default_operator
-        if df is not None:
-            _q["df"] = df
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if from_ is not None:
-            _q["from"] = from_
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if lenient is not None:
-            _q["lenient"] = lenient
-        if preference is not None:
-            _q["preference"] = preference
-        if q is not None:
-            _q["q"] = q
-        if request_cache is not None:
-            _q["request_cache"] = request_cache
-        if scroll is not None:
-            _q["scroll"] = scroll
-        if search_timeout is not None:
-            _q["search_timeout"] = search_timeout
-        if search_type is not None:
-            _q["search_type"] = search_type
-        if size is not None:
-            _q["size"] = size
-        if sort is not None:
-            _q["sort"] = sort
-        if stats is not None:
-            _q["stats"] = stats
-        if terminate_after is not None:
-            _q["terminate_after"] = terminate_after
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if version is not None:
-            _q["version"] = version
-        if version_type is not None:
-            _q["version_type"] = version_type
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            slice is None
+            and source is None
+            and source_excludes is None
+            and source_includes is None
+            and allow_no_indices is None
+            and analyze_wildcard is None
+            and analyzer is None
+            and default_operator is None
+            and df is None
+            and expand_wildcards is None
+            and from_ is None
+            and ignore_unavailable is None
+            and lenient is None
+            and preference is None
+            and q is None
+            and request_cache is None
+            and scroll is None
+            and search_timeout is None
+            and search_type is None
+            and size is None
+            and sort is None
+            and stats is None
+            and terminate_after is None
+            and server_timeout is None
+            and version is None
+            and version_type is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if slice is not None:
+                _q["_slice"] = slice
+            if source is not None:
+                _q["_source"] = source
+            if source_excludes is not None:
+                _q["_source_excludes"] = source_excludes
+            if source_includes is not None:
+                _q["_source_includes"] = source_includes
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if analyze_wildcard is not None:
+                _q["analyze_wildcard"] = analyze_wildcard
+            if analyzer is not None:
+                _q["analyzer"] = analyzer
+            if default_operator is not None:
+                _q["default_operator"] = default_operator
+            if df is not None:
+                _q["df"] = df
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if from_ is not None:
+                _q["from"] = from_
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if lenient is not None:
+                _q["lenient"] = lenient
+            if preference is not None:
+                _q["preference"] = preference
+            if q is not None:
+                _q["q"] = q
+            if request_cache is not None:
+                _q["request_cache"] = request_cache
+            if scroll is not None:
+                _q["scroll"] = scroll
+            if search_timeout is not None:
+                _q["search_timeout"] = search_timeout
+            if search_type is not None:
+                _q["search_type"] = search_type
+            if size is not None:
+                _q["size"] = size
+            if sort is not None:
+                _q["sort"] = sort
+            if stats is not None:
+                _q["stats"] = stats
+            if terminate_after is not None:
+                _q["terminate_after"] = terminate_after
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if version is not None:
+                _q["version"] = version
+            if version_type is not None:
+                _q["version_type"] = version_type
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
         spec = api.update_by_query(
             index=index,
             query=query,

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from sturdysearch._core import api
 from sturdysearch._core.apis import tasks as _t
 from sturdysearch._core.endpoint import adjust
+from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch._core.responses import Response
 
 if TYPE_CHECKING:
     from sturdysearch._async.client import AsyncClient
 
 
+@hint_peer_keywords
 class AsyncTasksClient:
     """``client.tasks``: the ``tasks`` API."""
 
@@ -47,15 +49,22 @@ class AsyncTasksClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/tasks/cancel-tasks/
         """
-        _q: dict[str, Any] = {}
-        if actions is not None:
-            _q["actions"] = actions
-        if nodes is not None:
-            _q["nodes"] = nodes
-        if parent_task_id is not None:
-            _q["parent_task_id"] = parent_task_id
-        if wait_for_completion is not None:
-            _q["wait_for_completion"] = wait_for_completion
+        _q: dict[str, Any] | None = None
+        if not (
+            actions is None
+            and nodes is None
+            and parent_task_id is None
+            and wait_for_completion is None
+        ):
+            _q = {}
+            if actions is not None:
+                _q["actions"] = actions
+            if nodes is not None:
+                _q["nodes"] = nodes
+            if parent_task_id is not None:
+                _q["parent_task_id"] = parent_task_id
+            if wait_for_completion is not None:
+                _q["wait_for_completion"] = wait_for_completion
         spec = api.tasks_cancel(task_id=task_id, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return await self._client._transport.perform(spec)
@@ -82,13 +91,17 @@ class AsyncTasksClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/tasks/
         """
-        _q: dict[str, Any] = {}
-        if follow_relocations is not None:
-            _q["follow_relocations"] = follow_relocations
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if wait_for_completion is not None:
-            _q["wait_for_completion"] = wait_for_completion
+        _q: dict[str, Any] | None = None
+        if not (
+            follow_relocations is None and server_timeout is None and wait_for_completion is None
+        ):
+            _q = {}
+            if follow_relocations is not None:
+                _q["follow_relocations"] = follow_relocations
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if wait_for_completion is not None:
+                _q["wait_for_completion"] = wait_for_completion
         spec = api.tasks_get(task_id=task_id, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return await self._client._transport.perform(spec)

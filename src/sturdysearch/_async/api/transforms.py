@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from sturdysearch._core.apis import transforms as _t
 from sturdysearch._core.endpoint import body_of
+from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch._core.responses import Response
 
 if TYPE_CHECKING:
     from sturdysearch._async.client import AsyncClient
 
 
+@hint_peer_keywords
 class AsyncTransformsClient:
     """``client.transforms``: the ``transforms`` API."""
 

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from sturdysearch._core import api, results
 from sturdysearch._core.apis import cluster as _t
 from sturdysearch._core.endpoint import adjust, body_of, head_ignore
+from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch._core.responses import Response
 
 if TYPE_CHECKING:
     from sturdysearch._sync.client import Client
 
 
+@hint_peer_keywords
 class ClusterClient:
     """``client.cluster``: the ``cluster`` API."""
 
@@ -426,17 +428,25 @@ class ClusterClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/cluster-api/cluster-health/
         """
-        _q: dict[str, Any] = {}
-        if awareness_attribute is not None:
-            _q["awareness_attribute"] = awareness_attribute
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            awareness_attribute is None
+            and cluster_manager_timeout is None
+            and expand_wildcards is None
+            and master_timeout is None
+            and server_timeout is None
+        ):
+            _q = {}
+            if awareness_attribute is not None:
+                _q["awareness_attribute"] = awareness_attribute
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
         spec = api.cluster_health(
             index=index,
             wait_for_status=wait_for_status,

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from sturdysearch._core import api
 from sturdysearch._core.apis import indices as _t
 from sturdysearch._core.endpoint import adjust, body_of, head_ignore, merge_query
+from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch._core.responses import Response
 
 if TYPE_CHECKING:
     from sturdysearch._sync.client import Client
 
 
+@hint_peer_keywords
 class IndicesClient:
     """``client.indices``: the ``indices`` API."""
 
@@ -331,17 +333,25 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/create-index/
         """
-        _q: dict[str, Any] = {}
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if include_type_name is not None:
-            _q["include_type_name"] = include_type_name
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if wait_for_active_shards is not None:
-            _q["wait_for_active_shards"] = wait_for_active_shards
+        _q: dict[str, Any] | None = None
+        if not (
+            cluster_manager_timeout is None
+            and include_type_name is None
+            and master_timeout is None
+            and server_timeout is None
+            and wait_for_active_shards is None
+        ):
+            _q = {}
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if include_type_name is not None:
+                _q["include_type_name"] = include_type_name
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if wait_for_active_shards is not None:
+                _q["wait_for_active_shards"] = wait_for_active_shards
         spec = api.indices_create(
             index=index,
             mappings=mappings,
@@ -475,19 +485,28 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/delete-index/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and cluster_manager_timeout is None
+            and expand_wildcards is None
+            and ignore_unavailable is None
+            and master_timeout is None
+            and server_timeout is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
         spec = api.indices_delete(
             index=index, params=merge_query(params, _q), timeout=timeout, ignore=ignore
         )
@@ -518,13 +537,17 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/alias/delete-alias/
         """
-        _q: dict[str, Any] = {}
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            cluster_manager_timeout is None and master_timeout is None and server_timeout is None
+        ):
+            _q = {}
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
         spec = api.indices_delete_alias(index=index, name=name, timeout=timeout, ignore=ignore)
         spec = adjust(spec, headers, (), _q)
         return self._client._transport.perform(spec)
@@ -807,21 +830,31 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/exists/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if flat_settings is not None:
-            _q["flat_settings"] = flat_settings
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if include_defaults is not None:
-            _q["include_defaults"] = include_defaults
-        if local is not None:
-            _q["local"] = local
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and cluster_manager_timeout is None
+            and expand_wildcards is None
+            and flat_settings is None
+            and ignore_unavailable is None
+            and include_defaults is None
+            and local is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if flat_settings is not None:
+                _q["flat_settings"] = flat_settings
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if include_defaults is not None:
+                _q["include_defaults"] = include_defaults
+            if local is not None:
+                _q["local"] = local
         spec = api.indices_exists(index=index, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return bool((self._client._transport.perform(spec)).body)
@@ -1341,17 +1374,25 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/im-plugin/index-alias/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if local is not None:
-            _q["local"] = local
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and expand_wildcards is None
+            and ignore_unavailable is None
+            and local is None
+            and master_timeout is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if local is not None:
+                _q["local"] = local
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
         spec = api.indices_get_alias(index=index, name=name, timeout=timeout, ignore=ignore)
         spec = adjust(spec, headers, (), _q)
         return self._client._transport.perform(spec)
@@ -1667,21 +1708,31 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/get-mapping/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if include_type_name is not None:
-            _q["include_type_name"] = include_type_name
-        if local is not None:
-            _q["local"] = local
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and cluster_manager_timeout is None
+            and expand_wildcards is None
+            and ignore_unavailable is None
+            and include_type_name is None
+            and local is None
+            and master_timeout is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if include_type_name is not None:
+                _q["include_type_name"] = include_type_name
+            if local is not None:
+                _q["local"] = local
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
         spec = api.indices_get_mapping(index=index, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return self._client._transport.perform(spec)
@@ -1739,19 +1790,28 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/get-settings/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if local is not None:
-            _q["local"] = local
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and cluster_manager_timeout is None
+            and expand_wildcards is None
+            and ignore_unavailable is None
+            and local is None
+            and master_timeout is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if local is not None:
+                _q["local"] = local
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
         spec = api.indices_get_settings(
             index=index,
             name=name,
@@ -2044,13 +2104,17 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/update-alias/
         """
-        _q: dict[str, Any] = {}
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            cluster_manager_timeout is None and master_timeout is None and server_timeout is None
+        ):
+            _q = {}
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
         spec = api.indices_put_alias(
             index=index,
             name=name,
@@ -2326,28 +2390,46 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/put-mapping/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if include_type_name is not None:
-            _q["include_type_name"] = include_type_name
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
-        if write_index_only is not None:
-            _q["write_index_only"] = write_index_only
-        spec = api.indices_put_mapping(
-            index=index,
-            properties=properties,
-            dynamic=dynamic,
-            body=body_of(
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and cluster_manager_timeout is None
+            and expand_wildcards is None
+            and ignore_unavailable is None
+            and include_type_name is None
+            and master_timeout is None
+            and server_timeout is None
+            and write_index_only is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if include_type_name is not None:
+                _q["include_type_name"] = include_type_name
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
+            if write_index_only is not None:
+                _q["write_index_only"] = write_index_only
+        if not (
+            field_names is None
+            and meta is None
+            and routing is None
+            and source is None
+            and date_detection is None
+            and dynamic_date_formats is None
+            and dynamic_templates is None
+            and numeric_detection is None
+            and runtime is None
+        ):
+            body = body_of(
                 body,
                 {
                     "_field_names": field_names,
@@ -2360,7 +2442,12 @@ class IndicesClient:
                     "numeric_detection": numeric_detection,
                     "runtime": runtime,
                 },
-            ),
+            )
+        spec = api.indices_put_mapping(
+            index=index,
+            properties=properties,
+            dynamic=dynamic,
+            body=body,
             params=merge_query(params, _q),
             timeout=timeout,
         )
@@ -2396,23 +2483,34 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/update-settings/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if flat_settings is not None:
-            _q["flat_settings"] = flat_settings
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if reopen is not None:
-            _q["reopen"] = reopen
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None
+            and cluster_manager_timeout is None
+            and expand_wildcards is None
+            and flat_settings is None
+            and ignore_unavailable is None
+            and master_timeout is None
+            and reopen is None
+            and server_timeout is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if flat_settings is not None:
+                _q["flat_settings"] = flat_settings
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if reopen is not None:
+                _q["reopen"] = reopen
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
         spec = api.indices_put_settings(
             settings=settings,
             index=index,
@@ -2549,13 +2647,17 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/refresh/
         """
-        _q: dict[str, Any] = {}
-        if allow_no_indices is not None:
-            _q["allow_no_indices"] = allow_no_indices
-        if expand_wildcards is not None:
-            _q["expand_wildcards"] = expand_wildcards
-        if ignore_unavailable is not None:
-            _q["ignore_unavailable"] = ignore_unavailable
+        _q: dict[str, Any] | None = None
+        if not (
+            allow_no_indices is None and expand_wildcards is None and ignore_unavailable is None
+        ):
+            _q = {}
+            if allow_no_indices is not None:
+                _q["allow_no_indices"] = allow_no_indices
+            if expand_wildcards is not None:
+                _q["expand_wildcards"] = expand_wildcards
+            if ignore_unavailable is not None:
+                _q["ignore_unavailable"] = ignore_unavailable
         spec = api.refresh(index=index, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return self._client._transport.perform(spec)
@@ -3242,13 +3344,17 @@ class IndicesClient:
 
         Reference: https://docs.opensearch.org/latest/api-reference/index-apis/alias/
         """
-        _q: dict[str, Any] = {}
-        if cluster_manager_timeout is not None:
-            _q["cluster_manager_timeout"] = cluster_manager_timeout
-        if master_timeout is not None:
-            _q["master_timeout"] = master_timeout
-        if server_timeout is not None:
-            _q["timeout"] = server_timeout
+        _q: dict[str, Any] | None = None
+        if not (
+            cluster_manager_timeout is None and master_timeout is None and server_timeout is None
+        ):
+            _q = {}
+            if cluster_manager_timeout is not None:
+                _q["cluster_manager_timeout"] = cluster_manager_timeout
+            if master_timeout is not None:
+                _q["master_timeout"] = master_timeout
+            if server_timeout is not None:
+                _q["timeout"] = server_timeout
         spec = api.indices_update_aliases(actions=actions, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return self._client._transport.perform(spec)

@@ -1,0 +1,85 @@
+"""Keywords of elasticsearch-py and opensearch-py are answered with their sturdysearch spelling,
+and the wrapping that does it keeps the methods' real signatures."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+
+from sturdysearch import AsyncClient, Client
+from sturdysearch._core.hints import hint_peer_keywords
+from sturdysearch.errors import ConfigError, SerializationError
+
+
+@pytest.fixture
+def client() -> Any:
+    c = Client("http://127.0.0.1:9")
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "replacement"),
+    [
+        ({"http_auth": ("u", "p")}, "basic_auth="),
+        ({"max_retries": 5}, "retry=RetryPolicy("),
+        ({"retry_on_timeout": True}, "retry=RetryPolicy("),
+        ({"verify_certs": False}, "dangerously_skip_tls_verify=True"),
+        ({"request_timeout": 5}, "timeout="),
+        ({"maxsize": 3}, "connections_per_node="),
+        ({"cloud_id": "x:y"}, "https:// URL"),
+    ],
+)
+def test_constructor_names_the_replacement(options: dict[str, Any], replacement: str) -> None:
+    for cls in (Client, AsyncClient):
+        with pytest.raises(ConfigError) as caught:
+            cls("http://127.0.0.1:9", **options)
+        assert replacement in str(caught.value)
+        assert f"{next(iter(options))}= is not a sturdysearch keyword" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "replacement"),
+    [
+        (lambda c: c.search(index="i", request_timeout=5), "use timeout="),
+        (lambda c: c.index(index="i", body={"a": 1}), "use document="),
+        (lambda c: c.indices.put_settings(index="i", settings={}, request_timeout=3), "timeout="),
+        (lambda c: c.bulk(body=[]), "use operations="),
+        (lambda c: c.get(index="i", id="1", doc_type="_doc"), "mapping types are gone"),
+    ],
+)
+def test_methods_name_the_replacement(client: Any, call: Any, replacement: str) -> None:
+    with pytest.raises(TypeError) as caught:
+        call(client)
+    assert replacement in str(caught.value)
+
+
+def test_an_unknown_keyword_without_a_hint_keeps_pythons_message(client: Any) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        client.search(index="i", colour="blue")
+
+
+def test_a_type_error_from_inside_a_method_is_not_rewritten(client: Any) -> None:
+    with pytest.raises(SerializationError, match="invites injection"):  # a TypeError subclass
+        client.search(index="i", query='{"match_all": {}}')
+
+
+def test_signatures_and_coroutine_functions_survive_the_wrapping() -> None:
+    assert "request_timeout" not in inspect.signature(Client.search).parameters
+    assert "index" in inspect.signature(Client.search).parameters
+    assert inspect.iscoroutinefunction(AsyncClient.search)
+    assert inspect.isasyncgenfunction(AsyncClient.scan)
+    assert "basic_auth" in inspect.signature(Client.__init__).parameters
+
+
+def test_decorator_on_a_plain_class() -> None:
+    @hint_peer_keywords
+    class Thing:
+        def index(self, *, document: Any) -> Any:
+            return document
+
+    assert Thing().index(document=1) == 1
+    with pytest.raises(TypeError, match=r"Thing\.index\(\): body= is not a sturdysearch keyword"):
+        Thing().index(body=1)  # type: ignore[call-arg]
