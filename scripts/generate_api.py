@@ -528,7 +528,13 @@ def render_method(m: Model, owner: str) -> list[str]:
     if m.body == "optional":
         items.append(("body", f"{body_annotation(m)} | None", "None"))
     items.extend(COMMON)
-    returns = "bool" if m.head else ("list[dict[str, Any]]" if m.namespace == "cat" else "Response")
+    # every _cat API answers JSON rows when asked (some specs inherit `format` from a base
+    # they do not list), except _cat itself, the help text
+    cat_text = m.id == "cat.help"
+    cat_rows = m.namespace == "cat" and not cat_text
+    returns = "bool" if m.head else ("list[dict[str, Any]]" if cat_rows else "Response")
+    if cat_text:
+        returns = "str"
     lines = ["", f"    async def {m.method}("]
     lines += signature_lines(items)
     lines.append(f"    ) -> {returns}:")
@@ -538,13 +544,21 @@ def render_method(m: Model, owner: str) -> list[str]:
     lines.append('        """')
     query = [p for p in m.params if p.where == "query"]
     lines.append("        _q: dict[str, Any] = {}")
-    if m.namespace == "cat":
+    if cat_rows:
         lines.append('        _q["format"] = "json"')
+        lines.append("        if params and params.get('format') not in (None, 'json'):")
+        lines.append(
+            "            raise ValueError('_cat methods answer rows (format=json); for the text "
+            "table use client.request(\\'GET\\', \\'/_cat/...\\', headers={\\'accept\\': "
+            "\\'text/plain\\'})')"
+        )
+        lines.append("        if params and 'format' in params:")
+        lines.append("            params = {k: v for k, v in params.items() if k != 'format'}")
         unit = [p for p in query if p.wire == "bytes"]
         if unit:
             lines.append('        _q["bytes"] = "b"')
     for p in query:
-        if m.namespace == "cat" and p.wire == "format":
+        if cat_rows and p.wire == "format":
             continue
         lines.append(f"        if {p.py} is not None:")
         lines.append(f"            _q[{p.wire!r}] = {p.py}")
@@ -563,8 +577,10 @@ def render_method(m: Model, owner: str) -> list[str]:
     )
     if m.head:
         lines.append(f"        return bool(({call}).body)")
-    elif m.namespace == "cat":
+    elif cat_rows:
         lines.append(f"        return results.cat_rows(({call}).body)")
+    elif cat_text:
+        lines.append(f"        return str(({call}).body)")
     else:
         lines.append(f"        return {call}")
     return lines

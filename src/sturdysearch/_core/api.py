@@ -115,6 +115,11 @@ def request(
         raise ValueError(f"path must start with '/': {path!r}")
     if any(c in path for c in " \t\r\n"):
         raise ValueError(f"path contains white space; percent-encode it: {path!r}")
+    if not path.isascii():
+        raise ValueError(
+            f"path contains non-ASCII characters; percent-encode them "
+            f"(urllib.parse.quote(name, safe='')): {path!r}"
+        )
     if body is not None and raw_body is not None:
         raise ValueError("give body= or raw_body=, not both")
     data: bytes | None
@@ -801,9 +806,20 @@ def tasks_cancel(*, task_id: str, timeout: float | None = None) -> RequestSpec:
 # -- scroll ------------------------------------------------------------------------------------
 
 
-def clear_scroll(*, scroll_id: str | Sequence[str], timeout: float | None = None) -> RequestSpec:
-    """Release scroll contexts; one already gone is not an error (404 ignored)."""
-    ids = [scroll_id] if isinstance(scroll_id, str) else list(scroll_id)
+def clear_scroll(
+    *,
+    scroll_id: str | Sequence[str] | None = None,
+    body: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> RequestSpec:
+    """Release scroll contexts (``scroll_id=``, or ``body={"scroll_id": ...}`` as the peers take
+    it); one already gone is not an error (404 ignored)."""
+    if (scroll_id is None) == (body is None or "scroll_id" not in body):
+        raise ValueError("give scroll_id= (or body={'scroll_id': ...}), once")
+    if scroll_id is None:
+        assert body is not None
+        scroll_id = body["scroll_id"]
+    ids = [scroll_id] if isinstance(scroll_id, str) else list(scroll_id or [])
     return RequestSpec(
         "DELETE",
         "/_search/scroll",
@@ -868,13 +884,18 @@ def indices_get_settings(
 
 def indices_put_settings(
     *,
-    settings: Mapping[str, Any],
+    settings: Mapping[str, Any] | None = None,
     index: str | Sequence[str] | None = None,
     preserve_existing: bool | None = None,
+    body: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
     timeout: float | None = None,
 ) -> RequestSpec:
-    """Change dynamic index settings. Idempotent: setting a value twice is setting it."""
+    """Change dynamic index settings (``settings=``, or the same as ``body=``, as the peers
+    take it). Idempotent: setting a value twice is setting it."""
+    if settings is not None and body is not None:
+        raise ValueError("give settings= or body=, not both: they are the same document")
+    settings = settings if settings is not None else body
     if not isinstance(settings, Mapping) or not settings:
         raise ValueError(
             "put_settings needs settings= (e.g. {'index': {'refresh_interval': '1s'}})"
@@ -941,11 +962,19 @@ def indices_get_alias(
 
 
 def indices_update_aliases(
-    *, actions: Sequence[Mapping[str, Any]], timeout: float | None = None
+    *,
+    actions: Sequence[Mapping[str, Any]] | None = None,
+    body: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> RequestSpec:
-    """Several alias changes applied atomically. Idempotent only when every action is an
-    ``add`` (adding again changes nothing); a resent ``remove``/``remove_index`` would answer
-    404 for a change that was in fact made."""
+    """Several alias changes applied atomically (``actions=``, or ``body={"actions": [...]}`` as
+    the peers take it). Idempotent only when every action is an ``add`` (adding again changes
+    nothing); a resent ``remove``/``remove_index`` would answer 404 for a change that was in
+    fact made."""
+    if actions is not None and body is not None:
+        raise ValueError("give actions= or body={'actions': [...]}, not both")
+    if actions is None:
+        actions = (body or {}).get("actions") or []
     items = list(actions)
     if not items or any(not isinstance(a, Mapping) or len(a) != 1 for a in items):
         raise ValueError("actions must be a non-empty list of {'add'|'remove'|...: {...}}")

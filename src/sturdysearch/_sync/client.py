@@ -414,13 +414,21 @@ class Client(RootApi):
     def close_point_in_time(
         self,
         *,
-        id: str,
+        id: str | None = None,
+        body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> Response:
         """Close a point in time in the server's dialect (``DELETE /_pit`` on Elasticsearch,
         ``DELETE /_search/point_in_time`` on OpenSearch, where the spec calls it
-        ``delete_pit``). One already gone is not an error."""
+        ``delete_pit``); ``id=``, or ``body={"id": ...}`` as elasticsearch-py takes it. One
+        already gone is not an error."""
+        if id is None:
+            id = (body or {}).get("id")
+        elif body is not None:
+            raise ValueError("give id= or body={'id': ...}, not both")
+        if not isinstance(id, str) or not id:
+            raise ValueError("close_point_in_time needs id= (the PIT id)")
         dialect = self.dialect()
         spec = adjust(dialect.close_pit(id, timeout=timeout), headers, ())
         return self._transport.perform(spec)

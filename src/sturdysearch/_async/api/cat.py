@@ -54,6 +54,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -110,6 +116,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -165,6 +177,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -218,6 +236,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         if h is not None:
             _q["h"] = h
         if local is not None:
@@ -265,6 +289,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         if cluster_manager_timeout is not None:
             _q["cluster_manager_timeout"] = cluster_manager_timeout
         if h is not None:
@@ -320,6 +350,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -380,6 +416,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -434,6 +476,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -488,6 +536,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -527,7 +581,7 @@ class AsyncCatClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         ignore: int | Collection[int] = (),
-    ) -> list[dict[str, Any]]:
+    ) -> str:
         """``cat.help``: ``GET /_cat``.
 
         Served by Elasticsearch, OpenSearch.
@@ -537,12 +591,11 @@ class AsyncCatClient:
         Reference: https://docs.opensearch.org/latest/api-reference/cat/index/
         """
         _q: dict[str, Any] = {}
-        _q["format"] = "json"
         if help is not None:
             _q["help"] = help
         if s is not None:
             _q["s"] = s
-        return results.cat_rows(
+        return str(
             (
                 await self._client._call(
                     _t.HELP,
@@ -590,6 +643,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -660,6 +719,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -719,6 +784,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if allow_no_match is not None:
             _q["allow_no_match"] = allow_no_match
@@ -775,6 +846,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if allow_no_datafeeds is not None:
             _q["allow_no_datafeeds"] = allow_no_datafeeds
@@ -833,6 +910,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if allow_no_jobs is not None:
             _q["allow_no_jobs"] = allow_no_jobs
@@ -892,6 +975,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if allow_no_match is not None:
             _q["allow_no_match"] = allow_no_match
@@ -954,6 +1043,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1018,6 +1113,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1084,6 +1185,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1142,6 +1249,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1197,6 +1310,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1261,6 +1380,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if active_only is not None:
             _q["active_only"] = active_only
@@ -1321,6 +1446,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1388,6 +1519,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if active_only is not None:
             _q["active_only"] = active_only
@@ -1468,6 +1605,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if allow_closed is not None:
             _q["allow_closed"] = allow_closed
@@ -1541,6 +1684,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1604,6 +1753,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1669,6 +1824,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if actions is not None:
             _q["actions"] = actions
@@ -1738,6 +1899,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1802,6 +1969,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1865,6 +2038,12 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
+        if params and params.get("format") not in (None, "json"):
+            raise ValueError(
+                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+            )
+        if params and "format" in params:
+            params = {k: v for k, v in params.items() if k != "format"}
         _q["bytes"] = "b"
         if allow_no_match is not None:
             _q["allow_no_match"] = allow_no_match

@@ -2457,9 +2457,10 @@ class IndicesClient:
     def put_settings(
         self,
         *,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, Any] | None = None,
         index: str | Sequence[str] | None = None,
         preserve_existing: bool | None = None,
+        body: Mapping[str, Any] | None = None,
         allow_no_indices: bool | None = None,
         cluster_manager_timeout: str | None = None,
         expand_wildcards: str | Sequence[str] | None = None,
@@ -2468,6 +2469,61 @@ class IndicesClient:
         master_timeout: str | int | None = None,
         reopen: bool | None = None,
         server_timeout: str | int | None = None,
+        analysis: Mapping[str, Any] | None = None,
+        analyze: Mapping[str, Any] | None = None,
+        auto_expand_replicas: str | None = None,
+        blocks: Mapping[str, Any] | None = None,
+        check_on_startup: str | None = None,
+        codec: str | None = None,
+        creation_date: Any | None = None,
+        creation_date_string: Any | None = None,
+        default_pipeline: str | None = None,
+        final_pipeline: str | None = None,
+        format: Any | None = None,
+        gc_deletes: str | None = None,
+        hidden: str | None = None,
+        highlight: Mapping[str, Any] | None = None,
+        indexing: Mapping[str, Any] | None = None,
+        indexing_pressure: Mapping[str, Any] | None = None,
+        ingestion_source: Mapping[str, Any] | None = None,
+        knn: str | None = None,
+        lifecycle: Mapping[str, Any] | None = None,
+        load_fixed_bitset_filters_eagerly: str | None = None,
+        mapping: Mapping[str, Any] | None = None,
+        max_docvalue_fields_search: Any | None = None,
+        max_inner_result_window: Any | None = None,
+        max_ngram_diff: Any | None = None,
+        max_refresh_listeners: Any | None = None,
+        max_regex_length: Any | None = None,
+        max_rescore_window: Any | None = None,
+        max_result_window: Any | None = None,
+        max_script_fields: Any | None = None,
+        max_shingle_diff: Any | None = None,
+        max_slices_per_scroll: Any | None = None,
+        max_terms_count: Any | None = None,
+        merge: Mapping[str, Any] | None = None,
+        mode: str | None = None,
+        number_of_replicas: Any | None = None,
+        number_of_routing_shards: Any | None = None,
+        number_of_shards: Any | None = None,
+        priority: Any | None = None,
+        provided_name: str | None = None,
+        queries: Mapping[str, Any] | None = None,
+        query_string: Mapping[str, Any] | None = None,
+        refresh_interval: str | None = None,
+        routing: Mapping[str, Any] | None = None,
+        routing_partition_size: Any | None = None,
+        routing_path: str | Sequence[str] | None = None,
+        search: Mapping[str, Any] | None = None,
+        similarity: Mapping[str, Any] | None = None,
+        soft_deletes: Mapping[str, Any] | None = None,
+        sort: Mapping[str, Any] | None = None,
+        store: Mapping[str, Any] | None = None,
+        top_metrics_max_size: Any | None = None,
+        translog: Mapping[str, Any] | None = None,
+        uuid: str | None = None,
+        verified_before_close: str | None = None,
+        version: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
@@ -2477,7 +2533,8 @@ class IndicesClient:
 
         Served by Elasticsearch, OpenSearch.
 
-        Change dynamic index settings. Idempotent: setting a value twice is setting it.
+        Change dynamic index settings (``settings=``, or the same as ``body=``, as the peers
+        take it). Idempotent: setting a value twice is setting it.
 
         Reference: https://www.elastic.co/guide/en/elasticsearch/reference/master/indices-update-settings.html
 
@@ -2511,10 +2568,128 @@ class IndicesClient:
                 _q["reopen"] = reopen
             if server_timeout is not None:
                 _q["timeout"] = server_timeout
+        if not (
+            analysis is None
+            and analyze is None
+            and auto_expand_replicas is None
+            and blocks is None
+            and check_on_startup is None
+            and codec is None
+            and creation_date is None
+            and creation_date_string is None
+            and default_pipeline is None
+            and final_pipeline is None
+            and format is None
+            and gc_deletes is None
+            and hidden is None
+            and highlight is None
+            and indexing is None
+            and indexing_pressure is None
+            and ingestion_source is None
+            and knn is None
+            and lifecycle is None
+            and load_fixed_bitset_filters_eagerly is None
+            and mapping is None
+            and max_docvalue_fields_search is None
+            and max_inner_result_window is None
+            and max_ngram_diff is None
+            and max_refresh_listeners is None
+            and max_regex_length is None
+            and max_rescore_window is None
+            and max_result_window is None
+            and max_script_fields is None
+            and max_shingle_diff is None
+            and max_slices_per_scroll is None
+            and max_terms_count is None
+            and merge is None
+            and mode is None
+            and number_of_replicas is None
+            and number_of_routing_shards is None
+            and number_of_shards is None
+            and priority is None
+            and provided_name is None
+            and queries is None
+            and query_string is None
+            and refresh_interval is None
+            and routing is None
+            and routing_partition_size is None
+            and routing_path is None
+            and search is None
+            and similarity is None
+            and soft_deletes is None
+            and sort is None
+            and store is None
+            and top_metrics_max_size is None
+            and translog is None
+            and uuid is None
+            and verified_before_close is None
+            and version is None
+        ):
+            body = body_of(
+                body,
+                {
+                    "analysis": analysis,
+                    "analyze": analyze,
+                    "auto_expand_replicas": auto_expand_replicas,
+                    "blocks": blocks,
+                    "check_on_startup": check_on_startup,
+                    "codec": codec,
+                    "creation_date": creation_date,
+                    "creation_date_string": creation_date_string,
+                    "default_pipeline": default_pipeline,
+                    "final_pipeline": final_pipeline,
+                    "format": format,
+                    "gc_deletes": gc_deletes,
+                    "hidden": hidden,
+                    "highlight": highlight,
+                    "indexing": indexing,
+                    "indexing_pressure": indexing_pressure,
+                    "ingestion_source": ingestion_source,
+                    "knn": knn,
+                    "lifecycle": lifecycle,
+                    "load_fixed_bitset_filters_eagerly": load_fixed_bitset_filters_eagerly,
+                    "mapping": mapping,
+                    "max_docvalue_fields_search": max_docvalue_fields_search,
+                    "max_inner_result_window": max_inner_result_window,
+                    "max_ngram_diff": max_ngram_diff,
+                    "max_refresh_listeners": max_refresh_listeners,
+                    "max_regex_length": max_regex_length,
+                    "max_rescore_window": max_rescore_window,
+                    "max_result_window": max_result_window,
+                    "max_script_fields": max_script_fields,
+                    "max_shingle_diff": max_shingle_diff,
+                    "max_slices_per_scroll": max_slices_per_scroll,
+                    "max_terms_count": max_terms_count,
+                    "merge": merge,
+                    "mode": mode,
+                    "number_of_replicas": number_of_replicas,
+                    "number_of_routing_shards": number_of_routing_shards,
+                    "number_of_shards": number_of_shards,
+                    "priority": priority,
+                    "provided_name": provided_name,
+                    "queries": queries,
+                    "query_string": query_string,
+                    "refresh_interval": refresh_interval,
+                    "routing": routing,
+                    "routing_partition_size": routing_partition_size,
+                    "routing_path": routing_path,
+                    "search": search,
+                    "similarity": similarity,
+                    "soft_deletes": soft_deletes,
+                    "sort": sort,
+                    "store": store,
+                    "top_metrics_max_size": top_metrics_max_size,
+                    "translog": translog,
+                    "uuid": uuid,
+                    "verified_before_close": verified_before_close,
+                    "version": version,
+                },
+            )
         spec = api.indices_put_settings(
             settings=settings,
             index=index,
             preserve_existing=preserve_existing,
+            body=body,
             params=merge_query(params, _q),
             timeout=timeout,
         )
@@ -3323,7 +3498,8 @@ class IndicesClient:
     def update_aliases(
         self,
         *,
-        actions: Sequence[Mapping[str, Any]],
+        actions: Sequence[Mapping[str, Any]] | None = None,
+        body: Mapping[str, Any] | None = None,
         cluster_manager_timeout: str | None = None,
         master_timeout: str | int | None = None,
         server_timeout: str | int | None = None,
@@ -3336,9 +3512,10 @@ class IndicesClient:
 
         Served by Elasticsearch, OpenSearch.
 
-        Several alias changes applied atomically. Idempotent only when every action is an
-        ``add`` (adding again changes nothing); a resent ``remove``/``remove_index`` would answer
-        404 for a change that was in fact made.
+        Several alias changes applied atomically (``actions=``, or ``body={"actions": [...]}`` as
+        the peers take it). Idempotent only when every action is an ``add`` (adding again changes
+        nothing); a resent ``remove``/``remove_index`` would answer 404 for a change that was in
+        fact made.
 
         Reference: https://www.elastic.co/guide/en/elasticsearch/reference/master/indices-aliases.html
 
@@ -3355,7 +3532,7 @@ class IndicesClient:
                 _q["master_timeout"] = master_timeout
             if server_timeout is not None:
                 _q["timeout"] = server_timeout
-        spec = api.indices_update_aliases(actions=actions, timeout=timeout)
+        spec = api.indices_update_aliases(actions=actions, body=body, timeout=timeout)
         spec = adjust(spec, headers, ignore, _q)
         return self._client._transport.perform(spec)
 

@@ -728,7 +728,8 @@ class RootApi:
     def clear_scroll(
         self,
         *,
-        scroll_id: str | Sequence[str],
+        scroll_id: str | Sequence[str] | None = None,
+        body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
@@ -738,13 +739,14 @@ class RootApi:
 
         Served by Elasticsearch, OpenSearch.
 
-        Release scroll contexts; one already gone is not an error (404 ignored).
+        Release scroll contexts (``scroll_id=``, or ``body={"scroll_id": ...}`` as the peers take
+        it); one already gone is not an error (404 ignored).
 
         Reference: https://www.elastic.co/guide/en/elasticsearch/reference/current/clear-scroll-api.html
 
         Reference: https://docs.opensearch.org/latest/api-reference/scroll/
         """
-        spec = api.clear_scroll(scroll_id=scroll_id, timeout=timeout)
+        spec = api.clear_scroll(scroll_id=scroll_id, body=body, timeout=timeout)
         spec = adjust(spec, headers, ignore)
         return self._client._transport.perform(spec)
 
