@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sturdysearch.errors import ConfigError
 
 _TIMEOUT = "timeout= (this call's deadline in seconds, retries included)"
-_RETRY = "retry=RetryPolicy(max_attempts=..., retry_on_statuses=...)"
+_RETRY = "retry=RetryPolicy(max_attempts=..., retry_statuses=...)"
 _TYPES = "mapping types are gone since Elasticsearch 7 / OpenSearch 2: drop it (typeless paths)"
 
 #: Constructor keywords of Elasticsearch(...), OpenSearch(...) and elastic-transport.
