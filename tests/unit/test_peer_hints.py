@@ -83,3 +83,14 @@ def test_decorator_on_a_plain_class() -> None:
     assert Thing().index(document=1) == 1
     with pytest.raises(TypeError, match=r"Thing\.index\(\): body= is not a sturdysearch keyword"):
         Thing().index(body=1)  # type: ignore[call-arg]
+
+
+def test_the_constructor_takes_a_timeouts_object() -> None:
+    from sturdysearch import Timeouts
+
+    with Client("http://127.0.0.1:9", timeouts=Timeouts(connect=1, read=4, total=9)) as c:
+        assert c.config.timeouts == Timeouts(connect=1, read=4, total=9)
+    with pytest.raises(ConfigError, match="timeouts=Timeouts"):
+        Client("http://127.0.0.1:9", timeouts=Timeouts(), read_timeout=3)
+    with pytest.raises(ConfigError):
+        Client("http://127.0.0.1:9", timeout=None)  # type: ignore[arg-type]

@@ -30,7 +30,14 @@ from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._core.timeouts import Deadline, Timeouts, call_budget
+from sturdysearch._core.timeouts import (
+    DEFAULT_CONNECT,
+    DEFAULT_READ,
+    DEFAULT_TOTAL,
+    Deadline,
+    Timeouts,
+    call_budget,
+)
 from sturdysearch.errors import ApiError, ConfigError, MalformedResponseError, SturdySearchError
 
 logger = logging.getLogger("sturdysearch")
@@ -69,9 +76,9 @@ class AsyncClient(AsyncRootApi):
         client_key: str | None = None,
         dangerously_skip_tls_verify: bool = False,
         timeouts: Timeouts | None = None,
-        timeout: float | None = None,
-        connect_timeout: float | None = None,
-        read_timeout: float | None = None,
+        timeout: float = DEFAULT_TOTAL,
+        connect_timeout: float = DEFAULT_CONNECT,
+        read_timeout: float = DEFAULT_READ,
         retry: RetryPolicy | None = None,
         retry_budget_ratio: float = 0.1,
         retry_budget_max_tokens: float = 10.0,
@@ -91,15 +98,19 @@ class AsyncClient(AsyncRootApi):
     ) -> None:
         """``timeouts=Timeouts(connect=, read=, total=)`` or the three ``connect_timeout=``,
         ``read_timeout=``, ``timeout=`` (the per-call deadline), not both."""
-        given = {
-            "timeout": timeout,
-            "connect_timeout": connect_timeout,
-            "read_timeout": read_timeout,
-        }
-        named = sorted(k for k, v in given.items() if v is not None)
-        if timeouts is not None and named:
-            raise ConfigError(f"give timeouts=Timeouts(...) or {', '.join(named)}=, not both")
-        phases = timeouts or Timeouts()
+        if timeouts is not None:
+            changed = [
+                name
+                for name, value, default in (
+                    ("timeout", timeout, DEFAULT_TOTAL),
+                    ("connect_timeout", connect_timeout, DEFAULT_CONNECT),
+                    ("read_timeout", read_timeout, DEFAULT_READ),
+                )
+                if value != default
+            ]
+            if changed:
+                raise ConfigError(f"give timeouts=Timeouts(...) or {', '.join(changed)}=, not both")
+            timeout, connect_timeout, read_timeout = timeouts.total, timeouts.connect, timeouts.read
         self.config: ClientConfig = build_config(
             hosts,
             basic_auth=basic_auth,
@@ -125,9 +136,9 @@ class AsyncClient(AsyncRootApi):
             sniff_on_node_failure=sniff_on_node_failure,
             sniff_timeout=sniff_timeout,
             hedge_after=hedge_after,
-            timeout=phases.total if timeout is None else timeout,
-            connect_timeout=phases.connect if connect_timeout is None else connect_timeout,
-            read_timeout=phases.read if read_timeout is None else read_timeout,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
         )
         self.tracer = Tracer()
         self._transport = AsyncTransport(self.config, retry=retry, tracer=self.tracer)
