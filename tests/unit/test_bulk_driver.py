@@ -61,12 +61,16 @@ class FakeClient:
 
 def test_options_are_checked(tmp_path: Path) -> None:
     client: Any = FakeClient()
-    with pytest.raises(ConfigError, match="unknown BulkIndexer option"):
-        BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_batch=3)
+    with pytest.raises(ConfigError, match="unknown option max_batch="):
+        BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_batch=3)  # type: ignore[call-arg]
+    with pytest.raises(
+        ConfigError, match="chunk_size= is not a sturdysearch keyword: use max_actions="
+    ):
+        BulkIndexer(client, "i", dead_letter=tmp_path / "d", chunk_size=3)  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="twice"):
         BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_bytes=1000, max_pending_bytes=1500)
     with pytest.raises(ConfigError):
-        BulkIndexer(client, "i", dead_letter=tmp_path / "d", delivery_timeout=None)
+        BulkIndexer(client, "i", dead_letter=tmp_path / "d", delivery_timeout=None)  # type: ignore[arg-type]
 
 
 def test_requests_carry_the_retry_policy_and_the_idempotency(tmp_path: Path) -> None:
@@ -213,3 +217,15 @@ def _interrupt_main() -> None:
     import _thread
 
     _thread.interrupt_main()
+
+
+def test_the_indexers_keyword_defaults_are_bulkconfigs() -> None:
+    import inspect
+
+    from sturdysearch import AsyncBulkIndexer
+    from sturdysearch._core.bulk.config import CONFIG_DEFAULTS
+
+    for cls in (BulkIndexer, AsyncBulkIndexer):
+        signature = inspect.signature(cls.__init__)
+        for name, default in CONFIG_DEFAULTS.items():
+            assert signature.parameters[name].default == default, (cls, name)

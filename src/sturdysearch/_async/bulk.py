@@ -29,8 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.bulk.answer import decode_answer
-from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
+from sturdysearch._core.bulk.config import (
+    BULK_BUDGET,
+    CONFIG_DEFAULTS,
+    MIB,
+    SERVER_MAX_CONTENT_LENGTH,
+    BulkConfig,
+    BulkStats,
+    ItemResult,
+)
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
     batch_event,
@@ -48,6 +57,7 @@ from sturdysearch._core.bulk.encode import (
     update_body,
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
+from sturdysearch._core.hints import hint_constructor_keywords
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._sync.bulk import ONE_ATTEMPT
 from sturdysearch._sync.deadletter import DeadLetterFile, default_path
@@ -64,6 +74,7 @@ logger = logging.getLogger("sturdysearch")
 _monotonic = time.monotonic
 
 
+@hint_constructor_keywords
 class AsyncBulkIndexer:
     """The asyncio twin of :class:`~sturdysearch.BulkIndexer`: same arguments, same
     guarantees; the adding methods, ``flush()`` and ``close()`` are coroutines. Use it as
@@ -84,8 +95,37 @@ class AsyncBulkIndexer:
         on_failure: Callable[[DeadLetter], None] | None = None,
         on_progress: Callable[[BulkStats], None] | None = None,
         config: BulkConfig | None = None,
-        **options: Any,
+        max_actions: int = 10_000,
+        max_bytes: int = 5 * MIB,
+        flush_interval: float = 1.0,
+        workers: int = 2,
+        max_pending_bytes: int | None = None,
+        delivery_timeout: float = 120.0,
+        request_timeout: float = 60.0,
+        max_attempts: int = 50,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 10.0,
+        budget: BudgetConfig = BULK_BUDGET,
+        max_document_bytes: int = SERVER_MAX_CONTENT_LENGTH - MIB,
     ) -> None:
+        options = {
+            name: value
+            for name, value in (
+                ("max_actions", max_actions),
+                ("max_bytes", max_bytes),
+                ("flush_interval", flush_interval),
+                ("workers", workers),
+                ("max_pending_bytes", max_pending_bytes),
+                ("delivery_timeout", delivery_timeout),
+                ("request_timeout", request_timeout),
+                ("max_attempts", max_attempts),
+                ("backoff_base", backoff_base),
+                ("backoff_cap", backoff_cap),
+                ("budget", budget),
+                ("max_document_bytes", max_document_bytes),
+            )
+            if value != CONFIG_DEFAULTS[name]
+        }
         self.config = make_config("AsyncBulkIndexer", config, options)
         self.default_index = index
         self._client = client

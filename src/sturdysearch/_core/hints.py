@@ -88,14 +88,32 @@ PER_METHOD: Mapping[str, Mapping[str, str]] = {
     "exists": {"body": "nothing: exists takes index= and id="},
 }
 
+#: Keywords of the peers' bulk helpers (helpers.bulk, streaming_bulk, parallel_bulk), for the
+#: bulk indexers' constructors.
+BULK: Mapping[str, str] = {
+    "chunk_size": "max_actions=",
+    "max_chunk_bytes": "max_bytes=",
+    "thread_count": "workers=",
+    "queue_size": "max_pending_bytes=",
+    "max_retries": "max_attempts=",
+    "initial_backoff": "backoff_base=",
+    "max_backoff": "backoff_cap=",
+    "raise_on_error": "nothing: failed documents go to the dead-letter file (dead_letter=); check stats",
+    "raise_on_exception": "nothing: failed documents go to the dead-letter file; check stats",
+    "stats_only": "nothing: .stats counts every outcome",
+    "yield_ok": "on_success=",
+    "request_timeout": "request_timeout= (seconds) for one _bulk request; delivery_timeout= per document",
+}
+
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
 
 
-def hint_for(method: str, keyword: str) -> str | None:
-    """The replacement for ``keyword`` on ``method`` (``__init__`` for the constructor)."""
+def hint_for(method: str, keyword: str, owner: str = "") -> str | None:
+    """The replacement for ``keyword`` on ``method`` (``__init__`` for the constructor) of
+    class ``owner``."""
     if method == "__init__":
-        return CONSTRUCTOR.get(keyword)
+        return (BULK if "Bulk" in owner else CONSTRUCTOR).get(keyword)
     return PER_METHOD.get(method, {}).get(keyword) or METHOD.get(keyword)
 
 
@@ -119,7 +137,7 @@ def _phrase(replacement: str) -> str:
 def _message(name: str, owner: str, unknown: list[str], original: TypeError) -> str:
     parts = []
     for keyword in unknown:
-        replacement = hint_for(name, keyword)
+        replacement = hint_for(name, keyword, owner)
         if replacement is not None:
             parts.append(f"{keyword}= is not a sturdysearch keyword: {_phrase(replacement)}")
         elif name == "__init__":
@@ -184,4 +202,12 @@ def hint_peer_keywords(cls: C) -> C:
         # they are from inspect; their keywords are few and documented
         if not (inspect.isasyncgenfunction(value) or inspect.isgeneratorfunction(value)):
             setattr(cls, name, _wrap(value, owner))
+    return cls
+
+
+def hint_constructor_keywords(cls: C) -> C:
+    """Like :func:`hint_peer_keywords`, for ``__init__`` only: for classes whose methods run per
+    document (the bulk indexers), where a wrapper frame would be paid millions of times."""
+    init = vars(cls)["__init__"]
+    cls.__init__ = _wrap(init, cls.__name__)  # type: ignore[misc]
     return cls

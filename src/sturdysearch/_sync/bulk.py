@@ -35,8 +35,17 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.bulk.answer import decode_answer
-from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
+from sturdysearch._core.bulk.config import (
+    BULK_BUDGET,
+    CONFIG_DEFAULTS,
+    MIB,
+    SERVER_MAX_CONTENT_LENGTH,
+    BulkConfig,
+    BulkStats,
+    ItemResult,
+)
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
     batch_event,
@@ -58,6 +67,7 @@ from sturdysearch._core.bulk.encode import (
     update_body,
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
+from sturdysearch._core.hints import hint_constructor_keywords
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._sync.deadletter import DeadLetterFile, default_path
@@ -102,6 +112,7 @@ def _close_forgotten() -> None:
 atexit.register(_close_forgotten)
 
 
+@hint_constructor_keywords
 class BulkIndexer:
     """Streams actions to ``_bulk`` in batches from ``workers`` threads, retries what may
     succeed later, and writes what will not to a dead-letter file, so that every action ends
@@ -147,8 +158,37 @@ class BulkIndexer:
         on_failure: Callable[[DeadLetter], None] | None = None,
         on_progress: Callable[[BulkStats], None] | None = None,
         config: BulkConfig | None = None,
-        **options: Any,
+        max_actions: int = 10_000,
+        max_bytes: int = 5 * MIB,
+        flush_interval: float = 1.0,
+        workers: int = 2,
+        max_pending_bytes: int | None = None,
+        delivery_timeout: float = 120.0,
+        request_timeout: float = 60.0,
+        max_attempts: int = 50,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 10.0,
+        budget: BudgetConfig = BULK_BUDGET,
+        max_document_bytes: int = SERVER_MAX_CONTENT_LENGTH - MIB,
     ) -> None:
+        options = {
+            name: value
+            for name, value in (
+                ("max_actions", max_actions),
+                ("max_bytes", max_bytes),
+                ("flush_interval", flush_interval),
+                ("workers", workers),
+                ("max_pending_bytes", max_pending_bytes),
+                ("delivery_timeout", delivery_timeout),
+                ("request_timeout", request_timeout),
+                ("max_attempts", max_attempts),
+                ("backoff_base", backoff_base),
+                ("backoff_cap", backoff_cap),
+                ("budget", budget),
+                ("max_document_bytes", max_document_bytes),
+            )
+            if value != CONFIG_DEFAULTS[name]
+        }
         self.config = make_config("BulkIndexer", config, options)
         self.default_index = index
         self._client = client
@@ -745,12 +785,23 @@ def bulk_index(
     id_field: str | None = None,
     op: str = "index",
     dead_letter: str | os.PathLike[str] | None = None,
-    **options: Any,
+    config: BulkConfig | None = None,
+    refresh: bool | str | None = None,
+    pipeline: str | None = None,
+    on_progress: Callable[[BulkStats], None] | None = None,
 ) -> BulkStats:
     """Index every document of an iterable or generator through a :class:`BulkIndexer` and
-    return its final stats; ``options`` are the indexer's. Documents that fail end in the
+    return its final stats; ``config=`` is the indexer's. Documents that fail end in the
     dead-letter file (``stats.dead_lettered``), so check the stats."""
-    with BulkIndexer(client, index, dead_letter=dead_letter, **options) as bulk:
+    with BulkIndexer(
+        client,
+        index,
+        dead_letter=dead_letter,
+        config=config,
+        refresh=refresh,
+        pipeline=pipeline,
+        on_progress=on_progress,
+    ) as bulk:
         bulk.add_many(documents, id_field=id_field, op=op)
     return bulk.stats
 
@@ -761,14 +812,15 @@ def replay_dead_letters(
     *,
     dead_letter: str | os.PathLike[str] | None = None,
     skip_outcomes: Iterable[str] = (),
-    **options: Any,
+    config: BulkConfig | None = None,
+    on_progress: Callable[[BulkStats], None] | None = None,
 ) -> BulkStats:
     """Send the actions of dead-letter file ``path`` again; what still fails goes to the new
     dead-letter file ``dead_letter`` (default: ``<path>.replay-<time>.jsonl``), never back into
     ``path``. Records whose outcome is in ``skip_outcomes`` (e.g. ``{"unknown"}``, whose
     actions may already have been applied once) and records that cannot be sent (a document
     that could not be serialized) are copied to the new file unchanged in substance.
-    ``options`` are the :class:`BulkIndexer`'s. Returns its final stats."""
+    ``config=`` is the :class:`BulkIndexer`'s. Returns its final stats."""
     from sturdysearch._core.bulk.deadletter import BadRecord, decode_record
 
     source_path = os.fspath(path)
@@ -780,7 +832,9 @@ def replay_dead_letters(
     skip = frozenset(skip_outcomes)
     with (
         open(source_path, "rb") as records,
-        BulkIndexer(client, None, dead_letter=dead_letter, **options) as bulk,
+        BulkIndexer(
+            client, None, dead_letter=dead_letter, config=config, on_progress=on_progress
+        ) as bulk,
     ):
         for number, raw in enumerate(records, 1):
             if not raw.strip():

@@ -196,7 +196,7 @@ def load(
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from sturdysearch import replay_dead_letters
+    from sturdysearch import BulkConfig, replay_dead_letters
     from sturdysearch.errors import SturdySearchError
 
     settings = settings_from(args)
@@ -218,7 +218,7 @@ def run_replay(args: argparse.Namespace) -> int:
                     dead_letter=dead_letter,
                     skip_outcomes={"unknown"} if args.skip_unknown else (),
                     on_progress=bar.stats,
-                    **options,
+                    config=BulkConfig(**options),
                 )
         except (SturdySearchError, OSError) as exc:
             raise CliError(f"stopped: {exc}") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.timeouts import MAX_TOTAL, check_seconds
@@ -138,3 +138,7 @@ class ItemResult:
     status: int
     result: str
     """``created``, ``updated``, ``deleted``, ``noop`` or ``not_found``."""
+
+
+#: Every option's default, so that an indexer's keywords can tell which ones were given.
+CONFIG_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(BulkConfig)}
