@@ -66,10 +66,53 @@ def query_string(
     *,
     fields: Sequence[str] | None = None,
     default_operator: str = "and",
-    **options: Any,
+    allow_leading_wildcard: bool | None = None,
+    analyze_wildcard: bool | None = None,
+    analyzer: str | None = None,
+    auto_generate_synonyms_phrase_query: bool | None = None,
+    boost: float | None = None,
+    default_field: str | None = None,
+    enable_position_increments: bool | None = None,
+    fuzziness: str | int | None = None,
+    fuzzy_max_expansions: int | None = None,
+    fuzzy_prefix_length: int | None = None,
+    fuzzy_transpositions: bool | None = None,
+    lenient: bool | None = None,
+    max_determinized_states: int | None = None,
+    minimum_should_match: str | int | None = None,
+    phrase_slop: int | None = None,
+    quote_analyzer: str | None = None,
+    quote_field_suffix: str | None = None,
+    rewrite: str | None = None,
+    time_zone: str | None = None,
+    query: None = None,
 ) -> dict[str, Any]:
     """A ``query_string`` clause searching for ``text`` literally (escaped), every word
-    required by default. ``options`` go into the clause (``analyzer``, ``lenient``...)."""
+    required by default; the other options of the clause by name (``None``: left out).
+    ``query=`` exists only to refuse it: the text is the first argument."""
+    options = {
+        "allow_leading_wildcard": allow_leading_wildcard,
+        "analyze_wildcard": analyze_wildcard,
+        "analyzer": analyzer,
+        "auto_generate_synonyms_phrase_query": auto_generate_synonyms_phrase_query,
+        "boost": boost,
+        "default_field": default_field,
+        "enable_position_increments": enable_position_increments,
+        "fuzziness": fuzziness,
+        "fuzzy_max_expansions": fuzzy_max_expansions,
+        "fuzzy_prefix_length": fuzzy_prefix_length,
+        "fuzzy_transpositions": fuzzy_transpositions,
+        "lenient": lenient,
+        "max_determinized_states": max_determinized_states,
+        "minimum_should_match": minimum_should_match,
+        "phrase_slop": phrase_slop,
+        "quote_analyzer": quote_analyzer,
+        "quote_field_suffix": quote_field_suffix,
+        "rewrite": rewrite,
+        "time_zone": time_zone,
+    }
+    if query is not None:
+        options["query"] = query
     return {"query_string": _clause(escape_query_string(text), fields, default_operator, options)}
 
 
@@ -78,9 +121,33 @@ def simple_query_string(
     *,
     fields: Sequence[str] | None = None,
     default_operator: str = "and",
-    **options: Any,
+    analyzer: str | None = None,
+    analyze_wildcard: bool | None = None,
+    auto_generate_synonyms_phrase_query: bool | None = None,
+    boost: float | None = None,
+    flags: str | None = None,
+    fuzzy_max_expansions: int | None = None,
+    fuzzy_prefix_length: int | None = None,
+    fuzzy_transpositions: bool | None = None,
+    lenient: bool | None = None,
+    minimum_should_match: str | int | None = None,
+    quote_field_suffix: str | None = None,
 ) -> dict[str, Any]:
-    """A ``simple_query_string`` clause searching for ``text`` literally (escaped)."""
+    """A ``simple_query_string`` clause searching for ``text`` literally (escaped); the other
+    options of the clause by name (``None``: left out)."""
+    options = {
+        "analyzer": analyzer,
+        "analyze_wildcard": analyze_wildcard,
+        "auto_generate_synonyms_phrase_query": auto_generate_synonyms_phrase_query,
+        "boost": boost,
+        "flags": flags,
+        "fuzzy_max_expansions": fuzzy_max_expansions,
+        "fuzzy_prefix_length": fuzzy_prefix_length,
+        "fuzzy_transpositions": fuzzy_transpositions,
+        "lenient": lenient,
+        "minimum_should_match": minimum_should_match,
+        "quote_field_suffix": quote_field_suffix,
+    }
     return {
         "simple_query_string": _clause(
             escape_simple_query_string(text), fields, default_operator, options
@@ -103,5 +170,5 @@ def _clause(
         if isinstance(fields, str):
             raise ValueError("fields must be a list of field names, not one string")
         clause["fields"] = list(fields)
-    clause.update(options)
+    clause.update({k: v for k, v in options.items() if v is not None})
     return clause
