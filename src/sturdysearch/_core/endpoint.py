@@ -29,7 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sturdysearch._core.api import OBJECT_FIELDS as _OBJECT_FIELDS
+from sturdysearch._core.api import _merge_body
 from sturdysearch._core.request import RequestSpec, id_segment, index_segment
 from sturdysearch._core.serialize import dumps, dumps_ndjson
 from sturdysearch.errors import SerializationError, UnsupportedApiError
@@ -269,29 +269,10 @@ def build(
 
 
 def body_of(body: Any, fields: Mapping[str, Any]) -> Any:
-    """``body=`` combined with the body fields given by name; a field given both ways is an
-    error, and an object-valued field given as a string (JSON built by hand) is refused."""
-    named = {k: v for k, v in fields.items() if v is not None}
-    if not named:
-        return body
-    for name, value in named.items():
-        if isinstance(value, (str, bytes, bytearray)) and name in _OBJECT_FIELDS:
-            raise SerializationError(
-                f"{name}= must be a mapping, not {type(value).__name__}: JSON built as a string "
-                f"invites injection; pass a dict such as {name}={{...}}",
-                path=name,
-                type_name=type(value).__name__,
-            )
-    if body is None:
-        return named
-    if not isinstance(body, Mapping):
-        raise SerializationError(
-            "body must be a mapping", path="body", type_name=type(body).__name__
-        )
-    clash = sorted(set(named) & set(body))
-    if clash:
-        raise ValueError(f"{', '.join(clash)} given both as keyword and inside body=")
-    return {**body, **named}
+    """``body=`` combined with the body fields given by name (wire names: ``from``,
+    ``_source``); the rules are ``_core.api``'s: a field given both ways is an error, and an
+    object-valued field given as a string (JSON built by hand) is refused."""
+    return _merge_body(body, **fields)
 
 
 def adjust(

@@ -39,12 +39,12 @@ from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.bulk.answer import decode_answer
 from sturdysearch._core.bulk.config import (
     BULK_BUDGET,
-    CONFIG_DEFAULTS,
     MIB,
     SERVER_MAX_CONTENT_LENGTH,
     BulkConfig,
     BulkStats,
     ItemResult,
+    given_options,
 )
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
@@ -171,24 +171,7 @@ class BulkIndexer:
         budget: BudgetConfig = BULK_BUDGET,
         max_document_bytes: int = SERVER_MAX_CONTENT_LENGTH - MIB,
     ) -> None:
-        options = {
-            name: value
-            for name, value in (
-                ("max_actions", max_actions),
-                ("max_bytes", max_bytes),
-                ("flush_interval", flush_interval),
-                ("workers", workers),
-                ("max_pending_bytes", max_pending_bytes),
-                ("delivery_timeout", delivery_timeout),
-                ("request_timeout", request_timeout),
-                ("max_attempts", max_attempts),
-                ("backoff_base", backoff_base),
-                ("backoff_cap", backoff_cap),
-                ("budget", budget),
-                ("max_document_bytes", max_document_bytes),
-            )
-            if value != CONFIG_DEFAULTS[name]
-        }
+        options = given_options(locals())
         self.config = make_config("BulkIndexer", config, options)
         self.default_index = index
         self._client = client

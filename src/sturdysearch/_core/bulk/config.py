@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from sturdysearch._core.budget import BudgetConfig
@@ -142,3 +143,13 @@ class ItemResult:
 
 #: Every option's default, so that an indexer's keywords can tell which ones were given.
 CONFIG_DEFAULTS: dict[str, object] = {f.name: f.default for f in fields(BulkConfig)}
+
+
+def given_options(arguments: Mapping[str, object]) -> dict[str, object]:
+    """The options an indexer's constructor was given: those of its ``locals()`` that name a
+    :class:`BulkConfig` field and differ from its default."""
+    return {
+        name: arguments[name]
+        for name, default in CONFIG_DEFAULTS.items()
+        if name in arguments and arguments[name] != default
+    }
