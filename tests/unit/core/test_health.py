@@ -566,6 +566,7 @@ SNAPSHOT_KEYS = {
     "consecutive_failures",
     "ejections",
     "in_flight",
+    "probes",
     "last_error",
     "last_probe_ago",
     "last_probe_ok",
@@ -588,6 +589,7 @@ def test_snapshot_of_fresh_node() -> None:
         "last_probe_ago": None,
         "last_probe_ok": None,
         "next_probe_in": None,
+        "probes": 0,
         "seed": True,
     }
 
@@ -673,3 +675,20 @@ def test_random_walk_invariants() -> None:
         picked = h.pick()
         assert (picked is None) == (not live)
         assert picked is None or picked in live
+
+
+def test_probes_are_counted_per_node_and_in_all() -> None:
+    """Whoever runs a probe (the background prober or a caller), claiming it counts it: the
+    numbers ``Client.stats()`` and ``nodes_status()`` show."""
+    h = health(A, B)
+    h.eject(A, now=0.0, rand=1.0, reason="x")
+    h.eject(B, now=0.0, rand=1.0, reason="x")
+    assert h.due_probes(0.0) == [A, B]
+    h.probe_finished(A, ok=False, now=0.1, rand=1.0)  # next at 0.6
+    assert h.claim_due_probe(0.5) is None
+    assert h.probing_node() == B
+    assert h.next_scheduled_probe() == (A, pytest.approx(0.6))
+    assert h.claim_due_probe(0.6) == A
+    assert h.claim_due_probe(0.6) is None  # claimed: nobody else runs it
+    assert (h.states[A].probes, h.states[B].probes, h.probes_sent) == (2, 1, 3)
+    assert [row["probes"] for row in h.snapshot(0.6)] == [2, 1]

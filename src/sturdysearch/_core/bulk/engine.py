@@ -29,8 +29,11 @@ deadline among its actions. Attempts: ``max_attempts`` sends that may have reach
 
 A retry waits a full-jitter exponential backoff (``RetryPolicy.backoff``), at least the
 server's ``Retry-After``; one random draw per failed request, so the retried actions of a batch
-fall due together and travel as one batch again. Retries after failures that reached a server
-take a token from the :class:`RetryBudget`; without one they wait ``backoff_cap``.
+fall due together and travel as one batch again. Every retry takes a token from the
+:class:`RetryBudget`, also after ``NoLiveNodesError`` and refused connections; without one the
+actions wait ``backoff_cap`` for the cluster (and never past their delivery deadline) instead of
+being resent at once. After ``NoLiveNodesError`` they wait at least until the client's next
+scheduled probe.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from sturdysearch._core.bulk.classify import classify_item, classify_request
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats
 from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch.errors import ApiError, SturdySearchError
+from sturdysearch.errors import ApiError, NoLiveNodesError, SturdySearchError
 
 #: ``result`` of a successful item -> counter; an answer without results counts by operation.
 _RESULTS = ("created", "updated", "deleted", "noop", "not_found")
@@ -228,6 +231,7 @@ class BulkEngine:
             failed_requests=self.failed_requests,
             splits=self.splits,
             bytes=self.bytes,
+            retries_denied=self.budget.denied,
         )
 
     def _dead(self, letter: DeadLetter) -> None:
@@ -603,11 +607,18 @@ class BulkEngine:
             retry.append(item)
         if status == 429:
             self._decrease_limit(batch)
-        retry_after = exc.retry_after if isinstance(exc, ApiError) else None
-        charge = verdict == "lost" or status is not None
+        if isinstance(exc, ApiError):
+            retry_after = exc.retry_after
+        elif isinstance(exc, NoLiveNodesError):
+            # Nothing can be sent before the next probe of the client's shared schedule.
+            retry_after = exc.next_probe_in
+        else:
+            retry_after = None
+        # Every resend is charged, also after NoLiveNodesError and refused connections: in an
+        # outage those are all there is, and uncharged they would never meet the budget.
         if retry:
             settlement.delay, settlement.retried, dead = self._schedule(
-                retry, now, rand, retry_after, charge=charge
+                retry, now, rand, retry_after
             )
             settlement.dead_lettered += dead
         return settlement
@@ -653,8 +664,6 @@ class BulkEngine:
         now: float,
         rand: float,
         retry_after: float | None,
-        *,
-        charge: bool = True,
     ) -> tuple[float, int, int]:
         """Queue ``items`` for another attempt; returns ``(delay, queued, dead-lettered)``."""
         tries = 0
@@ -664,7 +673,7 @@ class BulkEngine:
         delay = self._backoff(tries, rand)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        if charge and not self.budget.try_withdraw():
+        if not self.budget.try_withdraw():
             delay = max(delay, self.config.backoff_cap)
         due = now + delay
         keep: list[Item] = []

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sturdysearch import errors
+from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.bulk.answer import UniformAnswer
 from sturdysearch._core.bulk.config import BulkConfig
 from sturdysearch._core.bulk.deadletter import DeadLetter
@@ -343,7 +344,48 @@ def test_not_sent_resends_everything_without_counting_an_attempt() -> None:
     s = engine.settle_error(batch, errors.ConnectionError("refused"), 0.0, 0.5)
     assert (s.verdict, s.retried, s.dead_lettered) == ("resend", 4, 0)
     assert all(item.attempts == 0 for item in batch.states())
-    assert engine.budget.granted == 0  # nothing reached a server: no budget charged
+    # Nothing reached a server, but the resend is still charged: in an outage such resends
+    # are all there is, and uncharged they would never meet the budget.
+    assert engine.budget.granted == 1
+    check(engine)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [errors.NoLiveNodesError("none live", next_probe_in=0.0), errors.ConnectionError("refused")],
+    ids=["no-live-nodes", "refused"],
+)
+def test_resends_after_an_outage_meet_the_budget_and_then_wait(exc: errors.TransportError) -> None:
+    """With the budget spent, a resend waits ``backoff_cap`` for the cluster instead of going
+    out after its short backoff; no document is dropped for it while its deadline allows."""
+    engine = BulkEngine(
+        config(
+            max_actions=1,
+            backoff_base=0.1,
+            backoff_cap=2.0,
+            budget=BudgetConfig(ratio=0.0, max_tokens=2.0, initial_tokens=2.0),
+        )
+    )
+    delays = []
+    for i in range(4):
+        engine.add(line(i), True, 0.0)
+        batch = engine.take(0.0)
+        assert batch is not None
+        delays.append(engine.settle_error(batch, exc, 0.0, 1.0).delay)
+    assert delays[:2] == [pytest.approx(0.1)] * 2
+    assert delays[2:] == [2.0, 2.0]
+    assert (engine.budget.granted, engine.budget.denied) == (2, 2)
+    assert engine.stats().retries_denied == 2
+    assert engine.stats().dead_lettered == 0 and engine.pending == 4
+    check(engine)
+
+
+def test_a_resend_after_no_live_nodes_waits_for_the_next_scheduled_probe() -> None:
+    engine, batch = _one_batch(safe=True)
+    exc = errors.NoLiveNodesError("none live", next_probe_in=3.5)
+    s = engine.settle_error(batch, exc, 0.0, 0.0)
+    assert s.verdict == "resend"
+    assert s.delay == 3.5
     check(engine)
 
 
