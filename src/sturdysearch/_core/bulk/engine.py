@@ -33,7 +33,9 @@ fall due together and travel as one batch again. Every retry takes a token from 
 :class:`RetryBudget`, also after ``NoLiveNodesError`` and refused connections; without one the
 actions wait ``backoff_cap`` for the cluster (and never past their delivery deadline) instead of
 being resent at once. After ``NoLiveNodesError`` they wait at least until the client's next
-scheduled probe.
+scheduled probe. After a request that got no answer at all, no request (fresh or retry) leaves
+before that retry is due: an outage costs the cluster one request per backoff step, however
+many workers there are.
 """
 
 from __future__ import annotations
@@ -187,6 +189,10 @@ class BulkEngine:
         self._seq = itertools.count()
         self._launches = 0
         self._last_decrease = -1
+        self._hold_until = 0.0
+        """After a request failed without an answer, nothing is sent (fresh batches included)
+        before its retry is due: the cluster is unreachable or not answering, and every worker
+        sending its next batch at once would only multiply the load on it."""
         self.in_flight = 0
         self.pending_bytes = 0
         self.closing = False
@@ -344,6 +350,9 @@ class BulkEngine:
             woke = self._retries_due(now) or woke
         if self._ready and min(b.deadline for b in self._ready) <= now:
             self._expire_ready(now)
+        if self._hold_until and now >= self._hold_until:
+            self._hold_until = 0.0
+            woke = True
         return woke
 
     def next_wakeup(self, now: float) -> float | None:
@@ -355,6 +364,8 @@ class BulkEngine:
             times.append(self._retry[0][0])
         if self._ready:
             times.append(min(b.deadline for b in self._ready))
+        if self._hold_until:
+            times.append(self._hold_until)
         if not times:
             return None
         return max(0.0, min(times) - now)
@@ -402,7 +413,7 @@ class BulkEngine:
     def take(self, now: float) -> Batch | None:
         """The next batch to send, or ``None`` (nothing ready, or ``limit`` requests in flight).
         Retries go first."""
-        if self.in_flight >= self.limit or self.aborted is not None:
+        if self.in_flight >= self.limit or self.aborted is not None or now < self._hold_until:
             return None
         if not self._ready:
             if not self.closing or self._open is None:
@@ -456,6 +467,7 @@ class BulkEngine:
             )
         self.in_flight -= 1
         self.budget.deposit()
+        self._hold_until = 0.0  # the cluster answers again
         results = self.results
         for key, value in counts.items():
             results[key] += value
@@ -621,6 +633,8 @@ class BulkEngine:
                 retry, now, rand, retry_after
             )
             settlement.dead_lettered += dead
+            if status is None:  # no answer at all (lost, refused, no live node): hold
+                self._hold_until = max(self._hold_until, now + settlement.delay)
         return settlement
 
     def _split(

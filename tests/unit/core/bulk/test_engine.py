@@ -366,18 +366,64 @@ def test_resends_after_an_outage_meet_the_budget_and_then_wait(exc: errors.Trans
             budget=BudgetConfig(ratio=0.0, max_tokens=2.0, initial_tokens=2.0),
         )
     )
-    delays = []
+    delays: list[float] = []
+    now = 0.0
     for i in range(4):
-        engine.add(line(i), True, 0.0)
-        batch = engine.take(0.0)
+        engine.add(line(i), True, now)
+        batch = engine.take(now)
         assert batch is not None
-        delays.append(engine.settle_error(batch, exc, 0.0, 1.0).delay)
+        delays.append(engine.settle_error(batch, exc, now, 1.0).delay)
+        now += delays[-1]  # the hold (see the next test) ends with the retry's delay
     assert delays[:2] == [pytest.approx(0.1)] * 2
     assert delays[2:] == [2.0, 2.0]
     assert (engine.budget.granted, engine.budget.denied) == (2, 2)
     assert engine.stats().retries_denied == 2
     assert engine.stats().dead_lettered == 0 and engine.pending == 4
     check(engine)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.NoLiveNodesError("none live", next_probe_in=0.0),
+        errors.ConnectionError("refused"),
+        errors.ReadTimeout("no answer"),
+    ],
+    ids=["no-live-nodes", "refused", "lost"],
+)
+def test_a_request_without_answer_holds_every_worker_until_its_retry(
+    exc: errors.TransportError,
+) -> None:
+    """Fresh batches wait too: with the cluster silent, each worker sending its next batch at
+    once would make the load grow with the number of workers."""
+    engine = BulkEngine(config(max_actions=1, workers=4, backoff_base=1.0, backoff_cap=4.0))
+    for i in range(4):
+        engine.add(line(i), True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    delay = engine.settle_error(batch, exc, 0.0, 1.0).delay
+    assert delay == 1.0
+    assert engine.take(0.5) is None  # three fresh batches are ready, and a worker is free
+    assert engine.next_wakeup(0.5) == pytest.approx(0.5)
+    assert engine.tick(1.0) is True  # the timer wakes the senders
+    taken = [engine.take(1.0) for _ in range(4)]
+    assert all(b is not None for b in taken)
+    for b in taken:
+        assert b is not None
+        engine.settle_answer(b, {"errors": False, "items": [{"index": {"status": 201}}]}, 1.0, 0)
+    check(engine)
+
+
+def test_an_answer_ends_the_hold() -> None:
+    engine = BulkEngine(config(max_actions=1, workers=2, backoff_base=1.0, backoff_cap=4.0))
+    for i in range(3):
+        engine.add(line(i), True, 0.0)
+    first, second = engine.take(0.0), engine.take(0.0)
+    assert first is not None and second is not None
+    engine.settle_error(first, errors.ConnectionError("refused"), 0.0, 1.0)
+    assert engine.take(0.1) is None
+    engine.settle_answer(second, {"errors": False, "items": [{"index": {"status": 201}}]}, 0.1, 0)
+    assert engine.take(0.1) is not None
 
 
 def test_a_resend_after_no_live_nodes_waits_for_the_next_scheduled_probe() -> None:
