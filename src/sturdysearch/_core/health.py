@@ -206,10 +206,13 @@ class NodeHealth:
         state = self.states.get(node)
         if state is None:
             return False
-        state.failures += 1
         state.last_error = reason
         was_alive = state.alive
         if was_alive:
+            # Only the first failure counts towards the probe backoff: the other calls in
+            # flight when a node goes down fail too, and counting each of them would push its
+            # next probe out by one doubling per call (a minute after a burst of eight).
+            state.failures += 1
             state.alive = False
             state.ejections += 1
             state.next_probe_at = now + self.config.probe_delay(state.failures, rand)

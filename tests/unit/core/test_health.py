@@ -187,12 +187,14 @@ def test_eject_on_first_failure() -> None:
     assert h.next_probe_at() == 5.0
 
 
-def test_eject_of_an_ejected_node_counts_the_failure_but_not_a_new_ejection() -> None:
+def test_eject_of_an_ejected_node_is_neither_a_new_ejection_nor_a_new_failure() -> None:
+    """The calls in flight when a node goes down all fail: one observation. Counting each
+    would push the next probe out by a doubling per call."""
     h = health()
     h.eject(B, now=5.0, rand=0.5, reason="refused")
     assert h.eject(B, now=6.0, rand=0.5, reason="reset") is False
     state = h.states[B]
-    assert (state.failures, state.ejections, state.last_error) == (2, 1, "reset")
+    assert (state.failures, state.ejections, state.last_error) == (1, 1, "reset")
     assert state.next_probe_at == 5.0  # the schedule is the prober's, not moved by callers
 
 

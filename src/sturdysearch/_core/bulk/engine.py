@@ -633,8 +633,13 @@ class BulkEngine:
                 retry, now, rand, retry_after
             )
             settlement.dead_lettered += dead
-            if status is None:  # no answer at all (lost, refused, no live node): hold
+            if status is None:
+                # No answer at all (lost, refused, no live node): hold every sender until
+                # the retry, then send one request at a time until answers come back (the
+                # limit grows by one per clean answer), as TCP restarts from one segment
+                # after a retransmission timeout.
                 self._hold_until = max(self._hold_until, now + settlement.delay)
+                self.limit = 1
         return settlement
 
     def _split(

@@ -406,11 +406,16 @@ def test_a_request_without_answer_holds_every_worker_until_its_retry(
     assert engine.take(0.5) is None  # three fresh batches are ready, and a worker is free
     assert engine.next_wakeup(0.5) == pytest.approx(0.5)
     assert engine.tick(1.0) is True  # the timer wakes the senders
-    taken = [engine.take(1.0) for _ in range(4)]
-    assert all(b is not None for b in taken)
-    for b in taken:
-        assert b is not None
-        engine.settle_answer(b, {"errors": False, "items": [{"index": {"status": 201}}]}, 1.0, 0)
+    ok = {"errors": False, "items": [{"index": {"status": 201}}]}
+    # One request at a time until answers come back; each clean answer allows one more.
+    for in_flight in (1, 2):
+        taken = [engine.take(1.0) for _ in range(in_flight)]
+        assert all(b is not None for b in taken)
+        assert engine.take(1.0) is None
+        for b in taken:
+            assert b is not None
+            engine.settle_answer(b, ok, 1.0, 0)
+    assert engine.limit == 4
     check(engine)
 
 
