@@ -20,8 +20,8 @@ the retry budget. None of it depends on the number of threads, tasks or workers.
 indexer, whose requests time out rather than eject the node when answers are lost, it is one
 request at a time: ``POOL + T / request_timeout + 1``.
 
-Then the injector heals and the same client must recover within one probe interval, with a
-call that had the time to wait for that probe succeeding.
+Then the injector heals and the same client must recover within one probe interval: a call
+that has the time to wait for the next scheduled probe succeeds, no later than that probe.
 """
 
 from __future__ import annotations
@@ -83,10 +83,6 @@ def bound(seconds: float) -> tuple[int, int]:
     """``(requests, connections)`` allowed in an outage of ``seconds`` (see the module doc)."""
     probes = max_probes(seconds)
     return POOL + probes + int(TOKENS), 2 * POOL + probes + int(TOKENS)
-
-
-def probe_ceiling(failures: int) -> float:
-    return 0.0 if failures <= 1 else min(CAP, BASE * 2.0 ** (failures - 2))
 
 
 @dataclass
@@ -180,14 +176,23 @@ class Load:
         assert not any(t.is_alive() for t in self._threads)
 
 
+def settled_status(client: Any) -> dict[str, Any]:
+    """The node's row once no probe is in flight: one sent before the injector healed may hang
+    on its lost answer until its timeout, and a call waiting for it would see it fail."""
+    limit = time.monotonic() + PROBE_TIMEOUT + 2
+    while True:
+        status: dict[str, Any] = client.nodes_status()[0]
+        if status["state"] != "probing" or time.monotonic() > limit:
+            return status
+        threading.Event().wait(0.02)  # polling the operator view: it has no change event
+
+
 def recovery_allowance(status: dict[str, Any]) -> float:
-    """Seconds within which the node must be back once the injector heals: the probe in flight
-    (it may hang on a lost answer until its timeout) and the next backoff step, or the time to
-    the next scheduled probe."""
+    """Seconds within which the node must be back: the time to its next scheduled probe (the
+    injector healed before it), or nothing when it is already back."""
+    assert status["state"] != "probing", status
     if status["state"] == "alive":
         return 0.0
-    if status["state"] == "probing":
-        return PROBE_TIMEOUT + probe_ceiling(status["consecutive_failures"] + 1)
     return float(status["next_probe_in"] or 0.0)
 
 
@@ -209,7 +214,7 @@ def check_outage(
 
 def recover_sync(client: Client, injector: Injector) -> None:
     injector.heal()
-    allowance = recovery_allowance(client.nodes_status()[0])
+    allowance = recovery_allowance(settled_status(client))
     started = time.monotonic()
     # A call with the time to wait for the next probe is not lost.
     client.search(query=MATCH_ALL, timeout=allowance + CALL_TIMEOUT + 1)
@@ -256,7 +261,7 @@ def run_tasks(injector: Injector, seconds: float) -> None:
             await asyncio.sleep(seconds)  # the outage lasts this long
             check_outage(injector, seconds, before, client.stats())
             injector.heal()
-            allowance = recovery_allowance(client.nodes_status()[0])
+            allowance = recovery_allowance(await asyncio.to_thread(settled_status, client))
             started = time.monotonic()
             await client.search(query=MATCH_ALL, timeout=allowance + CALL_TIMEOUT + 1)
             took = time.monotonic() - started

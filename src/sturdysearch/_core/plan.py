@@ -67,11 +67,14 @@ class CallPlan:
         "_budget",
         "_guard",
         "_health",
+        "_probe_failed",
         "_retry",
         "_tracer",
         "attempt",
+        "awaited_probe",
         "deadline",
         "history",
+        "seen_probe",
         "spec",
         "tried",
     )
@@ -95,6 +98,12 @@ class CallPlan:
         self._guard = guard
         self._tracer = tracer
         self.attempt = 0
+        self.awaited_probe = False
+        """Waiting for the outcome of a running probe (``await_probe`` without ``until``)."""
+        self.seen_probe = False
+        """A probe this call ran or waited for failed: it waits for no further probe (a call
+        waits for the next scheduled probe, not for an outage to end)."""
+        self._probe_failed = "every node is ejected and the probe failed"
         self.history: list[SturdySearchError] = []
         self.tried: list[NodeConfig] = []
         with guard:
@@ -108,24 +117,41 @@ class CallPlan:
         (``Choice.probe_first``), or waits for the one running or the next one scheduled
         within its deadline (``Choice.await_probe``), or fails at once with
         ``NoLiveNodesError`` (or the last failure on a retry) saying when the next probe is
-        due.
+        due. Once a probe it ran or waited for has failed, it waits for no other: it waits for
+        the next probe, not for the outage to end.
         """
         health = self._health
         deadline = self.deadline.at
         with self._guard:
             node = health.pick(self.tried)
             if node is not None:
+                # A probe this call waited for (if any) re-admitted a node: should this attempt
+                # fail too, the call may wait for (or run) a probe again.
+                self.awaited_probe = False
                 health.states[node].in_flight += 1
                 self.attempt += 1
                 return Choice(node)
+            if self.awaited_probe:
+                # Woken by the outcome of the probe this call waited for, and still no node:
+                # a due probe may still be run, but the call waits no further.
+                self.seen_probe = True
+                self.awaited_probe = False
             if deadline - now > 0.01:
                 due = health.claim_due_probe(now)
                 if due is not None:
                     return Choice(due, probe_first=True)
                 probing = health.probing_node()
-                if probing is not None:
+                if probing is not None and not self.seen_probe:
+                    self.awaited_probe = True
                     return Choice(probing, await_probe=True)
             scheduled = health.next_scheduled_probe()
+        if self.seen_probe:
+            if scheduled is None:
+                raise self._no_live_nodes(self._probe_failed, None)
+            wait = max(0.0, scheduled[1] - now)
+            raise self._no_live_nodes(
+                f"{self._probe_failed}; the next probe is due in {wait:.3g} s", wait
+            )
         if scheduled is None:
             raise self._no_live_nodes(
                 "every node is ejected and the deadline leaves no time to wait for a probe", None
@@ -153,6 +179,11 @@ class CallPlan:
             readmitted = self._health.probe_finished(node, ok=ok, now=now, rand=rand, error=error)
             state = self._health.states.get(node)
             probes = state.probes if state is not None else None
+        if not ok:
+            self.seen_probe = True
+            self._probe_failed = (
+                f"every node is ejected and the probe of {node.url} failed: {error}"
+            )
         if self._tracer.active:
             self._tracer.emit(
                 "node.probe", node=node.url, ok=ok, by="caller", error=error, probes=probes
