@@ -83,7 +83,9 @@ class Toxiproxy:
         )
         with urllib.request.urlopen(request, timeout=5) as answer:
             raw = answer.read()
-        return json.loads(raw) if raw else None
+            kind = answer.headers.get("content-type", "")
+        # ``/version`` answers in plain text, the rest in JSON.
+        return json.loads(raw) if raw and "json" in kind else raw.decode()
 
     def close(self) -> None:
         process, self._process = self._process, None
