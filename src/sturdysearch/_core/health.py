@@ -148,6 +148,8 @@ class NodeHealth:
         self._retry_counter = itertools.count()
         self.probes_sent = 0
         """Probes sent to any node, also to nodes that sniffing removed since."""
+        self.probes_failed = 0
+        """Probes that failed; a call that saw one fail since it started waits for no other."""
 
     @property
     def nodes(self) -> tuple[NodeConfig, ...]:
@@ -290,6 +292,7 @@ class NodeHealth:
             state.failures = 0
             state.last_error = None
             return readmitted
+        self.probes_failed += 1
         state.failures += 1
         state.last_error = error
         state.alive = False

@@ -68,6 +68,7 @@ class CallPlan:
         "_guard",
         "_health",
         "_probe_failed",
+        "_probes_failed_before",
         "_retry",
         "_tracer",
         "attempt",
@@ -108,6 +109,7 @@ class CallPlan:
         self.tried: list[NodeConfig] = []
         with guard:
             budget.deposit()
+            self._probes_failed_before = health.probes_failed
 
     def choose(self, now: float) -> Choice:
         """The node for the next attempt.
@@ -131,9 +133,10 @@ class CallPlan:
                 health.states[node].in_flight += 1
                 self.attempt += 1
                 return Choice(node)
-            if self.awaited_probe:
-                # Woken by the outcome of the probe this call waited for, and still no node:
-                # a due probe may still be run, but the call waits no further.
+            if self.awaited_probe or health.probes_failed > self._probes_failed_before:
+                # A probe failed since this call started (the one it waited for, or the
+                # background prober's while it backed off), and still no node: a due probe may
+                # still be run, but the call waits no further.
                 self.seen_probe = True
                 self.awaited_probe = False
             if deadline - now > 0.01:

@@ -1171,3 +1171,19 @@ def test_probe_done_after_the_node_was_sniffed_away() -> None:
     r.health.replace_nodes([C])  # the sniff, in the background thread / another task
     with contextlib.suppress(SturdySearchError):
         plan.probe_done(choice.node, ok=True, now=0.1, rand=0.5, error=None)
+
+
+def test_a_probe_that_failed_while_the_call_backed_off_ends_it() -> None:
+    """The background prober ran the due probe while this call slept its retry backoff: the
+    call has its answer (the node is still down) and does not wait for the next probe."""
+    r = rig(A)
+    plan = r.plan()
+    exc = refused()
+    plan.failed(plan.choose(0.0).node, exc, 0.0, 0.5)
+    assert r.health.due_probes(0.0) == [A]  # the background prober's
+    r.health.probe_finished(A, ok=False, now=0.01, rand=1.0, error="refused")
+    with pytest.raises(ConnectionError) as info:
+        plan.choose(0.03)
+    assert info.value is exc
+    later = r.plan(now=0.03)  # a call that starts after that probe still waits for the next
+    assert later.choose(0.03) == Choice(A, await_probe=True, until=pytest.approx(0.51))
