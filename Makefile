@@ -10,10 +10,14 @@ EXTRAS := dev,async,cli,bench,otel
 STURDY_TEST_SERVERS ?= opensearch:2.19.6,elasticsearch:9.5.4
 export STURDY_TEST_SERVERS
 
-.PHONY: demo test test-all test-unit lint typecheck system-deps venv bench clean
+.PHONY: demo test test-all test-unit lint typecheck system-deps toxiproxy venv bench clean
 
 system-deps:
 	@bash scripts/system-deps.sh
+
+# Toxiproxy, built from the Go module proxy, for the outage tests behind a third-party injector.
+toxiproxy:
+	@bash scripts/toxiproxy.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -42,7 +46,7 @@ test: lint
 	$(BIN)/pytest -m "not slow"
 
 # Everything, including the long scenarios marked `slow`.
-test-all: lint
+test-all: lint toxiproxy
 	$(BIN)/pytest
 
 bench: venv

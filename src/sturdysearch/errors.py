@@ -200,7 +200,23 @@ class DeadlineExceeded(TransportError, builtins.TimeoutError):
 
 
 class NoLiveNodesError(TransportError):
-    """No node could be tried: every node is marked dead and none answered a probe in time."""
+    """No node could be tried: every node is marked dead and none answered a probe in time.
+
+    ``next_probe_in`` is how many seconds remain until the next scheduled probe (``None`` when
+    one is running now): a caller looping on failures can wait that long instead of asking
+    again at once, since no call can succeed before that probe does.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        errors: Sequence[BaseException] = (),
+        next_probe_in: float | None = None,
+    ) -> None:
+        super().__init__(message, node=node, errors=errors)
+        self.next_probe_in = next_probe_in
 
 
 class MalformedResponseError(TransportError):

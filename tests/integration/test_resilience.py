@@ -201,6 +201,18 @@ def _wait_until_answers(url: str, within: float, timeout: float) -> float:
     return _wait(answers, timeout)
 
 
+def max_probes(seconds: float, *, base: float, cap: float) -> int:
+    """The most probes one node's schedule can send in ``seconds``: the first at once, then
+    each after at least half its backoff ceiling (``HealthConfig.probe_delay`` with rand=0)."""
+    count, at, failures = 1, 0.0, 2
+    while True:
+        at += 0.5 * min(cap, base * 2.0 ** (failures - 2))
+        if at > seconds:
+            return count
+        count += 1
+        failures += 1
+
+
 def test_retry_budget_bounds_load_when_every_node_fails(
     make_client: MakeClient, proxies: list[FaultProxy]
 ) -> None:
@@ -216,15 +228,20 @@ def test_retry_budget_bounds_load_when_every_node_fails(
         probe_backoff_cap=cap,
         probe_timeout=0.5,
     ) as client:
-        end = time.monotonic() + 10
+        started = time.monotonic()
+        end = started + 10
         while time.monotonic() < end:
             calls += 1
             with pytest.raises((ServerError, NoLiveNodesError)):
-                client.search(index=INDEX, query=MATCH_ALL)
+                client.search(index=INDEX, query=MATCH_ALL, timeout=0.3)
+        elapsed = time.monotonic() - started
         sent = sum(p.stats.requests_seen for p in proxies)
-        # Every request the servers saw, retries and probes included.
-        assert sent <= (1 + ratio) * calls + 10  # 10 = the budget's initial tokens
-        assert calls > 100
+        probes = client.stats()["probes_sent"]
+        # Every request the servers saw: the probes of the shared schedule (at most one per
+        # node per backoff step, whatever the number of calls), and calls with their retries.
+        assert probes <= len(proxies) * max_probes(elapsed, base=0.5, cap=cap)
+        assert sent <= probes + (1 + ratio) * calls + 10  # 10 = the budget's initial tokens
+        assert calls > 20
         for p in proxies:
             p.set_fault(None)
         # It recovers by itself: within one capped probe interval the nodes are back.

@@ -22,7 +22,13 @@ from typing import Any
 
 from sturdysearch._async.pool import AsyncNodePool
 from sturdysearch._core.config import ClientConfig
-from sturdysearch._core.driver import Call, Exchange, TransportBase, probe_exchange
+from sturdysearch._core.driver import (
+    Call,
+    EjectedMeanwhile,
+    Exchange,
+    TransportBase,
+    probe_exchange,
+)
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.nodes import NodeConfig
@@ -130,17 +136,21 @@ class AsyncTransport(TransportBase):
             choice = call.plan.choose(_monotonic())
             node = choice.node
             if choice.await_probe:
-                await self._await_probe(node, call.deadline)
+                await self._await_probe(node, call.deadline, choice.until)
                 continue
             if choice.probe_first:
                 await self._caller_probe(call, node)
+                continue
             t0 = _monotonic()
             overtaken = False
             try:
                 if call.hedge_after is not None:
                     response, overtaken = await self._hedged(call, node, call.hedge_after)
                 else:
-                    response = await self._attempt(call, node)
+                    response = await self._attempt(call, node, primary=True)
+            except EjectedMeanwhile:
+                call.plan.requeue(node)
+                continue
             except SturdySearchError as exc:
                 delay = self.attempt_failed(call, node, exc, t0)
                 if delay > 0:
@@ -163,13 +173,21 @@ class AsyncTransport(TransportBase):
         finally:
             self._signal_probe()
 
-    async def _attempt(self, call: Exchange, node: NodeConfig) -> Response:
+    async def _attempt(
+        self, call: Exchange, node: NodeConfig, *, primary: bool = False
+    ) -> Response:
         spec = call.spec
         pool = self.pools.get(node)
         if pool is None:
             raise TransportError("the node left the cluster (sniffing)", node=node.url)
         t0 = _monotonic()
         conn = await pool.acquire(call.deadline)
+        state = self.health.states.get(node)
+        if primary and state is not None and not state.alive:
+            # Ejected while this call waited for a connection: sending now would add to the
+            # outage's load what the probe schedule keeps out of it.
+            pool.release(conn, reusable=True)
+            raise EjectedMeanwhile
         try:
             head, body, reusable = await conn.exchange(
                 _joined(self.encode_for(call, node)),
@@ -192,7 +210,7 @@ class AsyncTransport(TransportBase):
         another live node. The first answer wins; the other task is cancelled, which makes
         its connection be aborted."""
         spec = call.spec
-        primary = asyncio.ensure_future(self._attempt(call, node))
+        primary = asyncio.ensure_future(self._attempt(call, node, primary=True))
         try:
             done, _ = await asyncio.wait({primary}, timeout=hedge_after)
             if done:
@@ -249,7 +267,16 @@ class AsyncTransport(TransportBase):
         event.set()
         self._wake.set()
 
-    async def _await_probe(self, node: NodeConfig, deadline: Deadline) -> None:
+    async def _await_probe(self, node: NodeConfig, deadline: Deadline, until: float | None) -> None:
+        """Wait (within the deadline) until nobody is probing ``node`` any more, or, with
+        ``until``, until then or until any probe finishes, whichever comes first."""
+        if until is not None:
+            # Woken by any probe's outcome, or at ``until`` to claim the due probe.
+            wait = min(until, deadline.at) - _monotonic()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._probe_changed.wait(), wait)
+            return
         while True:
             state = self.health.states.get(node)
             if state is None or not state.probing:

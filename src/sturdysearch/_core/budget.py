@@ -8,8 +8,11 @@ deposits ``ratio`` tokens, every retry withdraws one, and the balance never exce
 ``ratio * calls + max_tokens``; the bucket starts with ``initial_tokens`` so that a fresh client
 still rides out a single blip.
 
-Retries of requests that never reached a server (connection refused, connect timeout) cost the
-cluster nothing and are not charged; they are bounded by the attempt limit and the deadline.
+Every retry is charged, also of a request that never reached a server (connection refused,
+connect timeout, no live node): one such retry costs the cluster little, but during an outage
+they are all the traffic there is, from every thread, task and indexer worker at once, and a
+budget that skips them is side-stepped exactly when it matters (gRPC's retry throttling counts
+them too).
 """
 
 from __future__ import annotations

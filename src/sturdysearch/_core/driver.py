@@ -41,6 +41,11 @@ _FIXED_NAMES = frozenset({"accept", "user-agent", "accept-encoding", "authorizat
 PROBE_SPEC = RequestSpec("GET", "/", idempotent=True, ignore=frozenset(range(300, 600)))
 
 
+class EjectedMeanwhile(Exception):
+    """Raised by a driver's attempt when its node was ejected while the call waited for a
+    connection: nothing was sent, and the call chooses again (``CallPlan.requeue``)."""
+
+
 @dataclass(slots=True)
 class Exchange:
     """What one attempt sends, and how long it may take."""
@@ -194,8 +199,14 @@ class TransportBase:
             node, ok=error is None, now=time.monotonic(), rand=random.random(), error=error
         )
         if self.tracer.active:
+            state = self.health.states.get(node)
             self.tracer.emit(
-                "node.probe", node=node.url, ok=error is None, by="background", error=error
+                "node.probe",
+                node=node.url,
+                ok=error is None,
+                by="background",
+                error=error,
+                probes=state.probes if state is not None else None,
             )
             if readmitted:
                 self.tracer.emit("node.readmitted", node=node.url)
@@ -342,6 +353,19 @@ class TransportBase:
         headers = [(k, v) for k, v in headers if k not in own]
         headers.extend(self.config.headers)
         return headers
+
+    def stats(self) -> dict[str, Any]:
+        """The outage counters (see ``Client.stats``). Drivers call it under their guard."""
+        budget = self.budget
+        return {
+            "probes_sent": self.health.probes_sent,
+            "probes_by_node": {n.url: s.probes for n, s in self.health.states.items()},
+            "retries_granted": budget.granted,
+            "retries_denied": budget.denied,
+            "retry_budget_balance": budget.balance,
+            "live_nodes": len(self.health.live_nodes()),
+            "nodes": len(self.health.nodes),
+        }
 
     def status_rows(
         self, now: float, pools: dict[NodeConfig, dict[str, int]]

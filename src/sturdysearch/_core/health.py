@@ -12,11 +12,14 @@ Not reasons to eject: 429 (the node is alive and asking for less load; ejecting 
 concentrate that load on the others), 4xx, TLS failures (configuration, not health), and a
 call's own deadline running out (the caller gave up, the node did nothing wrong).
 
-When every node is ejected, a call probes the *most promising* one itself (fewest
-consecutive failures, then the earliest scheduled probe) within its own deadline, or waits for
-the probe another caller is running; when the probe fails the call fails at once
-(``NoLiveNodesError``). The probe takes the place of the request, so an outage costs the
-cluster one cheap request per call, and a one-node cluster recovers from a blip immediately.
+When every node is ejected, no call probes on its own: each node has one probe schedule,
+shared by every caller, worker and indexer of the client (and by its background prober). A
+call whose node's probe is due claims it and runs it; a call that finds a probe running, or the
+next one scheduled before its deadline, waits for that probe's outcome; any other call fails at
+once with ``NoLiveNodesError`` saying when the next probe is due. An outage therefore costs the
+cluster one probe per node per backoff step, however many threads, tasks or indexer workers
+call; a one-node cluster still recovers from a blip at once, since the first probe after an
+ejection is immediate.
 
 This module holds state and arithmetic only; the drivers hold the lock, run the probes and
 supply ``now`` and the random numbers.
@@ -94,6 +97,7 @@ class NodeState:
         "last_probe_ok",
         "next_probe_at",
         "node",
+        "probes",
         "probing",
         "seed",
     )
@@ -111,6 +115,8 @@ class NodeState:
         self.last_probe_ok: bool | None = None
         self.last_error: str | None = None
         self.probing = False
+        self.probes = 0
+        """Probes sent to this node (by callers and the background prober)."""
 
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
@@ -123,6 +129,7 @@ class NodeState:
             "last_probe_ago": None if self.last_probe_at is None else now - self.last_probe_at,
             "last_probe_ok": self.last_probe_ok,
             "next_probe_in": None if self.alive else max(0.0, self.next_probe_at - now),
+            "probes": self.probes,
             "seed": self.seed,
         }
 
@@ -139,6 +146,10 @@ class NodeHealth:
         self._order: tuple[NodeConfig, ...] = tuple(nodes)
         self._counter = itertools.count()
         self._retry_counter = itertools.count()
+        self.probes_sent = 0
+        """Probes sent to any node, also to nodes that sniffing removed since."""
+        self.probes_failed = 0
+        """Probes that failed; a call that saw one fail since it started waits for no other."""
 
     @property
     def nodes(self) -> tuple[NodeConfig, ...]:
@@ -197,10 +208,13 @@ class NodeHealth:
         state = self.states.get(node)
         if state is None:
             return False
-        state.failures += 1
         state.last_error = reason
         was_alive = state.alive
         if was_alive:
+            # Only the first failure counts towards the probe backoff: the other calls in
+            # flight when a node goes down fail too, and counting each of them would push its
+            # next probe out by one doubling per call (a minute after a burst of eight).
+            state.failures += 1
             state.alive = False
             state.ejections += 1
             state.next_probe_at = now + self.config.probe_delay(state.failures, rand)
@@ -212,16 +226,50 @@ class NodeHealth:
         due = []
         for state in self.states.values():
             if not state.alive and not state.probing and state.next_probe_at <= now:
-                state.probing = True
+                self._claimed(state)
                 due.append(state.node)
         return due
+
+    def _claimed(self, state: NodeState) -> None:
+        state.probing = True
+        state.probes += 1
+        self.probes_sent += 1
+
+    def claim_due_probe(self, now: float) -> NodeConfig | None:
+        """Claim the most promising ejected node whose scheduled probe is due and that nobody
+        probes yet, for a caller to run; ``None`` if no probe is due."""
+        due = [
+            s
+            for s in self.states.values()
+            if not s.alive and not s.probing and s.next_probe_at <= now
+        ]
+        if not due:
+            return None
+        best = min(due, key=lambda s: (s.failures, s.next_probe_at))
+        self._claimed(best)
+        return best.node
+
+    def probing_node(self) -> NodeConfig | None:
+        """A node whose probe is running now, if any."""
+        for state in self.states.values():
+            if state.probing:
+                return state.node
+        return None
+
+    def next_scheduled_probe(self) -> tuple[NodeConfig, float] | None:
+        """The ejected node probed next by the schedule, and when."""
+        waiting = [s for s in self.states.values() if not s.alive and not s.probing]
+        if not waiting:
+            return None
+        best = min(waiting, key=lambda s: s.next_probe_at)
+        return best.node, best.next_probe_at
 
     def claim_probe(self, node: NodeConfig) -> bool:
         """Claim ``node`` for a probe run by a caller; ``False`` if someone already probes it."""
         state = self.states.get(node)
         if state is None or state.probing:
             return False
-        state.probing = True
+        self._claimed(state)
         return True
 
     def next_probe_at(self) -> float | None:
@@ -244,6 +292,7 @@ class NodeHealth:
             state.failures = 0
             state.last_error = None
             return readmitted
+        self.probes_failed += 1
         state.failures += 1
         state.last_error = error
         state.alive = False

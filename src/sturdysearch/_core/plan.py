@@ -5,7 +5,8 @@ The drivers (sync and async) run the same loop::
     plan = CallPlan(...)
     while True:
         choice = plan.choose(now)            # a node, maybe to be probed first
-        ... probe if asked: plan.probe_done(...) ...
+        ... wait if asked (choice.await_probe), then choose again ...
+        ... probe if asked: plan.probe_done(...); choose again if it failed ...
         ... exchange bytes with choice.node ...
         on success: plan.succeeded(node); return
         on error:   delay = plan.failed(node, exc, now, rand)   # raises when it is over
@@ -46,7 +47,10 @@ class Choice:
     node: NodeConfig
     probe_first: bool = False
     await_probe: bool = False
-    """Someone else is probing ``node``: wait for the outcome, then choose again."""
+    """Every node is ejected: wait for a probe's outcome (``until`` is ``None``: the probe of
+    ``node`` that is running now), or until ``until``, when the probe of ``node`` is due; then
+    choose again."""
+    until: float | None = None
 
 
 def ejects(exc: SturdySearchError) -> bool:
@@ -63,12 +67,15 @@ class CallPlan:
         "_budget",
         "_guard",
         "_health",
+        "_probe_failed",
+        "_probes_failed_before",
         "_retry",
         "_tracer",
         "attempt",
         "awaited_probe",
         "deadline",
         "history",
+        "seen_probe",
         "spec",
         "tried",
     )
@@ -93,70 +100,99 @@ class CallPlan:
         self._tracer = tracer
         self.attempt = 0
         self.awaited_probe = False
+        """Waiting for the outcome of a running probe (``await_probe`` without ``until``)."""
+        self.seen_probe = False
+        """A probe this call ran or waited for failed: it waits for no further probe (a call
+        waits for the next scheduled probe, not for an outage to end)."""
+        self._probe_failed = "every node is ejected and the probe failed"
         self.history: list[SturdySearchError] = []
         self.tried: list[NodeConfig] = []
         with guard:
             budget.deposit()
+            self._probes_failed_before = health.probes_failed
 
     def choose(self, now: float) -> Choice:
         """The node for the next attempt.
 
-        With every node ejected: if another caller or the background prober is probing the
-        most promising node, ``Choice.await_probe`` asks the driver to wait for that probe and
-        call ``choose`` again; otherwise this call probes it now, within its deadline. When that
-        probe fails, the call ends at once (``NoLiveNodesError``, or the last failure on a
-        retry).
+        With every node ejected the call follows the shared probe schedule and never probes
+        on its own (see ``_core.health``): it runs the probe that is due now
+        (``Choice.probe_first``), or waits for the one running or the next one scheduled
+        within its deadline (``Choice.await_probe``), or fails at once with
+        ``NoLiveNodesError`` (or the last failure on a retry) saying when the next probe is
+        due. Once a probe it ran or waited for has failed, it waits for no other: it waits for
+        the next probe, not for the outage to end.
         """
         health = self._health
-        remaining = self.deadline.at - now
+        deadline = self.deadline.at
         with self._guard:
             node = health.pick(self.tried)
             if node is not None:
                 # A probe this call waited for (if any) re-admitted a node: should this attempt
-                # fail too, the next choice may wait for (or run) a probe again.
+                # fail too, the call may wait for (or run) a probe again.
                 self.awaited_probe = False
                 health.states[node].in_flight += 1
                 self.attempt += 1
                 return Choice(node)
-            if self.awaited_probe:
-                claimed = False
-            else:
-                candidate = health.most_promising(self.tried)
-                state = health.states[candidate]
-                if state.probing and remaining > 0:
+            if self.awaited_probe or health.probes_failed > self._probes_failed_before:
+                # A probe failed since this call started (the one it waited for, or the
+                # background prober's while it backed off), and still no node: a due probe may
+                # still be run, but the call waits no further.
+                self.seen_probe = True
+                self.awaited_probe = False
+            if deadline - now > 0.01:
+                due = health.claim_due_probe(now)
+                if due is not None:
+                    return Choice(due, probe_first=True)
+                probing = health.probing_node()
+                if probing is not None and not self.seen_probe:
                     self.awaited_probe = True
-                    return Choice(candidate, await_probe=True)
-                # Probe now, whatever the background schedule says: on a one-node cluster a
-                # blip must not turn into seconds of failures. The probe replaces the request
-                # (one request per call either way), and concurrent callers share it.
-                claimed = remaining > 0.01 and health.claim_probe(candidate)
-        if claimed:
-            self.attempt += 1
-            return Choice(candidate, probe_first=True)
-        raise self._no_live_nodes(
-            "every node is ejected and the probe failed"
-            if self.awaited_probe
-            else "every node is ejected and the deadline leaves no time to probe one"
-        )
+                    return Choice(probing, await_probe=True)
+            scheduled = health.next_scheduled_probe()
+        if self.seen_probe:
+            if scheduled is None:
+                raise self._no_live_nodes(self._probe_failed, None)
+            wait = max(0.0, scheduled[1] - now)
+            raise self._no_live_nodes(
+                f"{self._probe_failed}; the next probe is due in {wait:.3g} s", wait
+            )
+        if scheduled is None:
+            raise self._no_live_nodes(
+                "every node is ejected and the deadline leaves no time to wait for a probe", None
+            )
+        node, at = scheduled
+        wait = max(0.0, at - now)
+        if deadline - now <= 0.01:
+            why = "every node is ejected and the deadline leaves no time to probe one"
+        elif at < deadline:
+            return Choice(node, await_probe=True, until=at)
+        else:
+            why = (
+                f"every node is ejected and the next probe ({node.url}) is due in {wait:.3g} s, "
+                "after this call's deadline"
+            )
+        raise self._no_live_nodes(why, wait)
 
     def probe_done(
         self, node: NodeConfig, *, ok: bool, now: float, rand: float, error: str | None
     ) -> None:
-        """Outcome of the probe a caller ran for ``choose``'s ``probe_first``; raises
-        ``NoLiveNodesError`` if the node is still down."""
+        """Outcome of the probe a caller ran for ``choose``'s ``probe_first``. Either way the
+        driver chooses again: a re-admitted node is picked, a failed probe leads to a wait for
+        the next one or to ``NoLiveNodesError``."""
         with self._guard:
             readmitted = self._health.probe_finished(node, ok=ok, now=now, rand=rand, error=error)
-            state = self._health.states.get(node)  # sniffing may have removed it meanwhile
-            if ok and state is not None:
-                state.in_flight += 1
-            elif ok:
-                ok, error = False, "the node left the cluster while it was probed"
+            state = self._health.states.get(node)
+            probes = state.probes if state is not None else None
+        if not ok:
+            self.seen_probe = True
+            self._probe_failed = (
+                f"every node is ejected and the probe of {node.url} failed: {error}"
+            )
         if self._tracer.active:
-            self._tracer.emit("node.probe", node=node.url, ok=ok, by="caller", error=error)
+            self._tracer.emit(
+                "node.probe", node=node.url, ok=ok, by="caller", error=error, probes=probes
+            )
             if readmitted:
                 self._tracer.emit("node.readmitted", node=node.url)
-        if not ok:
-            raise self._no_live_nodes(f"the probe of {node.url} failed: {error}")
 
     def succeeded(self, node: NodeConfig) -> None:
         with self._guard:
@@ -220,13 +256,17 @@ class CallPlan:
                 timeout.__cause__ = exc
                 raise final_error(timeout, idempotent=spec.idempotent, history=self.history)
             raise final_error(exc, idempotent=spec.idempotent, history=self.history)
-        if failure.sent:
-            with self._guard:
-                allowed = self._budget.try_withdraw()
-            if not allowed:
-                if self._tracer.active:
-                    self._tracer.emit("retry.budget_exhausted", node=node.url, path=spec.path)
-                raise final_error(exc, idempotent=spec.idempotent, history=self.history)
+        # Every retry is charged, also after a connection that failed before sending: during
+        # an outage those are most of the traffic, and uncharged they would be unbounded.
+        with self._guard:
+            allowed = self._budget.try_withdraw()
+            denied = self._budget.denied
+        if not allowed:
+            if self._tracer.active:
+                self._tracer.emit(
+                    "retry.budget_exhausted", node=node.url, path=spec.path, denied=denied
+                )
+            raise final_error(exc, idempotent=spec.idempotent, history=self.history)
         self.history.append(exc)
         self.tried.append(node)
         if self._tracer.active:
@@ -241,7 +281,16 @@ class CallPlan:
             )
         return decision.delay
 
-    def _no_live_nodes(self, why: str) -> SturdySearchError:
+    def requeue(self, node: NodeConfig) -> None:
+        """The attempt on ``node`` never started: the node was ejected while the call waited
+        for one of its connections. Nothing was sent; the call chooses again, uncharged."""
+        with self._guard:
+            state = self._health.states.get(node)
+            if state is not None:
+                state.in_flight -= 1
+        self.attempt -= 1
+
+    def _no_live_nodes(self, why: str, next_probe_in: float | None) -> SturdySearchError:
         """The error for "nowhere left to send this": on a retry, the last real failure (a 502
         stays a ``ServerError``, a refused connection a ``ConnectionError``) with the earlier
         ones attached; on a first attempt, ``NoLiveNodesError``."""
@@ -251,7 +300,9 @@ class CallPlan:
                 last.message = f"{last.message}; no other node is live ({why})"
                 last.args = (last.message,)
             return final_error(last, idempotent=self.spec.idempotent, history=self.history[:-1])
-        return NoLiveNodesError(f"no live node to send the request to: {why}")
+        return NoLiveNodesError(
+            f"no live node to send the request to: {why}", next_probe_in=next_probe_in
+        )
 
 
 def hedge_node(

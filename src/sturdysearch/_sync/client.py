@@ -171,6 +171,13 @@ class Client(RootApi):
         last probe, in-flight calls and pool use."""
         return self._transport.nodes_status()
 
+    def stats(self) -> dict[str, Any]:
+        """For operators: what an outage costs the cluster. ``probes_sent`` and
+        ``probes_by_node`` (health probes, by callers and the background prober, which share
+        one schedule per node), ``retries_granted`` and ``retries_denied`` by the retry budget
+        and its balance, and how many nodes are live."""
+        return self._transport.stats()
+
     def sniff(self) -> list[str]:
         """Discover the cluster's nodes now (see ``sniff_on_start``); returns the node URLs in
         use afterwards. Unreachable discoveries are ignored with a warning."""

@@ -15,9 +15,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sturdysearch._core.config import ClientConfig
-from sturdysearch._core.driver import Call, Exchange, TransportBase, probe_exchange
+from sturdysearch._core.driver import (
+    Call,
+    EjectedMeanwhile,
+    Exchange,
+    TransportBase,
+    probe_exchange,
+)
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.nodes import NodeConfig
@@ -107,6 +114,11 @@ class Transport(TransportBase):
             pools = {n: stats[n.url] for n in self.health.nodes if n.url in stats}
             return list(self.status_rows(_monotonic(), pools))
 
+    def stats(self) -> dict[str, Any]:
+        """Probes sent (in all and per node) and retries granted and denied by the budget."""
+        with self._lock:
+            return super().stats()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -130,17 +142,21 @@ class Transport(TransportBase):
             choice = call.plan.choose(_monotonic())
             node = choice.node
             if choice.await_probe:
-                self._await_probe(node, call.deadline)
+                self._await_probe(node, call.deadline, choice.until)
                 continue
             if choice.probe_first:
                 self._caller_probe(call, node)
+                continue
             t0 = _monotonic()
             overtaken = False
             try:
                 if call.hedge_after is not None:
                     response, overtaken = self._hedged(call, node, call.hedge_after)
                 else:
-                    response = self._attempt(call, node)
+                    response = self._attempt(call, node, call_of=call)
+            except EjectedMeanwhile:
+                call.plan.requeue(node)
+                continue
             except SturdySearchError as exc:
                 delay = self.attempt_failed(call, node, exc, t0)
                 if delay > 0:
@@ -161,9 +177,16 @@ class Transport(TransportBase):
             with self._wake:
                 self._wake.notify_all()
 
-    def _await_probe(self, node: NodeConfig, deadline: Deadline) -> None:
-        """Wait (within the deadline) until nobody is probing ``node`` any more."""
+    def _await_probe(self, node: NodeConfig, deadline: Deadline, until: float | None) -> None:
+        """Wait (within the deadline) until nobody is probing ``node`` any more, or, with
+        ``until``, until then or until any probe finishes, whichever comes first."""
         with self._wake:
+            if until is not None:
+                # Woken by any probe's outcome, or at ``until`` to claim the due probe.
+                wait = min(until, deadline.at) - _monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                return
             while True:
                 state = self.health.states.get(node)
                 if state is None or not state.probing:
@@ -182,6 +205,7 @@ class Transport(TransportBase):
         role: str = "",
         on_hedge: Callable[[], None] | None = None,
         hedge_at: float | None = None,
+        call_of: Call | None = None,
     ) -> Response:
         spec = call.spec
         pool = self.pools.get(node)
@@ -190,6 +214,12 @@ class Transport(TransportBase):
         t0 = _monotonic()
         deadline = call.deadline
         conn = pool.acquire(deadline)
+        state = self.health.states.get(node)
+        if call_of is not None and state is not None and not state.alive:
+            # Ejected while this call waited for a connection: sending now would add to the
+            # outage's load what the probe schedule keeps out of it.
+            pool.release(conn, reusable=True)
+            raise EjectedMeanwhile
         if race is not None:
             with race.lock:
                 race.connections[role] = conn
@@ -256,6 +286,7 @@ class Transport(TransportBase):
                 node,
                 race=race,
                 role="primary",
+                call_of=call,
                 on_hedge=on_hedge,
                 hedge_at=_monotonic() + hedge_after,
             )

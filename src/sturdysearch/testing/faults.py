@@ -19,6 +19,7 @@ class FaultKind(enum.Enum):
     """The failure modes the proxy can produce; each maps to a real-world incident."""
 
     BLACKHOLE = "blackhole"
+    DROP_ANSWER = "drop_answer"
     LATENCY = "latency"
     DRIP = "drip"
     RESET_MID_RESPONSE = "reset_mid_response"
@@ -66,6 +67,14 @@ class Fault:
     def blackhole(cls) -> Fault:
         """Accept and read requests but never answer: the client's read timeout must fire."""
         return cls(kind=FaultKind.BLACKHOLE)
+
+    @classmethod
+    def drop_answer(cls) -> Fault:
+        """Forward the request to the server, which acts on it and answers, and lose the
+        answer: the client hears nothing until it gives up. Every answer lost, as in a network
+        partition after the request went out; unlike ``blackhole`` the server sees (and counts)
+        every request."""
+        return cls(kind=FaultKind.DROP_ANSWER)
 
     @classmethod
     def latency(cls, delay: float) -> Fault:

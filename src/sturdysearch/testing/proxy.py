@@ -966,6 +966,14 @@ class FaultProxy:
 
         reader = conn.upstream_reader
         assert reader is not None
+        if kind is FaultKind.DROP_ANSWER:
+            raw = reader.read_head()
+            if raw is not None:
+                response = _parse_response(raw, request.method)
+                _forward_body(reader, response.framing, response.length, _discard)
+            while conn.client_reader.read_some(_RECV_SIZE):
+                pass  # nothing goes back; swallow until the client or close() gives up
+            return _Outcome.CLOSE
         if kind is FaultKind.RESET_AFTER_REQUEST:
             # The server has acted on the request once it answers. Draining the answer lets
             # the upstream connection end with a FIN, not an RST the server would log.

@@ -187,12 +187,14 @@ def test_eject_on_first_failure() -> None:
     assert h.next_probe_at() == 5.0
 
 
-def test_eject_of_an_ejected_node_counts_the_failure_but_not_a_new_ejection() -> None:
+def test_eject_of_an_ejected_node_is_neither_a_new_ejection_nor_a_new_failure() -> None:
+    """The calls in flight when a node goes down all fail: one observation. Counting each
+    would push the next probe out by a doubling per call."""
     h = health()
     h.eject(B, now=5.0, rand=0.5, reason="refused")
     assert h.eject(B, now=6.0, rand=0.5, reason="reset") is False
     state = h.states[B]
-    assert (state.failures, state.ejections, state.last_error) == (2, 1, "reset")
+    assert (state.failures, state.ejections, state.last_error) == (1, 1, "reset")
     assert state.next_probe_at == 5.0  # the schedule is the prober's, not moved by callers
 
 
@@ -566,6 +568,7 @@ SNAPSHOT_KEYS = {
     "consecutive_failures",
     "ejections",
     "in_flight",
+    "probes",
     "last_error",
     "last_probe_ago",
     "last_probe_ok",
@@ -588,6 +591,7 @@ def test_snapshot_of_fresh_node() -> None:
         "last_probe_ago": None,
         "last_probe_ok": None,
         "next_probe_in": None,
+        "probes": 0,
         "seed": True,
     }
 
@@ -673,3 +677,20 @@ def test_random_walk_invariants() -> None:
         picked = h.pick()
         assert (picked is None) == (not live)
         assert picked is None or picked in live
+
+
+def test_probes_are_counted_per_node_and_in_all() -> None:
+    """Whoever runs a probe (the background prober or a caller), claiming it counts it: the
+    numbers ``Client.stats()`` and ``nodes_status()`` show."""
+    h = health(A, B)
+    h.eject(A, now=0.0, rand=1.0, reason="x")
+    h.eject(B, now=0.0, rand=1.0, reason="x")
+    assert h.due_probes(0.0) == [A, B]
+    h.probe_finished(A, ok=False, now=0.1, rand=1.0)  # next at 0.6
+    assert h.claim_due_probe(0.5) is None
+    assert h.probing_node() == B
+    assert h.next_scheduled_probe() == (A, pytest.approx(0.6))
+    assert h.claim_due_probe(0.6) == A
+    assert h.claim_due_probe(0.6) is None  # claimed: nobody else runs it
+    assert (h.states[A].probes, h.states[B].probes, h.probes_sent) == (2, 1, 3)
+    assert [row["probes"] for row in h.snapshot(0.6)] == [2, 1]

@@ -285,18 +285,39 @@ def test_retries_after_ejections_spread_over_the_rest() -> None:
     ids=["refused", "connect-timeout"],
 )
 @pytest.mark.parametrize("spec", [GET, POST], ids=["idempotent", "not-idempotent"])
-def test_not_sent_failures_retry_without_touching_the_budget(
+def test_not_sent_failures_draw_on_the_budget(
     make: Callable[[], SturdySearchError], spec: RequestSpec
 ) -> None:
-    r = rig(budget=EMPTY)
+    """Nothing reached a server, but in an outage these retries are all the traffic there is:
+    uncharged, they would side-step the budget exactly when it matters."""
+    r = rig(budget=BudgetConfig(ratio=0.0, max_tokens=5.0, initial_tokens=2.0))
     plan = r.plan(spec)
     for _ in range(2):
         node = plan.choose(0.0).node
         delay = plan.failed(node, make(), 0.0, 0.5)
         assert 0.0 <= delay <= RETRY.backoff_cap
-    assert (r.budget.granted, r.budget.denied, r.budget.balance) == (0, 0, 0.0)
+    assert (r.budget.granted, r.budget.denied, r.budget.balance) == (2, 0, 0.0)
     assert len(r.named("request.retry")) == 2
-    assert "retry.budget_exhausted" not in r.names()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [refused, lambda: ConnectTimeout("connect timed out", node="n")],
+    ids=["refused", "connect-timeout"],
+)
+def test_not_sent_failures_with_an_empty_budget_fail_fast(
+    make: Callable[[], SturdySearchError],
+) -> None:
+    r = rig(budget=EMPTY)
+    plan = r.plan()
+    node = plan.choose(0.0).node
+    exc = make()
+    with pytest.raises(SturdySearchError) as info:
+        plan.failed(node, exc, 0.0, 0.5)
+    assert info.value is exc
+    assert (r.budget.granted, r.budget.denied) == (0, 1)
+    assert r.named("retry.budget_exhausted") == [{"node": node.url, "path": GET.path, "denied": 1}]
+    assert "request.retry" not in r.names()
 
 
 SENT_RETRYABLE: list[Callable[[], SturdySearchError]] = [
@@ -332,7 +353,7 @@ def test_empty_budget_fails_fast_with_the_original_error(
         plan.failed(node, exc, 0.0, 0.5)
     assert info.value is exc
     assert r.budget.denied == 1
-    assert r.named("retry.budget_exhausted") == [{"node": node.url, "path": GET.path}]
+    assert r.named("retry.budget_exhausted") == [{"node": node.url, "path": GET.path, "denied": 1}]
     assert "request.retry" not in r.names()
     assert plan.history == []
     assert r.idle()
@@ -351,10 +372,10 @@ def test_budget_exhaustion_on_a_later_attempt_keeps_the_history() -> None:
 
 
 def test_each_call_deposits_once() -> None:
-    r = rig(budget=BudgetConfig(ratio=0.5, max_tokens=10.0, initial_tokens=0.0))
+    r = rig(budget=BudgetConfig(ratio=0.5, max_tokens=10.0, initial_tokens=2.0))
     plan = r.plan()
-    assert r.budget.balance == 0.5
-    for _ in range(2):  # attempts do not deposit
+    assert r.budget.balance == 2.5
+    for _ in range(2):  # attempts do not deposit; each retry withdraws
         plan.failed(plan.choose(0.0).node, refused(), 0.0, 0.5)
     assert r.budget.balance == 0.5
     r.plan()
@@ -426,9 +447,10 @@ def test_final_failures_are_raised_at_once(make: Callable[[], SturdySearchError]
 
 
 def test_no_node_left_on_a_retry_raises_the_last_real_error() -> None:
-    """A refusal on the only live node, the other one ejected: the retry probes the most
-    promising node, and when that probe fails the caller sees the refusal (not
-    ``NoLiveNodesError``), with the reason appended."""
+    """A refusal on the only live node, the other one ejected: the retry runs the refused
+    node's due probe (the first after an ejection is immediate), and when no further probe is
+    due within the deadline the caller sees the refusal (not ``NoLiveNodesError``), with the
+    reason appended."""
     r = rig(A, B)
     r.health.eject(B, now=0.0, rand=1.0, reason="x")
     r.health.claim_probe(B)
@@ -438,38 +460,44 @@ def test_no_node_left_on_a_retry_raises_the_last_real_error() -> None:
     exc = refused()
     plan.failed(A, exc, 0.1, 0.0)
     choice = plan.choose(0.1)
-    assert choice.probe_first and choice.node == B  # not the node this call just failed on
+    assert choice == Choice(A, probe_first=True)  # A's schedule says now; B's says 0.5
+    plan.probe_done(A, ok=False, now=0.15, rand=1.0, error="refused again")
     with pytest.raises(ConnectionError) as info:
-        plan.probe_done(B, ok=False, now=0.1, rand=0.0, error="refused again")
+        plan.choose(0.15)
     assert info.value is exc
     assert not isinstance(info.value, NoLiveNodesError)
-    assert "no other node is live (the probe of" in str(info.value)
+    assert (
+        "no other node is live (every node is ejected and the probe of http://10.0.0.1:9200 "
+        "failed: refused again; the next probe is due in 0.35 s)"
+    ) in str(info.value)
     assert info.value.errors == ()
     assert r.idle()
 
 
 def test_no_node_left_after_several_failures_attaches_the_earlier_ones() -> None:
     r = rig(A, B)
-    plan = r.plan(budget=60.0)
+    plan = r.plan(budget=0.5)
     first, second = ServerError(503), refused()
     assert plan.failed(plan.choose(0.0).node, first, 0.0, 0.0) == 0.0
     assert plan.failed(plan.choose(0.0).node, second, 0.0, 0.0) == 0.0
-    choice = plan.choose(0.1)
-    assert choice.probe_first
-    with pytest.raises(ConnectionError) as info:
+    for _ in range(2):  # both nodes' first probes are due at once
+        choice = plan.choose(0.1)
+        assert choice.probe_first
         plan.probe_done(choice.node, ok=False, now=0.1, rand=1.0, error="refused")
+    with pytest.raises(ConnectionError) as info:
+        plan.choose(0.1)  # next probes at 0.6, after the deadline
     assert info.value is second
     assert info.value.errors == (first,)
 
 
 def test_no_live_nodes_error_only_without_any_attempt() -> None:
     r = rig()
-    eject_all(r, probe_failures=1)  # next probes at 0.5, but a caller probes now
-    plan = r.plan()
-    choice = plan.choose(0.1)
-    assert choice.probe_first
-    with pytest.raises(NoLiveNodesError, match=r"the probe of .* failed"):
-        plan.probe_done(choice.node, ok=False, now=0.2, rand=1.0, error="refused")
+    eject_all(r, probe_failures=1)  # next probes at 0.5
+    plan = r.plan(budget=0.3)
+    with pytest.raises(NoLiveNodesError, match=r"the next probe \(.*\) is due in 0\.4 s") as info:
+        plan.choose(0.1)
+    assert info.value.next_probe_in == pytest.approx(0.4)
+    assert plan.attempt == 0
     assert not any(s.probing for s in r.health.states.values())
     assert r.idle()
 
@@ -478,7 +506,7 @@ def test_no_time_left_to_probe_raises_no_live_nodes_at_once() -> None:
     r = rig()
     eject_all(r, probe_failures=1)
     plan = r.plan(now=0.0, budget=1.0)
-    with pytest.raises(NoLiveNodesError, match="no time to probe"):
+    with pytest.raises(NoLiveNodesError, match="leaves no time to probe"):
         plan.choose(0.995)
     assert plan.attempt == 0
     assert not any(s.probing for s in r.health.states.values())
@@ -486,13 +514,14 @@ def test_no_time_left_to_probe_raises_no_live_nodes_at_once() -> None:
 
 def test_api_error_as_last_error_is_raised_unchanged_when_no_node_is_left() -> None:
     r = rig(A)
-    plan = r.plan()
+    plan = r.plan(budget=0.5)
     exc = ServerError(503, reason="unavailable")
     plan.failed(plan.choose(0.0).node, exc, 0.0, 0.0)
     choice = plan.choose(0.1)
     assert choice.probe_first and choice.node == A
+    plan.probe_done(A, ok=False, now=0.1, rand=1.0, error="status 503")
     with pytest.raises(ServerError) as info:
-        plan.probe_done(A, ok=False, now=0.1, rand=1.0, error="status 503")
+        plan.choose(0.1)
     assert info.value is exc
     assert str(info.value) == "503 error: unavailable"
 
@@ -655,7 +684,8 @@ def test_all_ejected_and_due_the_call_probes_the_most_promising() -> None:
     choice = plan.choose(0.0)
     assert choice == Choice(B, probe_first=True)
     assert r.health.states[B].probing
-    assert plan.attempt == 1
+    assert plan.attempt == 0  # a probe is not an attempt of the call
+    assert (r.health.states[B].probes, r.health.probes_sent) == (1, 2)
     assert r.idle()  # nothing in flight until the probe says so
 
 
@@ -666,61 +696,85 @@ def test_caller_probe_success_readmits_and_counts_in_flight() -> None:
     node = plan.choose(0.0).node
     plan.probe_done(node, ok=True, now=0.2, rand=0.5, error=None)
     state = r.health.states[node]
-    assert state.alive and not state.probing and state.in_flight == 1
-    assert r.named("node.probe") == [{"node": node.url, "ok": True, "by": "caller", "error": None}]
+    assert state.alive and not state.probing and state.in_flight == 0
+    assert r.named("node.probe") == [
+        {"node": node.url, "ok": True, "by": "caller", "error": None, "probes": 1}
+    ]
     assert r.named("node.readmitted") == [{"node": node.url}]
+    assert plan.choose(0.2) == Choice(node)
+    assert state.in_flight == 1 and plan.attempt == 1
     plan.succeeded(node)
     assert r.idle()
 
 
-def test_caller_probe_failure_raises_no_live_nodes_and_reschedules() -> None:
-    r = rig()
+def test_caller_probe_failure_reschedules_and_ends_the_call() -> None:
+    """A call waits for the next probe, not for the outage to end: once a probe it ran has
+    failed it fails, saying when the next one is due."""
+    r = rig(A)
     eject_all(r)
     plan = r.plan()
-    node = plan.choose(0.0).node
-    with pytest.raises(NoLiveNodesError, match=r"the probe of http://10\.0\.0\.\d:9200 failed"):
-        plan.probe_done(node, ok=False, now=0.2, rand=1.0, error="connection refused")
-    state = r.health.states[node]
+    assert plan.choose(0.0) == Choice(A, probe_first=True)
+    plan.probe_done(A, ok=False, now=0.2, rand=1.0, error="connection refused")
+    state = r.health.states[A]
     assert not state.alive and not state.probing
     assert state.failures == 2
     assert state.next_probe_at == pytest.approx(0.7)
     assert r.named("node.probe") == [
-        {"node": node.url, "ok": False, "by": "caller", "error": "connection refused"}
+        {"node": A.url, "ok": False, "by": "caller", "error": "connection refused", "probes": 1}
     ]
     assert "node.readmitted" not in r.names()
+    with pytest.raises(NoLiveNodesError, match=r"probe of .* failed: connection refused; the next"):
+        plan.choose(0.2)
     assert r.idle()
 
 
 def test_caller_probe_failure_on_a_retry_raises_the_last_real_error() -> None:
     r = rig(A)
-    plan = r.plan()
+    plan = r.plan(budget=0.5)
     exc = ReadTimeout("no data", node="a")
     plan.failed(plan.choose(0.0).node, exc, 0.0, 0.0)
     choice = plan.choose(0.0)
     assert choice == Choice(A, probe_first=True)
+    plan.probe_done(A, ok=False, now=0.1, rand=1.0, error="refused")
     with pytest.raises(ReadTimeout) as info:
-        plan.probe_done(A, ok=False, now=0.1, rand=0.5, error="refused")
+        plan.choose(0.1)
     assert info.value is exc
-    assert "no other node is live (the probe of http://10.0.0.1:9200 failed: refused)" in str(exc)
+    assert "no other node is live (every node is ejected and the probe of http://10.0.0.1" in str(
+        exc
+    )
 
 
-def test_caller_probes_even_before_the_background_schedule() -> None:
-    """A caller does not wait for the background schedule (a one-node cluster must recover
-    from a blip at once); concurrent callers share one probe."""
-    r = rig()
-    eject_all(r, now=0.0, probe_failures=2)  # background probes not before 1.0
-    first = r.plan(now=0.0)
-    choice = first.choose(0.0)
-    assert choice.probe_first
-    second = r.plan(now=0.0).choose(0.0)
-    assert second.await_probe and second.node == choice.node
+def test_callers_follow_the_shared_schedule_instead_of_probing() -> None:
+    """Every node is ejected and no probe is due: no call probes on its own. Calls with time
+    wait for the scheduled probe, the others fail at once saying when it is due; at that
+    time one call runs it and the rest wait for its outcome: one probe for all of them."""
+    r = rig(A)
+    eject_all(r, now=0.0, probe_failures=2)  # next probe at 1.0
+    sent = r.health.probes_sent
+    patient = [r.plan(now=0.0) for _ in range(5)]
+    for plan in patient:
+        assert plan.choose(0.0) == Choice(A, await_probe=True, until=1.0)
+    hurried = r.plan(now=0.0, budget=0.5)
+    with pytest.raises(NoLiveNodesError, match=r"due in 1 s, after this call's deadline") as info:
+        hurried.choose(0.0)
+    assert info.value.next_probe_in == pytest.approx(1.0)
+    assert r.health.probes_sent == sent
+    assert patient[0].choose(1.0) == Choice(A, probe_first=True)
+    for plan in patient[1:]:
+        assert plan.choose(1.0) == Choice(A, await_probe=True)
+    assert r.health.probes_sent == sent + 1
+    patient[0].probe_done(A, ok=True, now=1.1, rand=0.5, error=None)
+    for plan in patient:
+        assert plan.choose(1.1) == Choice(A)
+        plan.succeeded(A)
+    assert r.idle()
 
 
 def test_no_probe_without_time_left() -> None:
     r = rig()
     eject_all(r)
     plan = r.plan(now=0.0, budget=1.0)
-    with pytest.raises(NoLiveNodesError):
+    with pytest.raises(NoLiveNodesError, match="leaves no time to probe"):
         plan.choose(0.995)  # 5 ms left: not enough for a probe
     assert not any(s.probing for s in r.health.states.values())
 
@@ -743,26 +797,31 @@ def test_await_a_probe_someone_else_runs_then_use_the_node() -> None:
 
 
 def test_awaited_probe_failed_ends_the_call() -> None:
-    r = rig()
+    r = rig(A)
     eject_all(r)
     r.health.due_probes(0.0)
     plan = r.plan()
-    node = plan.choose(0.0).node
-    r.health.probe_finished(node, ok=False, now=0.1, rand=0.5, error="x")
-    with pytest.raises(NoLiveNodesError, match="every node is ejected and the probe failed"):
+    assert plan.choose(0.0) == Choice(A, await_probe=True)
+    r.health.probe_finished(A, ok=False, now=0.1, rand=1.0, error="x")  # next at 0.6
+    with pytest.raises(
+        NoLiveNodesError, match=r"the probe failed; the next probe is due in 0\.5 s"
+    ):
         plan.choose(0.1)
 
 
-def test_a_call_awaits_at_most_one_probe() -> None:
+def test_a_call_waits_for_the_scheduled_probe_then_uses_the_node() -> None:
     r = rig(A)
     r.health.eject(A, now=0.0, rand=0.5, reason="x")
     r.health.due_probes(0.0)
-    plan = r.plan()
-    assert plan.choose(0.0).await_probe
     r.health.probe_finished(A, ok=False, now=0.1, rand=0.0, error="x")  # next at 0.35
-    r.health.due_probes(1.0)  # probing again, by the background prober
-    with pytest.raises(NoLiveNodesError):
-        plan.choose(1.0)
+    plan = r.plan()
+    assert plan.choose(0.1) == Choice(A, await_probe=True, until=pytest.approx(0.35))
+    assert plan.choose(0.35) == Choice(A, probe_first=True)
+    plan.probe_done(A, ok=True, now=0.4, rand=0.5, error=None)
+    assert plan.choose(0.4) == Choice(A)
+    assert plan.attempt == 1
+    plan.succeeded(A)
+    assert r.idle()
 
 
 def test_a_probe_that_readmitted_a_node_does_not_count_against_the_call() -> None:
@@ -887,11 +946,15 @@ def test_in_flight_returns_to_zero_on_every_path(seed: int) -> None:
                 choice = plan.choose(now)
                 node = choice.node
                 if choice.await_probe:
-                    r.health.probe_finished(node, ok=rng.random() < 0.5, now=now, rand=0.5)
+                    if choice.until is not None:
+                        now = choice.until  # the driver waits until the scheduled probe
+                    else:
+                        r.health.probe_finished(node, ok=rng.random() < 0.5, now=now, rand=0.5)
                     continue
                 if choice.probe_first:
                     ok = rng.random() < 0.5
                     plan.probe_done(node, ok=ok, now=now, rand=rng.random(), error=None)
+                    continue
                 outcome = rng.choice(outcomes)()
                 if outcome is None:
                     hedge = None
@@ -1004,6 +1067,7 @@ def test_event_sequence_of_an_outage_and_recovery() -> None:
     choice = plan.choose(0.0)
     assert choice.probe_first
     plan.probe_done(choice.node, ok=True, now=0.1, rand=0.5, error=None)
+    assert plan.choose(0.1) == Choice(choice.node)
     plan.succeeded(choice.node)
     assert r.names() == [
         "node.ejected",
@@ -1028,7 +1092,7 @@ def test_ejecting_an_already_ejected_node_emits_nothing() -> None:
     one.failed(n1, refused(), 0.0, 0.5)
     two.failed(n2, refused(), 0.0, 0.5)
     assert len(r.named("node.ejected")) == 1
-    assert r.health.states[n1].failures == 2
+    assert r.health.states[n1].failures == 1  # one observation: the probe backoff is not pushed
 
 
 def test_events_go_to_the_plans_tracer_only() -> None:
@@ -1107,3 +1171,19 @@ def test_probe_done_after_the_node_was_sniffed_away() -> None:
     r.health.replace_nodes([C])  # the sniff, in the background thread / another task
     with contextlib.suppress(SturdySearchError):
         plan.probe_done(choice.node, ok=True, now=0.1, rand=0.5, error=None)
+
+
+def test_a_probe_that_failed_while_the_call_backed_off_ends_it() -> None:
+    """The background prober ran the due probe while this call slept its retry backoff: the
+    call has its answer (the node is still down) and does not wait for the next probe."""
+    r = rig(A)
+    plan = r.plan()
+    exc = refused()
+    plan.failed(plan.choose(0.0).node, exc, 0.0, 0.5)
+    assert r.health.due_probes(0.0) == [A]  # the background prober's
+    r.health.probe_finished(A, ok=False, now=0.01, rand=1.0, error="refused")
+    with pytest.raises(ConnectionError) as info:
+        plan.choose(0.03)
+    assert info.value is exc
+    later = r.plan(now=0.03)  # a call that starts after that probe still waits for the next
+    assert later.choose(0.03) == Choice(A, await_probe=True, until=pytest.approx(0.51))

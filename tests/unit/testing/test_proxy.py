@@ -227,6 +227,24 @@ def test_blackhole_never_answers_and_close_does_not_hang(
     assert not proxy_threads()
 
 
+def test_drop_answer_forwards_the_request_and_loses_the_answer(
+    proxy: FaultProxy, upstream: Upstream
+) -> None:
+    proxy.set_fault(Fault.drop_answer())
+    conn = client(proxy, timeout=0.3)
+    conn.request("POST", "/echo", body=b"payload")
+    with pytest.raises(TimeoutError):
+        conn.getresponse()
+    proxy.wait_for(lambda s: s.requests_forwarded == 1 and s.faults_applied == 1)
+    assert [r.body for r in upstream.recorder.requests] == [b"payload"]  # the server acted
+
+    started = time.monotonic()
+    proxy.close()
+    assert time.monotonic() - started < 2.0
+    conn.close()
+    assert not proxy_threads()
+
+
 def test_latency_delays_each_response(proxy: FaultProxy) -> None:
     conn = client(proxy)
     get(conn, "/json")  # connection and upstream already open: only the fault costs time

@@ -8,7 +8,8 @@ server:
 
 * ``resend``: certainly not applied. The connection was refused, no node was live, or the server
   refused the request before doing any work (429, 503; see ``retry.REJECTED_BEFORE_WORK``).
-  Every item goes back to the queue.
+  Every item goes back to the queue; the resend draws on the retry budget like any other
+  (after ``NoLiveNodesError`` it also waits for the client's next scheduled probe).
 * ``lost``: maybe applied, maybe not, maybe in part. The connection broke after the body was
   sent, the answer timed out, was truncated, did not parse or had the wrong number of items, or a
   500/502/504 came back (a proxy's 502/504 says nothing about what the node behind it did).

@@ -124,6 +124,9 @@ class BulkStats:
     """Batches cut in half after a 413."""
     bytes: int = 0
     """NDJSON bytes sent, retries included."""
+    retries_denied: int = 0
+    """Retries the retry budget refused: those actions waited ``backoff_cap`` instead of
+    being resent at once (an outage shows here)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,13 @@ deadline among its actions. Attempts: ``max_attempts`` sends that may have reach
 
 A retry waits a full-jitter exponential backoff (``RetryPolicy.backoff``), at least the
 server's ``Retry-After``; one random draw per failed request, so the retried actions of a batch
-fall due together and travel as one batch again. Retries after failures that reached a server
-take a token from the :class:`RetryBudget`; without one they wait ``backoff_cap``.
+fall due together and travel as one batch again. Every retry takes a token from the
+:class:`RetryBudget`, also after ``NoLiveNodesError`` and refused connections; without one the
+actions wait ``backoff_cap`` for the cluster (and never past their delivery deadline) instead of
+being resent at once. After ``NoLiveNodesError`` they wait at least until the client's next
+scheduled probe. After a request that got no answer at all, no request (fresh or retry) leaves
+before that retry is due: an outage costs the cluster one request per backoff step, however
+many workers there are.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from sturdysearch._core.bulk.classify import classify_item, classify_request
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats
 from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch.errors import ApiError, SturdySearchError
+from sturdysearch.errors import ApiError, NoLiveNodesError, SturdySearchError
 
 #: ``result`` of a successful item -> counter; an answer without results counts by operation.
 _RESULTS = ("created", "updated", "deleted", "noop", "not_found")
@@ -184,6 +189,10 @@ class BulkEngine:
         self._seq = itertools.count()
         self._launches = 0
         self._last_decrease = -1
+        self._hold_until = 0.0
+        """After a request failed without an answer, nothing is sent (fresh batches included)
+        before its retry is due: the cluster is unreachable or not answering, and every worker
+        sending its next batch at once would only multiply the load on it."""
         self.in_flight = 0
         self.pending_bytes = 0
         self.closing = False
@@ -228,6 +237,7 @@ class BulkEngine:
             failed_requests=self.failed_requests,
             splits=self.splits,
             bytes=self.bytes,
+            retries_denied=self.budget.denied,
         )
 
     def _dead(self, letter: DeadLetter) -> None:
@@ -340,6 +350,9 @@ class BulkEngine:
             woke = self._retries_due(now) or woke
         if self._ready and min(b.deadline for b in self._ready) <= now:
             self._expire_ready(now)
+        if self._hold_until and now >= self._hold_until:
+            self._hold_until = 0.0
+            woke = True
         return woke
 
     def next_wakeup(self, now: float) -> float | None:
@@ -351,6 +364,8 @@ class BulkEngine:
             times.append(self._retry[0][0])
         if self._ready:
             times.append(min(b.deadline for b in self._ready))
+        if self._hold_until:
+            times.append(self._hold_until)
         if not times:
             return None
         return max(0.0, min(times) - now)
@@ -398,7 +413,7 @@ class BulkEngine:
     def take(self, now: float) -> Batch | None:
         """The next batch to send, or ``None`` (nothing ready, or ``limit`` requests in flight).
         Retries go first."""
-        if self.in_flight >= self.limit or self.aborted is not None:
+        if self.in_flight >= self.limit or self.aborted is not None or now < self._hold_until:
             return None
         if not self._ready:
             if not self.closing or self._open is None:
@@ -452,6 +467,7 @@ class BulkEngine:
             )
         self.in_flight -= 1
         self.budget.deposit()
+        self._hold_until = 0.0  # the cluster answers again
         results = self.results
         for key, value in counts.items():
             results[key] += value
@@ -603,13 +619,27 @@ class BulkEngine:
             retry.append(item)
         if status == 429:
             self._decrease_limit(batch)
-        retry_after = exc.retry_after if isinstance(exc, ApiError) else None
-        charge = verdict == "lost" or status is not None
+        if isinstance(exc, ApiError):
+            retry_after = exc.retry_after
+        elif isinstance(exc, NoLiveNodesError):
+            # Nothing can be sent before the next probe of the client's shared schedule.
+            retry_after = exc.next_probe_in
+        else:
+            retry_after = None
+        # Every resend is charged, also after NoLiveNodesError and refused connections: in an
+        # outage those are all there is, and uncharged they would never meet the budget.
         if retry:
             settlement.delay, settlement.retried, dead = self._schedule(
-                retry, now, rand, retry_after, charge=charge
+                retry, now, rand, retry_after
             )
             settlement.dead_lettered += dead
+            if status is None:
+                # No answer at all (lost, refused, no live node): hold every sender until
+                # the retry, then send one request at a time until answers come back (the
+                # limit grows by one per clean answer), as TCP restarts from one segment
+                # after a retransmission timeout.
+                self._hold_until = max(self._hold_until, now + settlement.delay)
+                self.limit = 1
         return settlement
 
     def _split(
@@ -653,8 +683,6 @@ class BulkEngine:
         now: float,
         rand: float,
         retry_after: float | None,
-        *,
-        charge: bool = True,
     ) -> tuple[float, int, int]:
         """Queue ``items`` for another attempt; returns ``(delay, queued, dead-lettered)``."""
         tries = 0
@@ -664,7 +692,7 @@ class BulkEngine:
         delay = self._backoff(tries, rand)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        if charge and not self.budget.try_withdraw():
+        if not self.budget.try_withdraw():
             delay = max(delay, self.config.backoff_cap)
         due = now + delay
         keep: list[Item] = []

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sturdysearch import errors
+from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.bulk.answer import UniformAnswer
 from sturdysearch._core.bulk.config import BulkConfig
 from sturdysearch._core.bulk.deadletter import DeadLetter
@@ -343,7 +344,99 @@ def test_not_sent_resends_everything_without_counting_an_attempt() -> None:
     s = engine.settle_error(batch, errors.ConnectionError("refused"), 0.0, 0.5)
     assert (s.verdict, s.retried, s.dead_lettered) == ("resend", 4, 0)
     assert all(item.attempts == 0 for item in batch.states())
-    assert engine.budget.granted == 0  # nothing reached a server: no budget charged
+    # Nothing reached a server, but the resend is still charged: in an outage such resends
+    # are all there is, and uncharged they would never meet the budget.
+    assert engine.budget.granted == 1
+    check(engine)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [errors.NoLiveNodesError("none live", next_probe_in=0.0), errors.ConnectionError("refused")],
+    ids=["no-live-nodes", "refused"],
+)
+def test_resends_after_an_outage_meet_the_budget_and_then_wait(exc: errors.TransportError) -> None:
+    """With the budget spent, a resend waits ``backoff_cap`` for the cluster instead of going
+    out after its short backoff; no document is dropped for it while its deadline allows."""
+    engine = BulkEngine(
+        config(
+            max_actions=1,
+            backoff_base=0.1,
+            backoff_cap=2.0,
+            budget=BudgetConfig(ratio=0.0, max_tokens=2.0, initial_tokens=2.0),
+        )
+    )
+    delays: list[float] = []
+    now = 0.0
+    for i in range(4):
+        engine.add(line(i), True, now)
+        batch = engine.take(now)
+        assert batch is not None
+        delays.append(engine.settle_error(batch, exc, now, 1.0).delay)
+        now += delays[-1]  # the hold (see the next test) ends with the retry's delay
+    assert delays[:2] == [pytest.approx(0.1)] * 2
+    assert delays[2:] == [2.0, 2.0]
+    assert (engine.budget.granted, engine.budget.denied) == (2, 2)
+    assert engine.stats().retries_denied == 2
+    assert engine.stats().dead_lettered == 0 and engine.pending == 4
+    check(engine)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.NoLiveNodesError("none live", next_probe_in=0.0),
+        errors.ConnectionError("refused"),
+        errors.ReadTimeout("no answer"),
+    ],
+    ids=["no-live-nodes", "refused", "lost"],
+)
+def test_a_request_without_answer_holds_every_worker_until_its_retry(
+    exc: errors.TransportError,
+) -> None:
+    """Fresh batches wait too: with the cluster silent, each worker sending its next batch at
+    once would make the load grow with the number of workers."""
+    engine = BulkEngine(config(max_actions=1, workers=4, backoff_base=1.0, backoff_cap=4.0))
+    for i in range(4):
+        engine.add(line(i), True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    delay = engine.settle_error(batch, exc, 0.0, 1.0).delay
+    assert delay == 1.0
+    assert engine.take(0.5) is None  # three fresh batches are ready, and a worker is free
+    assert engine.next_wakeup(0.5) == pytest.approx(0.5)
+    assert engine.tick(1.0) is True  # the timer wakes the senders
+    ok = {"errors": False, "items": [{"index": {"status": 201}}]}
+    # One request at a time until answers come back; each clean answer allows one more.
+    for in_flight in (1, 2):
+        taken = [engine.take(1.0) for _ in range(in_flight)]
+        assert all(b is not None for b in taken)
+        assert engine.take(1.0) is None
+        for b in taken:
+            assert b is not None
+            engine.settle_answer(b, ok, 1.0, 0)
+    assert engine.limit == 4
+    check(engine)
+
+
+def test_an_answer_ends_the_hold() -> None:
+    engine = BulkEngine(config(max_actions=1, workers=2, backoff_base=1.0, backoff_cap=4.0))
+    for i in range(3):
+        engine.add(line(i), True, 0.0)
+    first, second = engine.take(0.0), engine.take(0.0)
+    assert first is not None and second is not None
+    engine.settle_error(first, errors.ConnectionError("refused"), 0.0, 1.0)
+    assert engine.take(0.1) is None
+    engine.settle_answer(second, {"errors": False, "items": [{"index": {"status": 201}}]}, 0.1, 0)
+    assert engine.take(0.1) is not None
+
+
+def test_a_resend_after_no_live_nodes_waits_for_the_next_scheduled_probe() -> None:
+    engine, batch = _one_batch(safe=True)
+    exc = errors.NoLiveNodesError("none live", next_probe_in=3.5)
+    s = engine.settle_error(batch, exc, 0.0, 0.0)
+    assert s.verdict == "resend"
+    assert s.delay == 3.5
     check(engine)
 
 

@@ -1,0 +1,377 @@
+"""During a full outage the client does not hammer the cluster (issue 19).
+
+A real node sits behind a fault injector that loses every answer (the node still receives and
+serves each request: ``Fault.drop_answer``, or toxiproxy's ``timeout`` toxic on the answers), or
+that accepts each connection, reads the request and closes it (``Fault.reset_before_request``).
+A client calls in a loop from 8 threads, an AsyncClient from 100 tasks, a BulkIndexer sends
+with several workers. What reaches the injector is counted there: connections accepted and
+requests received.
+
+The bound, stated once and checked in every scenario (``bound``)::
+
+    requests <= POOL + probes(T) + TOKENS          connections <= 2 * POOL + probes(T) + TOKENS
+
+``POOL`` (connections per node) bounds the calls already in flight when the outage begins: the
+client cannot know the node is gone before they fail, and a call that waited for a connection
+meanwhile sends nothing (the node is ejected by then), though it may have opened one.
+``probes(T)`` is the most probes one node's schedule can send in ``T`` seconds (the first at
+once, then each after at least half its backoff ceiling): 5 for 4 s, 7 for 30 s. ``TOKENS`` is
+the retry budget. None of it depends on the number of threads, tasks or workers. For the bulk
+indexer, whose requests time out rather than eject the node when answers are lost, it is one
+request at a time: ``POOL + T / request_timeout + 1``.
+
+Then the injector heals and the same client must recover within one probe interval: a call
+that has the time to wait for the next scheduled probe succeeds, no later than that probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from sturdysearch import AsyncClient, BulkIndexer, Client
+from sturdysearch.errors import NoLiveNodesError, SturdySearchError
+from sturdysearch.testing import toxiproxy
+from sturdysearch.testing.faults import Fault
+from sturdysearch.testing.proxy import FaultProxy, ProxyStats
+
+POOL = 4
+TOKENS = 2.0
+READ_TIMEOUT = 1.0
+"""Shorter than the calls' deadline, so that a lost answer ejects the node (a call's own
+deadline running out does not: the caller gave up, the node did nothing wrong)."""
+CALL_TIMEOUT = 3.0
+PROBE_TIMEOUT = 2.0
+BASE, CAP = 0.5, 60.0
+BULK_REQUEST_TIMEOUT = 2.0
+SHORT, LONG = 4.0, 30.0
+MATCH_ALL: dict[str, Any] = {"match_all": {}}
+OPTIONS: dict[str, Any] = {
+    "connections_per_node": POOL,
+    "read_timeout": READ_TIMEOUT,
+    "retry_budget_max_tokens": TOKENS,
+    "probe_timeout": PROBE_TIMEOUT,
+    "probe_backoff_base": BASE,
+    "probe_backoff_cap": CAP,
+}
+FAULTS = {"every-answer-lost": Fault.drop_answer, "accept-and-close": Fault.reset_before_request}
+
+
+def max_probes(seconds: float) -> int:
+    """The most probes one node's schedule sends in ``seconds`` (``HealthConfig.probe_delay``
+    with every random draw at its lowest)."""
+    count, at, failures = 1, 0.0, 2
+    while True:
+        at += 0.5 * min(CAP, BASE * 2.0 ** (failures - 2))
+        if at > seconds:
+            return count
+        count += 1
+        failures += 1
+
+
+def bound(seconds: float) -> tuple[int, int]:
+    """``(requests, connections)`` allowed in an outage of ``seconds`` (see the module doc)."""
+    probes = max_probes(seconds)
+    return POOL + probes + int(TOKENS), 2 * POOL + probes + int(TOKENS)
+
+
+@dataclass
+class Injector:
+    """The client's way in, where it is counted, and the switch for the fault."""
+
+    url: str
+    counter: FaultProxy
+    fail: Callable[[], None]
+    heal: Callable[[], None]
+
+    def received(self) -> ProxyStats:
+        return self.counter.stats
+
+
+def requests_of(stats: ProxyStats) -> int:
+    # A request the proxy answers itself (reset before forwarding) is seen but not forwarded.
+    return max(stats.requests_seen, stats.requests_forwarded)
+
+
+@pytest.fixture
+def node_proxy(node_url: str) -> Iterator[FaultProxy]:
+    with FaultProxy(node_url) as p:
+        yield p
+
+
+@pytest.fixture(params=list(FAULTS))
+def injector(request: pytest.FixtureRequest, node_proxy: FaultProxy) -> Injector:
+    fault = FAULTS[request.param]
+    return Injector(
+        node_proxy.url,
+        node_proxy,
+        lambda: node_proxy.set_fault(fault()),
+        lambda: node_proxy.set_fault(None),
+    )
+
+
+@pytest.fixture
+def toxic(node_proxy: FaultProxy) -> Iterator[Injector]:
+    """Toxiproxy in front of a counting FaultProxy (no fault of its own) in front of the node:
+    toxiproxy's ``timeout`` toxic with timeout 0 on the answers passes every request on and
+    drops every answer."""
+    server = toxiproxy.find_server()
+    if server is None:
+        pytest.skip("toxiproxy is not built here (make toxiproxy; needs Go)")
+    upstream = urlsplit(node_proxy.url).netloc
+    with toxiproxy.Toxiproxy(server, upstream) as tp:
+        yield Injector(
+            tp.url,
+            node_proxy,
+            lambda: tp.add_toxic("lost", "timeout", "downstream", timeout=0),
+            lambda: tp.remove_toxic("lost"),
+        )
+
+
+class Load:
+    """Calls in a loop from threads until stopped; counts outcomes."""
+
+    def __init__(self, call: Callable[[], object], threads: int) -> None:
+        self._call = call
+        self._stop = threading.Event()
+        self.calls = 0
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._call()
+            except NoLiveNodesError:
+                self._stop.wait(0.01)  # pacing of a load generator that fails fast
+            except SturdySearchError:
+                pass
+            except BaseException as exc:  # anything else is a bug: report it
+                with self._lock:
+                    self.errors.append(exc)
+                return
+            with self._lock:
+                self.calls += 1
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(CALL_TIMEOUT + PROBE_TIMEOUT + 5)
+        assert not any(t.is_alive() for t in self._threads)
+
+
+def settled_status(client: Any) -> dict[str, Any]:
+    """The node's row once no probe is in flight: one sent before the injector healed may hang
+    on its lost answer until its timeout, and a call waiting for it would see it fail."""
+    limit = time.monotonic() + PROBE_TIMEOUT + 2
+    while True:
+        status: dict[str, Any] = client.nodes_status()[0]
+        if status["state"] != "probing" or time.monotonic() > limit:
+            return status
+        threading.Event().wait(0.02)  # polling the operator view: it has no change event
+
+
+def recovery_allowance(status: dict[str, Any]) -> float:
+    """Seconds within which the node must be back: the time to its next scheduled probe (the
+    injector healed before it), or nothing when it is already back."""
+    assert status["state"] != "probing", status
+    if status["state"] == "alive":
+        return 0.0
+    return float(status["next_probe_in"] or 0.0)
+
+
+def check_outage(
+    injector: Injector, seconds: float, before: ProxyStats, stats: dict[str, Any]
+) -> None:
+    after = injector.received()
+    requests = requests_of(after) - requests_of(before)
+    connections = after.connections_accepted - before.connections_accepted
+    max_requests, max_connections = bound(seconds)
+    print(
+        f"outage {seconds:g} s: {connections} connections, {requests} requests "
+        f"(bounds {max_connections}, {max_requests}); client stats {stats}"
+    )
+    assert requests <= max_requests
+    assert connections <= max_connections
+    assert stats["probes_sent"] <= max_probes(seconds) + 1  # +1: the one healing may see
+
+
+def recover_sync(client: Client, injector: Injector) -> None:
+    injector.heal()
+    allowance = recovery_allowance(settled_status(client))
+    started = time.monotonic()
+    # A call with the time to wait for the next probe is not lost.
+    client.search(query=MATCH_ALL, timeout=allowance + CALL_TIMEOUT + 1)
+    took = time.monotonic() - started
+    print(f"recovered in {took:.2f} s (allowance {allowance:.2f} s)")
+    assert took <= allowance + 1.5
+
+
+def run_threads(injector: Injector, seconds: float) -> None:
+    with Client([injector.url], **OPTIONS) as client:
+        client.info()  # connected and healthy
+        before = injector.received()
+        injector.fail()
+        with Load(lambda: client.search(query=MATCH_ALL, timeout=CALL_TIMEOUT), 8) as load:
+            threading.Event().wait(seconds)  # the outage lasts this long
+            stats = client.stats()
+            check_outage(injector, seconds, before, stats)
+            recover_sync(client, injector)
+        assert load.errors == []
+        assert load.calls > 8
+
+
+def run_tasks(injector: Injector, seconds: float) -> None:
+    async def scenario() -> None:
+        async with AsyncClient([injector.url], **OPTIONS) as client:
+            await client.info()
+            before = injector.received()
+            injector.fail()
+            stop = asyncio.Event()
+            calls = 0
+
+            async def loop() -> None:
+                nonlocal calls
+                while not stop.is_set():
+                    try:
+                        await client.search(query=MATCH_ALL, timeout=CALL_TIMEOUT)
+                    except NoLiveNodesError:
+                        await asyncio.sleep(0.01)  # pacing of a load generator
+                    except SturdySearchError:
+                        pass
+                    calls += 1
+
+            tasks = [asyncio.create_task(loop()) for _ in range(100)]
+            await asyncio.sleep(seconds)  # the outage lasts this long
+            check_outage(injector, seconds, before, client.stats())
+            injector.heal()
+            allowance = recovery_allowance(await asyncio.to_thread(settled_status, client))
+            started = time.monotonic()
+            await client.search(query=MATCH_ALL, timeout=allowance + CALL_TIMEOUT + 1)
+            took = time.monotonic() - started
+            print(f"recovered in {took:.2f} s (allowance {allowance:.2f} s)")
+            assert took <= allowance + 1.5
+            stop.set()
+            await asyncio.gather(*tasks)  # every task ends by itself: no exception escaped
+            assert calls > 100
+
+    asyncio.run(scenario())
+
+
+def run_bulk(injector: Injector, client: Client, seconds: float, tmp_path: Path) -> None:
+    index = f"outage-{uuid.uuid4().hex[:10]}"
+    client.indices.create(index=index, settings={"number_of_replicas": 0})
+    try:
+        with Client([injector.url], **OPTIONS) as via:
+            bulk = BulkIndexer(
+                via,
+                index,
+                dead_letter=tmp_path / "dead.ndjson",
+                workers=3,
+                max_actions=50,
+                flush_interval=0.05,
+                request_timeout=BULK_REQUEST_TIMEOUT,
+            )
+            n = 0
+            with bulk:
+                for _ in range(200):
+                    bulk.index({"n": n}, id=str(n))
+                    n += 1
+                bulk.flush()
+                before = injector.received()
+                injector.fail()
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:  # the producer keeps going, as a real one would
+                    bulk.index({"n": n}, id=str(n))
+                    n += 1
+                    if n % 50 == 0:
+                        threading.Event().wait(0.05)  # a producer's own pace
+                after = injector.received()
+                requests = requests_of(after) - requests_of(before)
+                connections = after.connections_accepted - before.connections_accepted
+                steps = math.ceil(seconds / BULK_REQUEST_TIMEOUT) + 1
+                max_requests = POOL + max(steps, max_probes(seconds)) + int(TOKENS)
+                print(
+                    f"bulk outage {seconds:g} s: {connections} connections, {requests} requests "
+                    f"(bound {max_requests} / {max_requests + POOL}); {bulk.stats}; "
+                    f"client {via.stats()}"
+                )
+                assert requests <= max_requests
+                assert connections <= max_requests + POOL
+                injector.heal()
+            stats = bulk.stats
+        # Every document accounted for exactly: applied once, or dead-lettered with a reason.
+        assert stats.pending == 0
+        assert stats.added == n == stats.succeeded + stats.dead_lettered
+        client.indices.refresh(index=index)
+        assert client.count(index=index)["count"] == stats.succeeded
+    finally:
+        client.indices.delete(index=index, ignore=404)
+
+
+# -- make test: a few seconds of outage ------------------------------------------------------
+
+
+def test_threads_in_a_loop_send_a_bounded_load_and_recover(injector: Injector) -> None:
+    run_threads(injector, SHORT)
+
+
+def test_async_tasks_send_a_bounded_load_and_recover(injector: Injector) -> None:
+    run_tasks(injector, SHORT)
+
+
+def test_bulk_workers_send_a_bounded_load_and_account_for_every_document(
+    injector: Injector, client: Client, tmp_path: Path
+) -> None:
+    run_bulk(injector, client, SHORT, tmp_path)
+
+
+# -- make test-all: 30 s, and behind toxiproxy --------------------------------------------
+
+
+@pytest.mark.slow
+def test_threads_through_a_long_outage(injector: Injector) -> None:
+    run_threads(injector, LONG)
+
+
+@pytest.mark.slow
+def test_async_tasks_through_a_long_outage(injector: Injector) -> None:
+    run_tasks(injector, LONG)
+
+
+@pytest.mark.slow
+def test_bulk_workers_through_a_long_outage(
+    injector: Injector, client: Client, tmp_path: Path
+) -> None:
+    run_bulk(injector, client, LONG, tmp_path)
+
+
+@pytest.mark.slow
+def test_threads_behind_toxiproxy(toxic: Injector) -> None:
+    run_threads(toxic, LONG)
+
+
+@pytest.mark.slow
+def test_async_tasks_behind_toxiproxy(toxic: Injector) -> None:
+    run_tasks(toxic, LONG)
+
+
+@pytest.mark.slow
+def test_bulk_workers_behind_toxiproxy(toxic: Injector, client: Client, tmp_path: Path) -> None:
+    run_bulk(toxic, client, LONG, tmp_path)
