@@ -42,6 +42,7 @@ from sturdysearch._core.bulk.config import (
 )
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
+    ONE_ATTEMPT,
     batch_event,
     bulk_params,
     bulk_path,
@@ -59,8 +60,7 @@ from sturdysearch._core.bulk.encode import (
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
 from sturdysearch._core.hints import hint_constructor_keywords
 from sturdysearch._core.request import RequestSpec
-from sturdysearch._sync.bulk import ONE_ATTEMPT
-from sturdysearch._sync.deadletter import DeadLetterFile, default_path
+from sturdysearch._io.deadletter import DeadLetterFile, default_path
 from sturdysearch.errors import (
     SerializationError,
     SturdySearchError,

@@ -48,6 +48,7 @@ from sturdysearch._core.bulk.config import (
 )
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
+    ONE_ATTEMPT,
     batch_event,
     bulk_params,
     bulk_path,
@@ -69,8 +70,7 @@ from sturdysearch._core.bulk.encode import (
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
 from sturdysearch._core.hints import hint_constructor_keywords
 from sturdysearch._core.request import RequestSpec
-from sturdysearch._core.retry import RetryPolicy
-from sturdysearch._sync.deadletter import DeadLetterFile, default_path
+from sturdysearch._io.deadletter import DeadLetterFile, default_path
 from sturdysearch.errors import (
     ConfigError,
     SerializationError,
@@ -85,8 +85,6 @@ logger = logging.getLogger("sturdysearch")
 _monotonic = time.monotonic
 _dumps = orjson.dumps
 
-#: The transport makes one attempt per bulk request; the engine decides about the next one.
-ONE_ATTEMPT = RetryPolicy(max_attempts=1)
 _INDEX_NO_ID = b'{"index":{}}\n'
 _INDEX_ID = b'{"index":{"_id":'
 _CREATE_ID = b'{"create":{"_id":'

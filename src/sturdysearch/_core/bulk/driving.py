@@ -16,6 +16,7 @@ from sturdysearch._core.bulk.config import BulkConfig, ItemResult
 from sturdysearch._core.bulk.encode import split_item
 from sturdysearch._core.bulk.engine import Batch, Settlement
 from sturdysearch._core.request import index_segment
+from sturdysearch._core.retry import RetryPolicy
 from sturdysearch.errors import ConfigError, DeadLetterError, SturdySearchError
 
 _CONFIG_FIELDS = frozenset(f.name for f in fields(BulkConfig))
@@ -102,3 +103,7 @@ def dead_letter_error(path: str, cause: OSError, records: list[bytes]) -> DeadLe
         path=path,
         records=records,
     )
+
+
+#: The transport makes one attempt per bulk request; the engine decides about the next one.
+ONE_ATTEMPT = RetryPolicy(max_attempts=1)
