@@ -546,14 +546,7 @@ def render_method(m: Model, owner: str) -> list[str]:
     lines.append("        _q: dict[str, Any] = {}")
     if cat_rows:
         lines.append('        _q["format"] = "json"')
-        lines.append("        if params and params.get('format') not in (None, 'json'):")
-        lines.append(
-            "            raise ValueError('_cat methods answer rows (format=json); for the text "
-            "table use client.request(\\'GET\\', \\'/_cat/...\\', headers={\\'accept\\': "
-            "\\'text/plain\\'})')"
-        )
-        lines.append("        if params and 'format' in params:")
-        lines.append("            params = {k: v for k, v in params.items() if k != 'format'}")
+        lines.append("        params = cat_params(params)")
         unit = [p for p in query if p.wire == "bytes"]
         if unit:
             lines.append('        _q["bytes"] = "b"')
@@ -747,7 +740,11 @@ def render_namespace(namespace: str, models: list[Model], children: list[str] = 
         else "from typing import TYPE_CHECKING"
     )
     imports.append("")
-    core_names = [n for n in ("adjust", "body_of", "head_ignore", "merge_query") if n + "(" in uses]
+    core_names = [
+        n
+        for n in ("adjust", "body_of", "cat_params", "head_ignore", "merge_query")
+        if n + "(" in uses
+    ]
     mods = [
         n for n in ("api", "flows", "results") if re.search(rf"(?<![\w./-]){n}\.[A-Za-z_]", uses)
     ]

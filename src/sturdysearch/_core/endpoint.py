@@ -191,6 +191,19 @@ def _ignore(ignore: int | Collection[int]) -> frozenset[int]:
     return frozenset(ignore)
 
 
+def cat_params(params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``params=`` of a ``_cat`` method, which answers rows (``format=json``, set by the method):
+    another format is refused, saying where the text table is."""
+    if not params or "format" not in params:
+        return params
+    if params["format"] not in (None, "json"):
+        raise ValueError(
+            "_cat methods answer rows (format=json); for the text table use "
+            "client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
+        )
+    return {k: v for k, v in params.items() if k != "format"}
+
+
 def head_ignore(ignore: int | Collection[int]) -> frozenset[int]:
     """A HEAD endpoint answers 404 for "no": that is its result, not an error."""
     return _ignore(ignore) | {404}

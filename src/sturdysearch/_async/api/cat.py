@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sturdysearch._core import results
 from sturdysearch._core.apis import cat as _t
-from sturdysearch._core.endpoint import body_of
+from sturdysearch._core.endpoint import body_of, cat_params
 from sturdysearch._core.hints import hint_peer_keywords
 
 if TYPE_CHECKING:
@@ -54,12 +54,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -116,12 +111,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -177,12 +167,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -236,12 +221,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         if h is not None:
             _q["h"] = h
         if local is not None:
@@ -289,12 +269,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         if cluster_manager_timeout is not None:
             _q["cluster_manager_timeout"] = cluster_manager_timeout
         if h is not None:
@@ -350,12 +325,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -416,12 +386,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -476,12 +441,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -536,12 +496,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -643,12 +598,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -719,12 +669,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -784,12 +729,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if allow_no_match is not None:
             _q["allow_no_match"] = allow_no_match
@@ -846,12 +786,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if allow_no_datafeeds is not None:
             _q["allow_no_datafeeds"] = allow_no_datafeeds
@@ -910,12 +845,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if allow_no_jobs is not None:
             _q["allow_no_jobs"] = allow_no_jobs
@@ -975,12 +905,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if allow_no_match is not None:
             _q["allow_no_match"] = allow_no_match
@@ -1043,12 +968,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1113,12 +1033,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1185,12 +1100,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1249,12 +1159,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1310,12 +1215,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1380,12 +1280,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if active_only is not None:
             _q["active_only"] = active_only
@@ -1446,12 +1341,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1519,12 +1409,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if active_only is not None:
             _q["active_only"] = active_only
@@ -1605,12 +1490,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if allow_closed is not None:
             _q["allow_closed"] = allow_closed
@@ -1684,12 +1564,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1753,12 +1628,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1824,12 +1694,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if actions is not None:
             _q["actions"] = actions
@@ -1899,12 +1764,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -1969,12 +1829,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if bytes is not None:
             _q["bytes"] = bytes
@@ -2038,12 +1893,7 @@ class AsyncCatClient:
         """
         _q: dict[str, Any] = {}
         _q["format"] = "json"
-        if params and params.get("format") not in (None, "json"):
-            raise ValueError(
-                "_cat methods answer rows (format=json); for the text table use client.request('GET', '/_cat/...', headers={'accept': 'text/plain'})"
-            )
-        if params and "format" in params:
-            params = {k: v for k, v in params.items() if k != "format"}
+        params = cat_params(params)
         _q["bytes"] = "b"
         if allow_no_match is not None:
             _q["allow_no_match"] = allow_no_match
