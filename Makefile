@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := dev,async,cli,bench,otel
+EXTRAS := dev,async,cli,bench,otel,lint
 # Server set for the integration tests: the newest OpenSearch 2.x and the newest Elasticsearch.
 STURDY_TEST_SERVERS ?= opensearch:2.19.6,elasticsearch:9.5.4
 export STURDY_TEST_SERVERS
@@ -34,6 +34,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/sturdysearch lint src tests bench scripts
 
 typecheck: venv
 	$(BIN)/mypy

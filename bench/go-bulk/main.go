@@ -91,7 +91,7 @@ func main() {
 	client, err := opensearchapi.NewClient(opensearchapi.Config{Client: opensearch.Config{
 		Addresses: []string{*url},
 		// One idle connection per worker, so none is closed and reopened between batches.
-		Transport: &http.Transport{MaxIdleConnsPerHost: *workers + 2},
+		Transport: &http.Transport{MaxIdleConnsPerHost: *workers + 2}, //nolint:SSG202 // a benchmark on loopback
 	}})
 	if err != nil {
 		panic(err)
@@ -119,6 +119,10 @@ func main() {
 		NumWorkers:    *workers,
 		FlushBytes:    *flushBytes,
 		FlushInterval: 30 * time.Second,
+		// A failed flush (the whole batch) is a failure too, not only a rejected item.
+		OnError: func(_ context.Context, err error) {
+			firstFailure.CompareAndSwap(nil, "flush: "+err.Error())
+		},
 	})
 	if err != nil {
 		panic(err)

@@ -114,8 +114,8 @@ def build_ssl_context(config: TLSConfig) -> ssl.SSLContext:
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(f"could not load ca_certs: {exc}") from None
     else:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx.check_hostname = False  # noqa: SSP101 (this is dangerously_skip_tls_verify)
+        ctx.verify_mode = ssl.CERT_NONE  # noqa: SSP101
     if config.client_cert:
         try:
             ctx.load_cert_chain(config.client_cert, config.client_key)

@@ -252,7 +252,7 @@ def run_tasks(injector: Injector, seconds: float) -> None:
                     try:
                         await client.search(query=MATCH_ALL, timeout=CALL_TIMEOUT)
                     except NoLiveNodesError:
-                        await asyncio.sleep(0.01)  # pacing of a load generator
+                        await asyncio.sleep(0.01)  # noqa: SSP111 (pacing of a load generator)
                     except SturdySearchError:
                         pass
                     calls += 1

@@ -91,7 +91,7 @@ def test_same_credentials_in_every_url_accepted() -> None:
 
 def test_different_credentials_in_urls_refused() -> None:
     with pytest.raises(ConfigError, match="different credentials") as info:
-        build_config([f"https://u:{PASSWORD}@a", "https://u:other@b"])
+        build_config([f"https://u:{PASSWORD}@a", "https://u:other@b"])  # noqa: SSP113
     no_secret(str(info.value))
 
 

@@ -59,12 +59,12 @@ def test_parse(text: str, scheme: str, host: str, port: int, prefix: str, url: s
 @pytest.mark.parametrize(
     ("text", "user", "password"),
     [
-        ("https://elastic:changeme@es1:9200", "elastic", "changeme"),
+        ("https://elastic:changeme@es1:9200", "elastic", "changeme"),  # noqa: SSP113 (test data)
         ("https://elastic:p%40ss%3Aw%2Frd@es1:9200", "elastic", "p@ss:w/rd"),
-        ("https://us%C3%A9r:pw@es1:9200", "usér", "pw"),
+        ("https://us%C3%A9r:pw@es1:9200", "usér", "pw"),  # noqa: SSP113 (test data)
         ("https://elastic@es1:9200", "elastic", None),
         ("https://elastic:@es1:9200", "elastic", None),
-        ("http://elastic:secret@[::1]:9200", "elastic", "secret"),
+        ("http://elastic:secret@[::1]:9200", "elastic", "secret"),  # noqa: SSP113
     ],
 )
 def test_credentials_moved_out_of_url(text: str, user: str, password: str | None) -> None:
@@ -116,8 +116,8 @@ def test_bad_nodes(value: object, message: str) -> None:
     "text",
     [
         "ftp://elastic:hunter2@h:21",
-        "http://elastic:hunter2@h:99999",
-        "http://elastic:hunter2@h:9200?x=1",
+        "http://elastic:hunter2@h:99999",  # noqa: SSP113 (test data)
+        "http://elastic:hunter2@h:9200?x=1",  # noqa: SSP113 (test data)
         "http://elastic:hunter2@:9200",
     ],
 )
@@ -130,7 +130,7 @@ def test_errors_redact_credentials(text: str) -> None:
 
 def test_redaction_with_at_sign_in_password() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_node("http://elastic:hunter@2secret@host:99999")
+        parse_node("http://elastic:hunter@2secret@host:99999")  # noqa: SSP113 (test data)
     assert "2secret" not in str(info.value)
 
 

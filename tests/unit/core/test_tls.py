@@ -86,14 +86,14 @@ def test_bad_fingerprint_option() -> None:
 
 
 def test_skip_verify() -> None:
-    config = TLSConfig(dangerously_skip_tls_verify=True)
+    config = TLSConfig(dangerously_skip_tls_verify=True)  # noqa: SSP101
     assert not config.verifies_chain
 
 
 @pytest.mark.parametrize("kwargs", [{"ca_certs": PEM}, {"ssl_assert_fingerprint": HEX}])
 def test_skip_verify_contradicts_ca_or_pin(kwargs: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="contradicts"):
-        TLSConfig(dangerously_skip_tls_verify=True, **kwargs)
+        TLSConfig(dangerously_skip_tls_verify=True, **kwargs)  # noqa: SSP101
 
 
 def test_ca_certs_pem_text_file_and_dir(tmp_path: Path) -> None:
