@@ -35,6 +35,10 @@ _SUBPACKAGES = frozenset(
         "elastictransport",
     }
 )
+# Methods of the client that answer no esapi.Response.
+_NOT_API_METHODS = frozenset(
+    {"Close", "GetConfig", "Metrics", "DiscoverNodes", "InstrumentationEnabled", "ToTyped"}
+)
 _CONSTRUCTORS = frozenset({"NewClient", "NewDefaultClient", "NewSimpleClient", "NewTypedClient"})
 _HANDLER_PARAM_TYPES = (
     "http.ResponseWriter",
@@ -43,7 +47,12 @@ _HANDLER_PARAM_TYPES = (
     "fiber.Ctx",
     "fasthttp.RequestCtx",
 )
-_JSONISH = re.compile(r'\{\s*\\?"|":\s*\{|"query"|\\"query\\"')
+# Query DSL keys: JSON that has one of them is a query (fake server answers in tests are not).
+_JSONISH = re.compile(
+    r'\\?"(?:query|match|match_phrase|multi_match|term|terms|bool|must|must_not|should|filter|'
+    r"range|wildcard|prefix|regexp|query_string|simple_query_string|aggs|aggregations|sort)"
+    r'\\?"\s*:'
+)
 _TYPED_PATH = re.compile(
     r"^/[A-Za-z0-9%{][^/\s]*/(?!_)[A-Za-z0-9%{][^/\s]*/"
     r"(?:_search|_mapping|_update|_count|_bulk|_mget|(?!_)[A-Za-z0-9%{][^/\s]*)$"
@@ -90,6 +99,7 @@ class GoFile:
         self.client_pkgs: dict[str, str] = {}  # local name -> family (root client packages)
         self.sub_pkgs: set[str] = set()  # esapi, esutil, ... by local name
         self.http_name: str | None = None
+        self.olivere_major = 0  # 7 for github.com/olivere/elastic/v7: types deprecated there
         self.findings: list[Finding] = []
         self._read_imports()
 
@@ -108,6 +118,9 @@ class GoFile:
                 default = default.split(".")[0]
             for prefix, pkg, family in _CLIENT_IMPORTS:
                 if path.startswith(prefix):
+                    version = re.search(r"(?:/v|\.v)(\d+)$", path)
+                    if family == "olivere":
+                        self.olivere_major = int(version.group(1)) if version else 6
                     local = _text(name_node) if name_node is not None else default
                     if last in _SUBPACKAGES:
                         self.sub_pkgs.add(local)
@@ -213,12 +226,21 @@ class GoChecker:
     # -- client variables ----------------------------------------------------------------------
 
     def _is_client_type(self, node: Any | None) -> bool:
+        """``*elasticsearch.Client``/``*opensearch.Client``: the clients whose calls answer raw
+        ``esapi.Response``s (olivere/elastic and the typed clients answer decoded results)."""
         if node is None:
             return False
         if node.type == "pointer_type" and node.named_children:
             node = node.named_children[0]
         parts = _selector_parts(node)
-        return bool(parts and parts[0] in self.f.client_pkgs and parts[1] == "Client")
+        return bool(
+            parts and self.f.client_pkgs.get(parts[0]) in ("es", "os") and parts[1] == "Client"
+        )
+
+    def _raw_client_call(self, call: Any) -> bool:
+        func = call.child_by_field_name("function")
+        parts = _selector_parts(func) if func is not None else None
+        return bool(parts and self.f.client_pkgs.get(parts[0]) in ("es", "os"))
 
     def _is_constructor(self, call: Any) -> str | None:
         func = call.child_by_field_name("function")
@@ -248,7 +270,7 @@ class GoChecker:
                 first = right.named_children[0]
                 if first.type == "call_expression":
                     ctor = self._is_constructor(first)
-                    if ctor and ctor != "NewTypedClient":
+                    if ctor and ctor != "NewTypedClient" and self._raw_client_call(first):
                         target = names[0]
                         if target.type == "identifier":
                             self.client_vars.add(_text(target))
@@ -306,8 +328,16 @@ class GoChecker:
             return
         pkg, name = parts
         keys = _literal_keys(node)
+        keys.update(dict.fromkeys(self._fields_set_later(node)))
         http = self.f.http_name
-        if pkg == http and name == "Client" and "Timeout" not in keys and self.f.imports_client:
+        in_test = self.f.path.endswith("_test.go")  # test servers on loopback: no timeouts due
+        if (
+            pkg == http
+            and name == "Client"
+            and "Timeout" not in keys
+            and self.f.imports_client
+            and not in_test
+        ):
             self.f.report(
                 node,
                 "SSG202",
@@ -315,7 +345,7 @@ class GoChecker:
                 "every request carries a context deadline; set Timeout",
             )
         if pkg == http and name == "Transport" and self.f.imports_client:
-            if "ResponseHeaderTimeout" not in keys:
+            if "ResponseHeaderTimeout" not in keys and not in_test:
                 self.f.report(
                     node,
                     "SSG202",
@@ -338,7 +368,12 @@ class GoChecker:
                 "context deadline; give it a Transport with ResponseHeaderTimeout, or a "
                 "context.WithTimeout per request",
             )
-        if pkg in self.f.sub_pkgs and name == "BulkIndexerItem" and "OnFailure" not in keys:
+        if (
+            pkg in self.f.sub_pkgs
+            and name == "BulkIndexerItem"
+            and "OnFailure" not in keys
+            and self._submitted(node)
+        ):
             self.f.report(
                 node,
                 "SSG206",
@@ -349,16 +384,97 @@ class GoChecker:
             self.f.report(
                 node,
                 "SSG206",
-                "a BulkIndexerConfig without OnError: a failed flush (the whole batch) is "
-                "dropped silently; set OnError",
+                "a BulkIndexerConfig without OnError: errors that belong to no item's answer "
+                "(a body that cannot be read, a context cancelled while flushing, and on older "
+                "releases a failed flush) reach no callback; set OnError",
             )
-        if pkg in self.f.sub_pkgs and "DocumentType" in keys:
+        doc_type = _unwrap(keys.get("DocumentType"))
+        if (
+            pkg in self.f.sub_pkgs
+            and "DocumentType" in keys
+            and not (doc_type is not None and _string_value(doc_type) == "_doc")
+        ):
             self.f.report(
                 keys["DocumentType"].parent or node,
                 "SSG208",
                 "DocumentType sends a mapping type, which Elasticsearch 8 and OpenSearch 2 "
                 "reject; drop it (the typeless endpoints use _doc)",
             )
+
+    def _submitted(self, literal: Any) -> bool:
+        """The item reaches an indexer's Add: directly, or through the variable holding it (an
+        item built as a test's expected value is not a submission)."""
+        holder = literal.parent
+        if holder is not None and holder.type == "unary_expression":
+            holder = holder.parent
+        if holder is not None and holder.type == "argument_list":
+            call = holder.parent
+            func = call.child_by_field_name("function") if call is not None else None
+            fld = func.child_by_field_name("field") if func is not None else None
+            return fld is not None and _text(fld) == "Add"
+        var = self._variable_of(literal)
+        if var is None:
+            return False
+        scope = _enclosing(literal, _FUNCS) or self.f.tree.root_node
+        for node in _walk(scope):
+            if node.type != "call_expression":
+                continue
+            func = node.child_by_field_name("function")
+            fld = func.child_by_field_name("field") if func is not None else None
+            args = node.child_by_field_name("arguments")
+            if (
+                fld is not None
+                and _text(fld) == "Add"
+                and args is not None
+                and any(_text(a).lstrip("&*") == var for a in args.named_children)
+            ):
+                return True
+        return False
+
+    def _variable_of(self, literal: Any) -> str | None:
+        holder = literal.parent
+        if holder is not None and holder.type == "unary_expression":
+            holder = holder.parent
+        if holder is None or holder.type != "expression_list" or holder.parent is None:
+            return None
+        decl = holder.parent
+        if decl.type not in ("short_var_declaration", "assignment_statement", "var_spec"):
+            return None
+        left = decl.child_by_field_name("left")
+        names = left.named_children if left is not None else decl.children_by_field_name("name")
+        if not names or names[0].type != "identifier":
+            return None
+        return _text(names[0])
+
+    def _fields_set_later(self, literal: Any) -> set[str]:
+        """Fields assigned after the literal (``cfg := T{}; cfg.Transport = t``): set too."""
+        holder = literal.parent
+        if holder is not None and holder.type == "unary_expression":
+            holder = holder.parent
+        if holder is None or holder.type != "expression_list" or holder.parent is None:
+            return set()
+        decl = holder.parent
+        if decl.type not in ("short_var_declaration", "assignment_statement", "var_spec"):
+            return set()
+        left = decl.child_by_field_name("left")
+        names = left.named_children if left is not None else decl.children_by_field_name("name")
+        if not names or names[0].type != "identifier":
+            return set()
+        var = _text(names[0])
+        scope = _enclosing(literal, _FUNCS) or self.f.tree.root_node
+        found: set[str] = set()
+        for node in _walk(scope):
+            if node.type != "assignment_statement" or node.start_byte < literal.end_byte:
+                continue
+            target_list = node.child_by_field_name("left")
+            for target in target_list.named_children if target_list is not None else []:
+                if target.type != "selector_expression":
+                    continue
+                operand = target.child_by_field_name("operand")
+                fld = target.child_by_field_name("field")
+                if operand is not None and fld is not None and _text(operand) == var:
+                    found.add(_text(fld))
+        return found
 
     def check_selector(self, node: Any) -> None:
         parts = _selector_parts(node)
@@ -411,14 +527,17 @@ class GoChecker:
                     "query JSON built with fmt.Sprintf: a quote in the value breaks the query "
                     "or changes it (injection); build a map or struct and json.Marshal it",
                 )
-        if func.type == "selector_expression" and "olivere" in self.f.client_pkgs.values():
+        if func.type == "selector_expression" and self.f.olivere_major >= 7:
             fld = func.child_by_field_name("field")
             operand = func.child_by_field_name("operand")
+            args = node.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
             if (
                 fld is not None
                 and _text(fld) == "Type"
                 and operand is not None
                 and operand.type == "call_expression"
+                and not (first is not None and _string_value(first) == "_doc")
             ):
                 self.f.report(
                     node,
@@ -483,7 +602,7 @@ class GoChecker:
                 parts = _selector_parts(t) if t is not None else None
                 return bool(parts and parts[0] in self.f.sub_pkgs)
             return self._is_client_expr(args.named_children[1])
-        if name.startswith("With") or not name[:1].isupper():
+        if name.startswith("With") or not name[:1].isupper() or name in _NOT_API_METHODS:
             return False
         root = operand
         if root.type == "selector_expression" and not self._is_client_expr(root):
@@ -527,7 +646,7 @@ class GoChecker:
         body = func.child_by_field_name("body")
         if body is None:
             return
-        checked = closed = escaped = False
+        checked = closed = escaped = used = False
         for node in _walk(body):
             if node.start_byte < call.end_byte or node.type != "identifier" or _text(node) != name:
                 continue
@@ -539,12 +658,15 @@ class GoChecker:
                 fname = _text(fld) if fld is not None else ""
                 if fname in ("IsError", "StatusCode", "Status", "HasWarnings"):
                     checked = True
+                is_close = False
                 if fname == "Body":
                     outer = up.parent
                     if outer is not None and outer.type == "selector_expression":
                         f2 = outer.child_by_field_name("field")
                         if f2 is not None and _text(f2) == "Close":
-                            closed = True
+                            closed = is_close = True
+                if not is_close:
+                    used = True  # res.Body read, res.String(), ...
             elif up.type in (
                 "argument_list",
                 "expression_list",
@@ -555,7 +677,7 @@ class GoChecker:
                 escaped = True
         if escaped:
             return
-        if not checked:
+        if used and not checked:
             self.f.report(
                 call,
                 "SSG204",
@@ -607,10 +729,39 @@ class GoChecker:
                 return True
         return False
 
+    def _is_request_path(self, node: Any) -> bool:
+        """The literal is a request's path: a ``Path:`` field, or the URL argument of
+        http.NewRequest / NewRequestWithContext (possibly inside a fmt.Sprintf)."""
+        up = node.parent
+        if up is not None and up.type == "literal_element":
+            keyed = up.parent
+            if keyed is not None and keyed.type == "keyed_element":
+                key = keyed.child_by_field_name("key")
+                return (
+                    key is not None
+                    and _text(key).strip() == "Path"
+                    and keyed.child_by_field_name("value") == up
+                )
+        while up is not None and up.type in (
+            "argument_list",
+            "call_expression",
+            "binary_expression",
+        ):
+            if up.type == "call_expression":
+                func = up.child_by_field_name("function")
+                parts = _selector_parts(func) if func is not None else None
+                if parts and parts[1] in ("NewRequest", "NewRequestWithContext", "Sprintf"):
+                    if parts[1] != "Sprintf":
+                        return True
+                elif parts is None or parts[1] not in ("Sprintf",):
+                    return False
+            up = up.parent
+        return False
+
     # SSG208 (paths)
     def check_path_literal(self, node: Any) -> None:
         text = _string_value(node)
-        if text is None or not _TYPED_PATH.match(text):
+        if text is None or not _TYPED_PATH.match(text) or not self._is_request_path(node):
             return
         if "/_doc/" in text or text.startswith(("/_", "/api/", "/v1/", "/v2/")):
             return

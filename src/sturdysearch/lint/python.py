@@ -261,6 +261,14 @@ class PythonChecker:
         self.clients: dict[str, tuple[str, str]] = {}  # receiver key -> (kind, family)
         self.families: set[str] = set()
         self._called_in_loops: set[str] | None = None
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
+        self.is_test_file = (
+            name.startswith("test_")
+            or name.endswith("_test.py")
+            or name == "conftest.py"
+            or "/tests/" in f"/{path}"
+            or "/test/" in f"/{path}"
+        )
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -627,7 +635,7 @@ class PythonChecker:
             return
         if family != "sturdy":  # sturdysearch refuses timeout=None at construction
             self.check_timeout_keywords(call, ctor=True)
-        if family in ("es", "os") and not _has_splat(call):
+        if family in ("es", "os") and not _has_splat(call) and not self.is_test_file:
             has_timeout = _kw(call, "request_timeout") or _kw(call, "timeout")
             parent = self.parents.get(call)
             chained = isinstance(parent, ast.Attribute) and parent.attr == "options"
@@ -858,6 +866,8 @@ class PythonChecker:
 
     # SSP101 (contexts)
     def check_attribute(self, node: ast.Attribute) -> None:
+        if isinstance(self.parents.get(node), ast.Compare):
+            return  # assert ctx.verify_mode == ssl.CERT_NONE reads the setting, it sets nothing
         if node.attr == "CERT_NONE" and self.qualname(node) == "ssl.CERT_NONE":
             self.report(
                 node,
@@ -1086,7 +1096,13 @@ class PythonChecker:
         loop = self._retry_loop_of(call)
         if loop is None:
             return
-        for node in ast.walk(loop):
+        handlers = [
+            h
+            for anc in self.ancestors_within_scope(call)
+            if isinstance(anc, ast.Try) and any(self._contains(s, call) for s in anc.body)
+            for h in anc.handlers
+        ]
+        for node in (n for h in handlers for n in ast.walk(h)):
             if not (isinstance(node, ast.Call) and _last_name(node.func) == "sleep" and node.args):
                 continue
             qual = self.qualname(node.func) or ""

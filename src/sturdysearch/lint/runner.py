@@ -114,11 +114,40 @@ def python_noqa(source: str) -> dict[int, set[str] | None]:
     return found
 
 
-def _suppressed(finding: Finding, marks: dict[int, set[str] | None]) -> bool:
-    if finding.line not in marks:
-        return False
-    codes = marks[finding.line]
-    return codes is None or finding.code in codes
+_NOSEC = re.compile(r"#nosec\b(?P<codes>[\sA-Z0-9,-]*)", re.IGNORECASE)
+
+
+def nosec_lines(source: str, same_line_only: bool) -> dict[int, set[str] | None]:
+    """Bandit's ``# nosec B501`` and gosec's ``// #nosec G402``, honoured for the rules that
+    relate to those ids: code already reviewed for the generic rule is not flagged again.
+    gosec users put the comment on the line above as often as on the line itself."""
+    found: dict[int, set[str] | None] = {}
+    for number, line in enumerate(source.splitlines(), start=1):
+        if "nosec" not in line.lower():
+            continue
+        match = _NOSEC.search(line.replace("# nosec", "#nosec"))
+        if match is None:
+            continue
+        codes = {c.upper() for c in re.split(r"[\s,]+", match.group("codes")) if c}
+        value: set[str] | None = codes or None
+        targets = (
+            [number] if same_line_only or line.split("//")[0].strip() else [number, number + 1]
+        )
+        for target in targets:
+            found[target] = value
+    return found
+
+
+def _suppressed(finding: Finding, *marks: dict[int, set[str] | None]) -> bool:
+    """A mark names the finding's code or a generic id its rule relates to (``# noqa: S501``)."""
+    related = set(BY_CODE[finding.code].related)
+    for table in marks:
+        if finding.line not in table:
+            continue
+        codes = table[finding.line]
+        if codes is None or finding.code in codes or related & codes:
+            return True
+    return False
 
 
 def lint_paths(
@@ -144,7 +173,8 @@ def lint_paths(
             result.skipped.append(f"{path}: not checked, syntax error at line {exc.lineno}")
             continue
         marks = python_noqa(source)
-        raw.extend(f for f in found if not _suppressed(f, marks))
+        nosec = nosec_lines(source, same_line_only=True)
+        raw.extend(f for f in found if not _suppressed(f, marks, nosec))
     if go_files:
         try:
             parser = load_parser()
@@ -158,9 +188,12 @@ def lint_paths(
             by_dir.setdefault(path.parent, []).append(path)
         for _directory, files in sorted(by_dir.items()):
             sources = [(str(p), p.read_bytes()) for p in files]
-            marks_by_path = {p: nolint_lines(s) for p, s in sources}
+            marks_by_path = {
+                p: (nolint_lines(s), nosec_lines(s.decode("utf-8", "replace"), False))
+                for p, s in sources
+            }
             for f in check_go_package(sources, parser):
-                if not _suppressed(f, marks_by_path[f.path]):
+                if not _suppressed(f, *marks_by_path[f.path]):
                     raw.append(f)
     result.findings = sorted(f for f in set(raw) if f.code in chosen)
     return result

@@ -90,6 +90,29 @@ def test_sarif_output(project: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert {r["ruleId"] for r in run0["results"]} == {"SSP101", "SSP114", "SSG201", "SSG202"}
 
 
+def test_generic_suppressions_of_the_related_rule_are_honoured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Code reviewed for Bandit's B501, Ruff's S501 or gosec's G402 is not flagged again."""
+    source = BAD.replace("verify_certs=False)", "verify_certs=False)  # nosec B501")
+    (tmp_path / "a.py").write_text(source)
+    _, out, _ = run(capsys, "--format", "json", str(tmp_path / "a.py"))
+    assert [i["code"] for i in json.loads(out)] == ["SSP114"]
+    (tmp_path / "a.py").write_text(
+        BAD.replace("verify_certs=False)", "verify_certs=False)  # noqa: S501")
+    )
+    _, out, _ = run(capsys, "--format", "json", str(tmp_path / "a.py"))
+    assert [i["code"] for i in json.loads(out)] == ["SSP114"]
+    go = GO_BAD.replace("var cfg = ", "// #nosec G402 -- a test server\nvar cfg = ")
+    (tmp_path / "main.go").write_text(go)
+    _, out, _ = run(capsys, "--format", "json", "--select", "SSG201", str(tmp_path / "main.go"))
+    assert json.loads(out) == []
+    go = GO_BAD.replace("var cfg = ", "// #nosec G101\nvar cfg = ")
+    (tmp_path / "main.go").write_text(go)
+    _, out, _ = run(capsys, "--format", "json", "--select", "SSG201", str(tmp_path / "main.go"))
+    assert [i["line"] for i in json.loads(out)] == [10], "a #nosec for another rule is not ours"
+
+
 def test_select_and_ignore(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "--format", "json", "--select", "SSP", str(project))
     assert {i["code"] for i in json.loads(out)} == {"SSP101", "SSP114"}

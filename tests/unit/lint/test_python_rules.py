@@ -68,6 +68,11 @@ es = Elasticsearch("https://h:9200", request_timeout=5, verify_certs=VERIFY, ca_
 import settings
 es = Elasticsearch("https://h:9200", request_timeout=5, verify_certs=settings.VERIFY)
 """,
+    "ssp101-neg-reading-the-setting": ES
+    + """
+import ssl
+assert ctx.verify_mode == ssl.CERT_NONE or ctx.verify_mode != ssl.CERT_NONE
+""",
     "ssp101-neg-no-client-import": """
 import ssl
 ctx = ssl.create_default_context()
@@ -357,6 +362,18 @@ async def ping():
             print(exc)
             await asyncio.sleep(1)  # !SSP111
 """,
+    "ssp111-neg-readiness-poll": ES
+    + """
+import time
+es = Elasticsearch("https://h:9200", request_timeout=5)
+for _ in range(100):
+    time.sleep(0.1)
+    try:
+        es.cluster.health(wait_for_status="yellow")
+        break
+    except Exception as exc:
+        print(exc)
+""",
     "ssp111-neg-backoff": ES
     + """
 import random
@@ -505,6 +522,13 @@ def test_every_python_rule_has_a_positive_and_a_negative_case() -> None:
         assert any(rule.code in CASES[n] for n in names if "-neg-" not in n), (
             f"no positive case of {rule.code} marks a line"
         )
+
+
+def test_implicit_timeouts_are_left_alone_in_tests() -> None:
+    source = ES + 'es = Elasticsearch("https://h:9200")\n'
+    assert {f.code for f in check_python(source, "app/search.py")} == {"SSP103"}
+    for path in ("tests/test_search.py", "pkg/search_test.py", "conftest.py", "x/tests/util.py"):
+        assert check_python(source, path) == [], path
 
 
 def test_a_file_without_a_search_client_is_not_judged() -> None:
