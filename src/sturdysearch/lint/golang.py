@@ -357,6 +357,7 @@ class GoChecker:
         if (
             pkg in self.f.client_pkgs
             and name == "Config"
+            and not self._zero_value_beside_error(node, keys)
             and "Transport" not in keys
             and not self.facts.has_context_deadline
         ):
@@ -400,6 +401,19 @@ class GoChecker:
                 "DocumentType sends a mapping type, which Elasticsearch 8 and OpenSearch 2 "
                 "reject; drop it (the typeless endpoints use _doc)",
             )
+
+    @staticmethod
+    def _zero_value_beside_error(literal: Any, keys: dict[str, Any]) -> bool:
+        """``return elasticsearch.Config{}, err``: a zero value nobody uses, not a config."""
+        holder = literal.parent
+        return bool(
+            not keys
+            and holder is not None
+            and holder.type == "expression_list"
+            and len(holder.named_children) > 1
+            and holder.parent is not None
+            and holder.parent.type == "return_statement"
+        )
 
     def _submitted(self, literal: Any) -> bool:
         """The item reaches an indexer's Add: directly, or through the variable holding it (an

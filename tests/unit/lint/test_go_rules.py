@@ -107,6 +107,23 @@ func build() {
 	_ = es
 }
 """,
+    "ssg202-neg-zero-value-returned-with-an-error": """package app
+
+import (
+	"errors"
+
+	"github.com/elastic/go-elasticsearch/v8"
+)
+
+func config(address string) (elasticsearch.Config, error) {
+	if address == "" {
+		return elasticsearch.Config{}, errors.New("no address")
+	}
+	cfg := elasticsearch.Config{Addresses: []string{address}}
+	cfg.Transport = nil
+	return cfg, nil
+}
+""",
     "ssg202-neg-timeouts-set": ES_IMPORTS
     + """
 func build() {
