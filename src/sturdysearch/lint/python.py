@@ -823,7 +823,7 @@ class PythonChecker:
                 self.report(
                     host,
                     "SSP113",
-                    f"credentials ({auth_kw.arg}=) sent to {match.group(0)!r} over plain "
+                    f"credentials ({auth_kw.arg}=) sent to http://{match.group(1)} over plain "
                     f"HTTP: anyone on the path reads them; use https://",
                 )
 
@@ -968,12 +968,31 @@ class PythonChecker:
         if not how.startswith("name:"):
             return
         name = how.split(":", 1)[1]
-        for use in self.name_loaded_after(name, self.scope_of(call), stmt):
-            parent = self.parents.get(use)
-            if isinstance(parent, (ast.Subscript, ast.Attribute)):
-                return  # resp["errors"], resp.get("items"), resp.body[...]
-            return  # passed on, returned, tested: someone else reads it
+        uses = self.name_loaded_after(name, self.scope_of(call), stmt)
+        if any(self._reads_bulk_outcome(use) for use in uses):
+            return
         self.report(call, "SSP107", message)
+
+    def _reads_bulk_outcome(self, use: ast.Name) -> bool:
+        """``resp["errors"]``, ``resp.get("items")``, ``resp.body[...]``, or the answer handed
+        to someone else (returned, passed on, stored): then someone can read the failures.
+        Logging it or reading ``took`` is not reading them."""
+        parent = self.parents.get(use)
+        outcome = ("errors", "items")
+        if isinstance(parent, ast.Subscript):
+            return self.value(parent.slice) in outcome
+        if isinstance(parent, ast.Attribute):
+            if parent.attr in ("body", "raw", "errors", "items"):
+                return True
+            call = self.parents.get(parent)
+            if parent.attr == "get" and isinstance(call, ast.Call) and call.args:
+                return self.value(call.args[0]) in outcome
+            return False
+        if isinstance(parent, ast.Call):
+            callee = _last_name(parent.func) or ""
+            logging_names = {"print", "debug", "info", "warning", "warn", "error", "log", "dumps"}
+            return callee not in logging_names
+        return isinstance(parent, (ast.Return, ast.Yield, ast.Assign, ast.keyword, ast.Dict))
 
     # SSP104
     def check_api_timeout(self, call: ast.Call) -> None:

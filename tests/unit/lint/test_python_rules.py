@@ -239,6 +239,8 @@ es = Elasticsearch("https://h:9200", request_timeout=5)
 es.bulk(operations=lines)  # !SSP107
 resp = es.bulk(operations=lines)  # !SSP107
 print("done")
+took = es.bulk(operations=lines)  # !SSP107
+print(took["took"], took)
 """,
     "ssp107-async-raw-bulk-dropped": ES
     + """
@@ -253,6 +255,11 @@ es = Elasticsearch("https://h:9200", request_timeout=5)
 resp = es.bulk(operations=lines)
 if resp["errors"]:
     raise RuntimeError([i for i in resp["items"] if "error" in i["index"]])
+def load(lines):
+    answer = es.bulk(operations=lines)
+    return answer
+got = es.bulk(operations=lines)
+failures = got.get("items")
 ok, errors = bulk(es, actions, raise_on_error=False)
 for e in errors:
     print(e)
@@ -529,6 +536,23 @@ def test_implicit_timeouts_are_left_alone_in_tests() -> None:
     assert {f.code for f in check_python(source, "app/search.py")} == {"SSP103"}
     for path in ("tests/test_search.py", "pkg/search_test.py", "conftest.py", "x/tests/util.py"):
         assert check_python(source, path) == [], path
+
+
+def test_findings_never_repeat_a_secret() -> None:
+    source = ES + textwrap.dedent(
+        """
+        es = Elasticsearch(
+            "http://elastic:Sup3rSecret@search.internal:9200",
+            request_timeout=5,
+            basic_auth=("elastic", "Sup3rSecret"),
+            api_key="Sup3rSecret",
+        )
+        """
+    )
+    findings = check_python(source, "app.py")
+    assert {f.code for f in findings} == {"SSP113"} and len(findings) >= 3
+    for finding in findings:
+        assert "Sup3rSecret" not in finding.message, finding
 
 
 def test_a_file_without_a_search_client_is_not_judged() -> None:
