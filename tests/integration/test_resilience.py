@@ -130,11 +130,9 @@ def test_blackholed_node_for_a_minute(
     _blackhole_run(make_client, proxies, seconds=60, hedge=hedge)
 
 
-# In `make test-all` only, for now: about one run in three (on the commit before this stop
-# too) the blocking client's background prober sends no probe at all for 12 s after the
-# ejection (no node.probe event), so the node is not readmitted in time. That is a client bug
-# to find, not a slow test; until it is fixed it must not decide whether CI lands.
-@pytest.mark.slow
+# Back in `make test`: its intermittent failure (about one run in three, no probe for 12 s
+# after the ejection) was the blocking client waking its prober before the node was ejected;
+# tests/unit/test_prober_wakeup.py pins the order.
 def test_killed_node_is_readmitted_within_one_probe_interval(
     make_client: MakeClient, cluster: LocalCluster
 ) -> None:

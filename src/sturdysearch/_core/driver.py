@@ -315,9 +315,14 @@ class TransportBase:
             getattr(exc, "status", None),
             now - started,
         )
-        if ejects(exc):
-            self._on_node_failure()
-        return call.plan.failed(node, exc, now, random.random())
+        try:
+            return call.plan.failed(node, exc, now, random.random())
+        finally:
+            # After the plan has ejected the node, never before: the hook wakes the background
+            # prober, which must find the node ejected. Woken first, it found nothing to probe
+            # and slept until the next wake-up (up to 60 s), about one run in three.
+            if ejects(exc):
+                self._on_node_failure()
 
     def attempt_succeeded(
         self, call: Call, node: NodeConfig, response: Response, *, overtaken: bool = False
