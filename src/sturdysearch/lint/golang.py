@@ -202,9 +202,9 @@ class GoChecker:
         self.client_vars: set[str] = set()
 
     def run(self) -> list[Finding]:
+        """Findings of this file; ``collect_clients`` has run on every file of the package."""
         if not self.facts.uses_client:
             return []
-        self._collect_clients()
         for node in _walk(self.f.tree.root_node):
             kind = node.type
             if kind == "keyed_element":
@@ -249,7 +249,7 @@ class GoChecker:
             return parts[1]
         return None
 
-    def _collect_clients(self) -> None:
+    def collect_clients(self) -> None:
         for node in _walk(self.f.tree.root_node):
             if node.type in (
                 "parameter_declaration",
@@ -462,19 +462,9 @@ class GoChecker:
 
     def _fields_set_later(self, literal: Any) -> set[str]:
         """Fields assigned after the literal (``cfg := T{}; cfg.Transport = t``): set too."""
-        holder = literal.parent
-        if holder is not None and holder.type == "unary_expression":
-            holder = holder.parent
-        if holder is None or holder.type != "expression_list" or holder.parent is None:
+        var = self._variable_of(literal)
+        if var is None:
             return set()
-        decl = holder.parent
-        if decl.type not in ("short_var_declaration", "assignment_statement", "var_spec"):
-            return set()
-        left = decl.child_by_field_name("left")
-        names = left.named_children if left is not None else decl.children_by_field_name("name")
-        if not names or names[0].type != "identifier":
-            return set()
-        var = _text(names[0])
         scope = _enclosing(literal, _FUNCS) or self.f.tree.root_node
         found: set[str] = set()
         for node in _walk(scope):
@@ -809,7 +799,7 @@ def check_go_package(files: list[tuple[str, bytes]], parser: Any) -> list[Findin
     findings: list[Finding] = []
     checkers = [GoChecker(f, facts) for f in parsed]
     for checker in checkers:  # fields typed *elasticsearch.Client may be declared in any file
-        checker._collect_clients()
+        checker.collect_clients()
     for checker in checkers:
         findings.extend(checker.run())
     return findings

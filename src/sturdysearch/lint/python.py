@@ -892,51 +892,43 @@ class PythonChecker:
 
     # SSP106
     def check_bulk_generator(self, call: ast.Call, helper: str) -> None:
-        kept = self.result_target(call)
-        if kept is None:
-            return
-        how, stmt = kept
-        message = (
-            f"{helper}() returns a lazy generator: until it is iterated nothing is sent. "
-            f"Consume it (for ok, item in {helper}(...): ..., or "
-            f"collections.deque({helper}(...), maxlen=0)) and check each item"
-        )
-        if how == "dropped":
-            self.report(call, "SSP106", message)
-            return
-        names = how.split(":", 1)[1].split(",")
-        scope = self.scope_of(call)
-        if not any(self.name_loaded_after(n, scope, stmt) for n in names if n not in ("_", "?")):
-            self.report(call, "SSP106", message)
+        if self._result_unread(call, element=None):
+            self.report(
+                call,
+                "SSP106",
+                f"{helper}() returns a lazy generator: until it is iterated nothing is sent. "
+                f"Consume it (for ok, item in {helper}(...): ..., or "
+                f"collections.deque({helper}(...), maxlen=0)) and check each item",
+            )
 
     # SSP107 (helpers)
     def check_bulk_helper(self, call: ast.Call, helper: str) -> None:
         raise_on_error = self.value(getattr(_kw(call, "raise_on_error"), "value", None))
         if raise_on_error is not False:
             return  # failures raise BulkIndexError: they cannot go unnoticed
+        if self._result_unread(call, element=1):  # (success_count, errors)
+            self.report(
+                call,
+                "SSP107",
+                f"{helper}(..., raise_on_error=False) reports failed documents only in its "
+                f"result, which is dropped here: read the errors it returns, or let it raise",
+            )
+
+    def _result_unread(self, call: ast.Call, element: int | None) -> bool:
+        """True when the call's result is dropped, or kept in names never read afterwards.
+        ``element`` picks the part that matters when the result is unpacked (``ok, errors``);
+        ``None`` means any part read will do."""
         kept = self.result_target(call)
         if kept is None:
-            return
+            return False  # consumed in place: iterated, passed on, returned
         how, stmt = kept
-        message = (
-            f"{helper}(..., raise_on_error=False) reports failed documents only in its result, "
-            f"which is dropped here: read the errors it returns, or let it raise"
-        )
         if how == "dropped":
-            self.report(call, "SSP107", message)
-            return
+            return True
         names = how.split(":", 1)[1].split(",")
+        if how.startswith("tuple:") and element is not None:
+            names = names[element : element + 1]
         scope = self.scope_of(call)
-        if how.startswith("tuple:"):
-            if (
-                len(names) < 2
-                or names[1] in ("_", "?")
-                or not self.name_loaded_after(names[1], scope, stmt)
-            ):
-                self.report(call, "SSP107", message)
-            return
-        if not self.name_loaded_after(names[0], scope, stmt):
-            self.report(call, "SSP107", message)
+        return not any(self.name_loaded_after(n, scope, stmt) for n in names if n not in ("_", "?"))
 
     def check_client_call(self, call: ast.Call, client: tuple[str, str] | bool | None) -> None:
         parts = self.receiver(call)
