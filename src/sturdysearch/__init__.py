@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sturdysearch._async.bulk import AsyncBulkIndexer
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.dialect import Dialect, ServerInfo
@@ -37,6 +36,7 @@ from sturdysearch._sync.client import Client
 
 if TYPE_CHECKING:
     from sturdysearch._async.api.indices import AsyncIndicesClient
+    from sturdysearch._async.bulk import AsyncBulkIndexer
     from sturdysearch._async.client import AsyncClient
     from sturdysearch._sync.api.indices import IndicesClient
 
@@ -44,11 +44,16 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # AsyncClient is imported on first use: a blocking program never loads asyncio machinery.
+    # AsyncClient and AsyncBulkIndexer are imported on first use: a blocking program never
+    # loads asyncio (tests/unit/test_public_api.py checks it in a fresh interpreter).
     if name == "AsyncClient":
         from sturdysearch._async import client
 
         return client.AsyncClient
+    if name == "AsyncBulkIndexer":
+        from sturdysearch._async import bulk
+
+        return bulk.AsyncBulkIndexer
     # The namespaces are imported on first use too (see ``_async/api/root.py``).
     if name == "AsyncIndicesClient":
         from sturdysearch._async.api import indices

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import sturdysearch
 import sturdysearch.errors
 
@@ -93,3 +96,21 @@ def test_errors_module_defines_no_unlisted_exception() -> None:
 
 def test_version() -> None:
     assert sturdysearch.__version__ == "0.1.0"
+
+
+def test_a_blocking_program_never_loads_asyncio() -> None:
+    """`import sturdysearch` and a blocking client load no asyncio (about 35 ms); the asyncio
+    classes still import on first use. Checked in a fresh interpreter, where nothing else has
+    imported asyncio yet."""
+    code = (
+        "import sys, sturdysearch\n"
+        "client = sturdysearch.Client('http://127.0.0.1:9', timeout=1.0)\n"
+        "client.close()\n"
+        "assert 'asyncio' not in sys.modules, sorted(m for m in sys.modules if 'asyncio' in m)\n"
+        "assert sturdysearch.AsyncBulkIndexer.__name__ == 'AsyncBulkIndexer'\n"
+        "assert 'asyncio' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
