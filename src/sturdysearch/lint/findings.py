@@ -19,10 +19,6 @@ class Rule:
     related: tuple[str, ...]  # generic rule ids (Bandit, Ruff, gosec, semgrep, golangci-lint)
     summary: str
 
-    @property
-    def help_uri(self) -> str:
-        return f"docs/lint.md#{self.code.lower()}"
-
 
 @dataclass(frozen=True, order=True)
 class Finding:

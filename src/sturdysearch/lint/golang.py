@@ -85,7 +85,6 @@ class PackageFacts:
     """What the files of one directory tell about each other."""
 
     uses_client: bool = False
-    families: set[str] = field(default_factory=set)
     has_context_deadline: bool = False
     client_fields: set[str] = field(default_factory=set)
 
@@ -792,7 +791,6 @@ def check_go_package(files: list[tuple[str, bytes]], parser: Any) -> list[Findin
     for f in parsed:
         if f.imports_client:
             facts.uses_client = True
-            facts.families.update(f.client_pkgs.values())
         text = f.source
         if b"context.WithTimeout" in text or b"context.WithDeadline" in text:
             facts.has_context_deadline = True

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from sturdysearch.lint.findings import Finding
 
@@ -240,14 +239,6 @@ def _literal_text(node: ast.expr) -> str:
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
             return value.value
     return ""
-
-
-@dataclass
-class _Scope:
-    """What one function (or the module) binds and reads, for "is this name ever used"."""
-
-    node: ast.AST
-    loads: dict[str, list[ast.Name]] = field(default_factory=dict)
 
 
 class PythonChecker:

@@ -3,13 +3,10 @@ fire on carry ``// !CODE``; a snippet without marks must produce no finding at a
 
 from __future__ import annotations
 
-import re
-
 import pytest
+from lint_marks import expected
 
 from sturdysearch.lint.golang import check_go_package, load_parser, nolint_lines
-
-MARK = re.compile(r"//\s*!((?:SSG\d{3}[ ,]*)+)")
 
 ES_IMPORTS = """package app
 
@@ -50,16 +47,6 @@ var _ = opensearchutil.BulkIndexerItem{OnFailure: nil}
 var _ = http.MethodGet
 var ctxTimeout, _ = context.WithTimeout(context.Background(), 0)
 """
-
-
-def expected(source: str) -> set[tuple[int, str]]:
-    marks: set[tuple[int, str]] = set()
-    for number, line in enumerate(source.splitlines(), start=1):
-        match = MARK.search(line)
-        if match:
-            for code in re.findall(r"SSG\d{3}", match.group(1)):
-                marks.add((number, code))
-    return marks
 
 
 @pytest.fixture(scope="module")

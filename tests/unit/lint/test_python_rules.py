@@ -4,27 +4,15 @@ that fires on a neighbour's negative case fails here too."""
 
 from __future__ import annotations
 
-import re
 import textwrap
 
 import pytest
+from lint_marks import expected
 
 from sturdysearch.lint.python import check_python
 
-MARK = re.compile(r"#\s*!((?:SS[PG]\d{3}[ ,]*)+)")
-
 ES = "from elasticsearch import Elasticsearch, AsyncElasticsearch, helpers\n"
 OS = "from opensearchpy import OpenSearch, AsyncOpenSearch\n"
-
-
-def expected(source: str) -> set[tuple[int, str]]:
-    marks: set[tuple[int, str]] = set()
-    for number, line in enumerate(source.splitlines(), start=1):
-        match = MARK.search(line)
-        if match:
-            for code in re.findall(r"SS[PG]\d{3}", match.group(1)):
-                marks.add((number, code))
-    return marks
 
 
 def found(source: str) -> set[tuple[int, str]]:
