@@ -824,10 +824,12 @@ def formatted(path: Path, text: str) -> str:
 def generate(table: dict[str, Any], verdicts: dict[str, bool]) -> dict[Path, str]:
     namespaces: dict[str, list[Model]] = {}
     missing = []
+    every: list[Model] = []
     for endpoint_id in sorted(table["endpoints"]):
         model = build_model(endpoint_id, table["endpoints"][endpoint_id])
         if model is None:
             continue
+        every.append(model)
         if model.method in HANDWRITTEN.get(model.namespace, set()):
             continue
         if model.posts and model.id not in verdicts and model.id not in SPECIAL:
@@ -841,6 +843,7 @@ def generate(table: dict[str, Any], verdicts: dict[str, bool]) -> dict[Path, str
     files: dict[Path, str] = {}
     core_init = [HEADER, '"""Generated endpoint tables, one module per namespace."""', ""]
     files[SRC / "_core" / "apis" / "__init__.py"] = "\n".join(core_init)
+    files[SRC / "_core" / "apis" / "_routes.py"] = render_routes(every)
     namespaces.setdefault("", [])
     children = sorted(n for n in namespaces if n)
     for namespace, models in sorted(namespaces.items()):
@@ -852,6 +855,33 @@ def generate(table: dict[str, Any], verdicts: dict[str, bool]) -> dict[Path, str
     files[SRC / "_async" / "api" / "__init__.py"] = render_registry(namespaces)
     files[SRC / "_sync" / "api" / "__init__.py"] = to_sync(render_registry(namespaces))
     return {path: formatted(path, text) for path, text in files.items()}
+
+
+def render_routes(models: list[Model]) -> str:
+    """Every URL form of every endpoint, hand-written methods' included, as one flat table:
+    ``sturdysearch._core.operation`` names a request by it (traces and logs) without importing
+    the endpoint modules."""
+    lines = [
+        HEADER,
+        '"""Every URL form of every endpoint: (endpoint id, flavor, methods, path template).',
+        "",
+        "Read by ``sturdysearch._core.operation`` to name a request by its endpoint id.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "ROUTES: tuple[tuple[str, str, str, str], ...] = (",
+    ]
+    for m in models:
+        for flavor in ("elasticsearch", "opensearch"):
+            data = m.flavors.get(flavor)
+            if not data:
+                continue
+            for url in data["urls"]:
+                methods = ",".join(sorted({x.upper() for x in url["methods"]}))
+                lines.append(f"    ({m.id!r}, {flavor!r}, {methods!r}, {url['path']!r}),")
+    lines.append(")")
+    return "\n".join(lines) + "\n"
 
 
 def render_registry(namespaces: dict[str, list[Model]]) -> str:

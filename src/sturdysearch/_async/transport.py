@@ -32,7 +32,7 @@ from sturdysearch._core.driver import (
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.nodes import NodeConfig
-from sturdysearch._core.plan import ejects, hedge_node
+from sturdysearch._core.plan import hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
@@ -132,6 +132,15 @@ class AsyncTransport(TransportBase):
         if not self._started:
             self._start()
         call = self.start_call(spec, _NULL_GUARD)
+        try:
+            response = await self._run(call)
+        except BaseException as exc:
+            self.call_failed(call, exc)
+            raise
+        self.call_done(call, response)
+        return response
+
+    async def _run(self, call: Call) -> Response:
         while True:
             choice = call.plan.choose(_monotonic())
             node = choice.node
@@ -218,6 +227,7 @@ class AsyncTransport(TransportBase):
             hedge = hedge_node(self.health, _NULL_GUARD, self.budget, node)
             if hedge is None:
                 return await primary, False
+            self.counts.hedges += 1
             if self.tracer.active:
                 self.tracer.emit("request.hedge", primary=node.url, hedge=hedge.url, path=spec.path)
             second = asyncio.ensure_future(self._attempt(call, hedge))
@@ -235,10 +245,8 @@ class AsyncTransport(TransportBase):
                             return task.result(), task is second
                 # Both failed: report the primary's error, account for the hedge's.
                 hedge_exc = second.exception()
-                if isinstance(hedge_exc, SturdySearchError) and ejects(hedge_exc):
-                    self.health.eject(
-                        hedge, now=_monotonic(), rand=random.random(), reason=str(hedge_exc)
-                    )
+                if isinstance(hedge_exc, SturdySearchError):
+                    self.hedge_failed(call, hedge, hedge_exc, eject=True, guard=_NULL_GUARD)
                 return primary.result(), False
             finally:
                 for task in (second,):

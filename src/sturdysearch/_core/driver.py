@@ -14,10 +14,12 @@ from typing import Any
 
 from sturdysearch._core.budget import RetryBudget
 from sturdysearch._core.config import USER_AGENT, ClientConfig
+from sturdysearch._core.counts import CallCounts
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import NodeHealth
 from sturdysearch._core.http1 import ResponseHead, encode_head_block, encode_request_head
 from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.observe import CallScope
 from sturdysearch._core.outcome import build_response
 from sturdysearch._core.plan import CallPlan, ejects
 from sturdysearch._core.request import RequestSpec
@@ -58,6 +60,8 @@ class Exchange:
     """Per-call headers (content type and encoding included), on top of the node's fixed ones."""
     replaces: frozenset[str]
     """Names of fixed headers (``accept``, ``user-agent``...) that ``headers`` replaces."""
+    scope: CallScope | None
+    """What the instruments (traces, metrics, logs) see of the call; ``None``: nobody."""
 
 
 @dataclass(slots=True)
@@ -84,7 +88,7 @@ SNIFF_PATH = "/_nodes/http"
 
 def probe_exchange(now: float, budget: float) -> Exchange:
     """The exchange of one health probe with ``budget`` seconds."""
-    return Exchange(PROBE_SPEC, Deadline(now, budget), budget, None, {}, frozenset())
+    return Exchange(PROBE_SPEC, Deadline(now, budget), budget, None, {}, frozenset(), None)
 
 
 class TransportBase:
@@ -102,6 +106,7 @@ class TransportBase:
         self.tracer = tracer or Tracer()
         self.health = NodeHealth(config.nodes, config.health)
         self.budget = RetryBudget(config.budget)
+        self.counts = CallCounts()
         self._closed = False
         self._fixed_heads: dict[NodeConfig, bytes] = {}
         self._fixed_names = _FIXED_NAMES | {name for name, _ in config.headers}
@@ -143,7 +148,14 @@ class TransportBase:
         fixed = self._fixed_heads[node]
         if call.replaces:
             fixed = self._fixed_without(node, call.replaces)
-        head = encode_request_head(spec.method, target, fixed, call.headers, call.body)
+        headers = call.headers
+        if call.scope is not None:
+            number = call.plan.attempt if isinstance(call, Call) else 0
+            added = call.scope.attempt_sent(node, number, time.monotonic())
+            if added:
+                # the caller's own (a traceparent or X-Opaque-Id given per call) win
+                headers = {**added, **headers}
+        head = encode_request_head(spec.method, target, fixed, headers, call.body)
         if spec.on_send is not None:
             spec.on_send()
         return head, call.body
@@ -208,10 +220,9 @@ class TransportBase:
                 error=error,
                 probes=state.probes if state is not None else None,
             )
-            if readmitted:
-                self.tracer.emit("node.readmitted", node=node.url)
         if readmitted:
-            logger.info("node %s answers again and is back in rotation", node.url)
+            self.counts.readmissions += 1
+            self.tracer.emit("node.readmitted", node=node.url)
 
     def probe_budget(self, deadline: Deadline | None, now: float) -> float:
         """Seconds one probe may take: the probe timeout, within the caller's deadline."""
@@ -249,7 +260,7 @@ class TransportBase:
         if adopted is None:
             return None
         added, removed = self.health.replace_nodes(adopted)
-        if self.tracer.active and (added or removed):
+        if added or removed:
             self.tracer.emit(
                 "nodes.sniffed", added=[n.url for n in added], removed=[n.url for n in removed]
             )
@@ -263,9 +274,9 @@ class TransportBase:
         """
         if self._closed:
             raise TransportError("the client is closed")
+        now = time.monotonic()
         deadline = Deadline(
-            time.monotonic(),
-            call_budget(self.config.timeouts, spec.timeout, long_running=spec.long_running),
+            now, call_budget(self.config.timeouts, spec.timeout, long_running=spec.long_running)
         )
         body = spec.body
         # Caller headers replace the client's of the same name, whatever their case: sent
@@ -285,6 +296,7 @@ class TransportBase:
             health=self.health,
             guard=guard,
             tracer=self.tracer,
+            counts=self.counts,
         )
         # A long-running call (a bulk request, a wait for a task) is slow by nature: a hedge
         # after ``hedge_after`` would send it twice nearly every time.
@@ -297,6 +309,9 @@ class TransportBase:
             body=body,
             headers=headers,
             replaces=replaces,
+            scope=self.tracer.call_scope(spec, now, spec.parent)
+            if self.tracer.instruments
+            else None,
             hedge_after=self.config.hedge_after if hedging else None,
         )
 
@@ -315,8 +330,21 @@ class TransportBase:
             getattr(exc, "status", None),
             now - started,
         )
+        scope = call.scope
+        if scope is not None:
+            scope.attempt_done(
+                node,
+                call.plan.attempt,
+                started=started,
+                now=now,
+                status=getattr(exc, "status", None),
+                error=exc,
+            )
         try:
-            return call.plan.failed(node, exc, now, random.random())
+            delay = call.plan.failed(node, exc, now, random.random())
+            if scope is not None:
+                scope.retried()
+            return delay
         finally:
             # After the plan has ejected the node, never before: the hook wakes the background
             # prober, which must find the node ejected. Woken first, it found nothing to probe
@@ -327,10 +355,33 @@ class TransportBase:
     def attempt_succeeded(
         self, call: Call, node: NodeConfig, response: Response, *, overtaken: bool = False
     ) -> None:
+        now = time.monotonic()
         if overtaken:
-            call.plan.overtaken(node, time.monotonic(), random.random())
+            call.plan.overtaken(node, now, random.random())
         else:
             call.plan.succeeded(node)
+        scope = call.scope
+        if scope is not None:
+            status = response.meta.status
+            if overtaken:  # the hedge answered; the primary was cancelled
+                winner = next((n for n in self.health.nodes if n.url == response.meta.node), None)
+                if winner is not None:
+                    scope.attempt_done(
+                        winner, call.plan.attempt, started=now, now=now, status=status, error=None
+                    )
+                scope.attempt_done(
+                    node,
+                    call.plan.attempt,
+                    started=now,
+                    now=now,
+                    status=None,
+                    error=None,
+                    outcome="cancelled",
+                )
+            else:
+                scope.attempt_done(
+                    node, call.plan.attempt, started=now, now=now, status=status, error=None
+                )
         self.emit_attempt(
             call.spec.method,
             call.spec.path,
@@ -340,6 +391,49 @@ class TransportBase:
             response.meta.status,
             response.meta.duration,
         )
+
+    def hedge_failed(
+        self,
+        call: Call,
+        node: NodeConfig,
+        exc: SturdySearchError,
+        *,
+        eject: bool,
+        guard: AbstractContextManager[object],
+    ) -> None:
+        """A hedged second attempt on ``node`` failed: the node is ejected if the failure
+        says so (and ``eject``: not once the race is won), the call goes on with the primary."""
+        if eject and ejects(exc):
+            with guard:
+                ejected = self.health.eject(
+                    node, now=time.monotonic(), rand=random.random(), reason=str(exc)
+                )
+            if ejected:
+                self.counts.ejections += 1
+                self.tracer.emit("node.ejected", node=node.url, reason=type(exc).__name__)
+        if call.scope is not None:
+            now = time.monotonic()
+            call.scope.attempt_done(
+                node,
+                call.plan.attempt,
+                started=now,
+                now=now,
+                status=getattr(exc, "status", None),
+                error=exc,
+            )
+
+    def call_done(self, call: Call, response: Response) -> None:
+        """The call returned ``response``: counted, and the instruments told."""
+        self.counts.calls += 1
+        if call.scope is not None:
+            call.scope.ended(time.monotonic(), response.meta.status, None)
+
+    def call_failed(self, call: Call, exc: BaseException) -> None:
+        """The call raised ``exc`` (cancellation included) to its caller."""
+        self.counts.calls += 1
+        self.counts.calls_failed += 1
+        if call.scope is not None:
+            call.scope.ended(time.monotonic(), getattr(exc, "status", None), exc)
 
     def header_pairs(self, node: NodeConfig) -> list[tuple[str, str]]:
         """Headers sent with every request to ``node`` (credentials included: handle with
@@ -360,9 +454,10 @@ class TransportBase:
         return headers
 
     def stats(self) -> dict[str, Any]:
-        """The outage counters (see ``Client.stats``). Drivers call it under their guard."""
+        """The counters of ``Client.stats``. Drivers call it under their guard."""
         budget = self.budget
         return {
+            **self.counts.snapshot(),
             "probes_sent": self.health.probes_sent,
             "probes_by_node": {n.url: s.probes for n, s in self.health.states.items()},
             "retries_granted": budget.granted,

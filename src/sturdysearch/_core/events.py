@@ -1,8 +1,19 @@
 """The one trace hook: every attempt, retry, ejection, probe and bulk outcome passes through
-:func:`Tracer.emit`.
+:func:`Tracer.emit`, and every call through the :class:`Tracer`'s instruments.
 
-Structured logs, OpenTelemetry and metrics subscribe here instead of being threaded through the
-call paths. With no subscriber and DEBUG logging off, an emit costs one cached level check.
+Two kinds of subscribers plug in here instead of being threaded through the call paths:
+
+* listeners (:meth:`Tracer.subscribe`) receive every :class:`Event`;
+* instruments (:meth:`Tracer.instrument`, see :mod:`sturdysearch._core.observe`) receive a
+  scope per call, attempt and bulk batch, which spans and metrics need.
+
+Events also become log records under the ``sturdysearch`` logger tree, at the level their name
+says (:data:`LEVELS`): a retry is INFO, an ejection WARNING, an attempt DEBUG, so that a
+healthy steady state logs nothing above DEBUG. Each record carries the event's fields as
+attributes (``node``, ``method``, ``path``, ``status``, ``attempt``, ``duration_ms``,
+``error_type``...) for :class:`sturdysearch.logging.JsonFormatter`. With no subscriber and the
+frequent events' level (DEBUG) off, an emit costs one cached level check.
+
 Secrets never reach an event: the fields are node URLs (credential-free), methods, paths,
 statuses, durations and error classes.
 """
@@ -12,10 +23,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sturdysearch._core.observe import BatchScope, CallScope, Instrument
+
+if TYPE_CHECKING:
+    from sturdysearch._core.request import RequestSpec
 
 logger = logging.getLogger("sturdysearch")
 logger.addHandler(logging.NullHandler())
+
+#: The loggers events go to, by the first part of their name.
+LOGGERS = {
+    "request": logging.getLogger("sturdysearch.transport"),
+    "retry": logging.getLogger("sturdysearch.transport"),
+    "node": logging.getLogger("sturdysearch.nodes"),
+    "nodes": logging.getLogger("sturdysearch.nodes"),
+    "bulk": logging.getLogger("sturdysearch.bulk"),
+}
+
+#: Events logged above DEBUG. Everything else (attempts, probes, hedges, batches) is DEBUG.
+LEVELS = {
+    "request.retry": logging.INFO,
+    "request.slow": logging.WARNING,
+    "retry.budget_exhausted": logging.WARNING,
+    "node.ejected": logging.WARNING,
+    "node.readmitted": logging.INFO,
+    "nodes.sniffed": logging.INFO,
+    "bulk.dead_letter_summary": logging.WARNING,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +65,91 @@ class Event:
 Listener = Callable[[Event], None]
 
 
-class Tracer:
-    """Fan-out of events to listeners and to the ``sturdysearch`` logger at DEBUG."""
+def _message(name: str, f: dict[str, Any]) -> str:
+    """The human sentence of an event; the fields stay on the record for machines."""
+    node = f.get("node")
+    if name == "request.attempt":
+        ms = f.get("duration", 0.0) * 1000
+        return (
+            f"{f.get('method')} {f.get('path')} on {node}: attempt {f.get('attempt')} "
+            f"{f.get('outcome')} (status {f.get('status')}, {ms:.1f} ms)"
+        )
+    if name == "request.retry":
+        return (
+            f"{f.get('method')} {f.get('path')}: attempt {f.get('attempt')} on {node} failed "
+            f"with {f.get('error')}; retrying in {f.get('delay', 0.0):.3g} s"
+        )
+    if name == "retry.budget_exhausted":
+        return (
+            f"{f.get('path')}: not retried after a failure on {node}: the retry budget is spent "
+            f"({f.get('denied')} retries denied so far); the cluster is struggling"
+        )
+    if name == "node.ejected":
+        return (
+            f"node {node} ejected after {f.get('reason')}; calls go to the other nodes and it "
+            "is probed with backoff until it answers"
+        )
+    if name == "node.readmitted":
+        return f"node {node} answers again and is back in rotation"
+    if name == "node.probe":
+        result = "ok" if f.get("ok") else f"failed: {f.get('error')}"
+        return f"probe of {node} ({f.get('by')}) {result}"
+    if name == "nodes.sniffed":
+        return f"sniffing: nodes added {f.get('added')}, removed {f.get('removed')}"
+    if name == "request.slow":
+        return (
+            f"slow call: {f.get('endpoint')} {f.get('method')} {f.get('path')} took "
+            f"{f.get('duration_ms', 0.0):.0f} ms (threshold {f.get('threshold_ms', 0.0):.0f} ms, "
+            f"{f.get('attempts')} attempt(s), status {f.get('status')})"
+        )
+    shown = " ".join(f"{k}={v}" for k, v in f.items())
+    return f"{name} {shown}" if shown else name
 
-    __slots__ = ("_listeners",)
+
+#: Event fields copied onto log records under these attribute names.
+_RECORD_FIELDS = {
+    "node": "node",
+    "method": "method",
+    "path": "path",
+    "endpoint": "endpoint",
+    "status": "status",
+    "attempt": "attempt",
+    "outcome": "outcome",
+    "error": "error_type",
+    "opaque_id": "opaque_id",
+    "trace_id": "trace_id",
+    "span_id": "span_id",
+}
+
+
+def record_extra(event: Event) -> dict[str, Any]:
+    """The ``extra=`` of an event's log record: the curated fields, and the event itself."""
+    f = event.fields
+    extra: dict[str, Any] = {"sturdysearch_event": event}
+    for key, attr in _RECORD_FIELDS.items():
+        value = f.get(key)
+        if value is not None:
+            extra[attr] = value
+    if "duration" in f and f["duration"] is not None:
+        extra["duration_ms"] = round(f["duration"] * 1000, 3)
+    elif "duration_ms" in f:
+        extra["duration_ms"] = f["duration_ms"]
+    if "reason" in f and "error_type" not in extra:
+        extra["error_type"] = f["reason"]
+    return extra
+
+
+class Tracer:
+    """Fan-out of events to listeners, instruments and the ``sturdysearch`` loggers; the
+    factory of call and batch scopes."""
+
+    __slots__ = ("_instruments", "_listeners", "flavor")
 
     def __init__(self) -> None:
         self._listeners: tuple[Listener, ...] = ()
+        self._instruments: tuple[Instrument, ...] = ()
+        self.flavor: str | None = None
+        """The detected server flavor (the client sets it), for operation names."""
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Add ``listener``; returns a function that removes it."""
@@ -46,20 +160,65 @@ class Tracer:
 
         return unsubscribe
 
+    def instrument(self, instrument: Instrument) -> Callable[[], None]:
+        """Add ``instrument``; returns a function that removes it."""
+        self._instruments = (*self._instruments, instrument)
+
+        def remove() -> None:
+            self._instruments = tuple(x for x in self._instruments if x is not instrument)
+
+        return remove
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return self._instruments
+
     @property
     def active(self) -> bool:
-        """Whether anyone listens; lets callers skip building expensive fields."""
+        """Whether anyone listens to the frequent (DEBUG) events; lets callers skip building
+        their fields. Rare events (retries, ejections) are emitted regardless."""
         return bool(self._listeners) or logger.isEnabledFor(logging.DEBUG)
 
+    def call_scope(
+        self, spec: RequestSpec, now: float, parent: BatchScope | None = None
+    ) -> CallScope | None:
+        """The scope of a call starting now, or ``None`` when no instrument is enabled."""
+        instruments = self._instruments
+        if not instruments:
+            return None
+        enabled = [i for i in instruments if i.enabled()]
+        if not enabled:
+            return None
+        return CallScope(spec, now, enabled, self.flavor, parent)
+
+    def batch_scope(self, *, kind: str, actions: int, nbytes: int, now: float) -> BatchScope | None:
+        """The scope of a bulk request about to be sent, or ``None`` (nobody instruments)."""
+        instruments = self._instruments
+        if not instruments:
+            return None
+        enabled = [i for i in instruments if i.enabled()]
+        if not enabled:
+            return None
+        return BatchScope(enabled, kind=kind, actions=actions, nbytes=nbytes, started=now)
+
     def emit(self, name: str, **fields: Any) -> None:
-        debug = logger.isEnabledFor(logging.DEBUG)
-        if not debug and not self._listeners:
+        level = LEVELS.get(name, logging.DEBUG)
+        target = LOGGERS.get(name.split(".", 1)[0], logger)
+        logs = target.isEnabledFor(level)
+        if not logs and not self._listeners and not self._instruments:
             return
         event = Event(name, fields)
-        if debug:
-            logger.debug("%s %s", name, fields, extra={"sturdysearch_event": event})
+        if logs:
+            target.log(level, "%s", _message(name, fields), extra=record_extra(event))
         for listener in self._listeners:
             try:
                 listener(event)
             except Exception:  # a broken listener must not break the call it observes
                 logger.exception("event listener %r failed on %s", listener, name)
+        for instrument in self._instruments:
+            hook = getattr(instrument, "event", None)
+            if hook is not None:
+                try:
+                    hook(event)
+                except Exception:
+                    logger.exception("instrument %r failed on %s", instrument, name)

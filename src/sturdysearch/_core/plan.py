@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from sturdysearch._core.budget import RetryBudget
+from sturdysearch._core.counts import CallCounts
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import EJECT_STATUSES, NodeHealth
 from sturdysearch._core.nodes import NodeConfig
@@ -65,6 +66,7 @@ def ejects(exc: SturdySearchError) -> bool:
 class CallPlan:
     __slots__ = (
         "_budget",
+        "_counts",
         "_guard",
         "_health",
         "_probe_failed",
@@ -90,6 +92,7 @@ class CallPlan:
         health: NodeHealth,
         guard: AbstractContextManager[object],
         tracer: Tracer,
+        counts: CallCounts | None = None,
     ) -> None:
         self.spec = spec
         self.deadline = deadline
@@ -98,6 +101,7 @@ class CallPlan:
         self._health = health
         self._guard = guard
         self._tracer = tracer
+        self._counts = counts if counts is not None else CallCounts()
         self.attempt = 0
         self.awaited_probe = False
         """Waiting for the outcome of a running probe (``await_probe`` without ``until``)."""
@@ -191,10 +195,12 @@ class CallPlan:
             self._tracer.emit(
                 "node.probe", node=node.url, ok=ok, by="caller", error=error, probes=probes
             )
-            if readmitted:
-                self._tracer.emit("node.readmitted", node=node.url)
+        if readmitted:
+            self._counts.readmissions += 1
+            self._tracer.emit("node.readmitted", node=node.url)
 
     def succeeded(self, node: NodeConfig) -> None:
+        self._counts.attempts += 1
         with self._guard:
             state = self._health.states.get(node)
             if state is not None:
@@ -204,6 +210,7 @@ class CallPlan:
     def released(self, node: NodeConfig) -> None:
         """An attempt on ``node`` ended without telling anything about the node's health (a
         hedge that lost or was cancelled): only the in-flight count changes."""
+        self._counts.attempts += 1
         with self._guard:
             state = self._health.states.get(node)
             if state is not None:
@@ -211,24 +218,29 @@ class CallPlan:
 
     def overtaken(self, node: NodeConfig, now: float, rand: float) -> None:
         """``node``'s attempt lost a hedged race (cancelled, not failed)."""
+        self._counts.attempts += 1
         with self._guard:
             state = self._health.states.get(node)
             if state is not None:
                 state.in_flight -= 1
             ejected = self._health.hedge_lost(node, now=now, rand=rand)
-        if ejected and self._tracer.active:
+        if ejected:
+            self._counts.ejections += 1
             self._tracer.emit("node.ejected", node=node.url, reason="overtaken by hedges")
 
     def failed(self, node: NodeConfig, exc: SturdySearchError, now: float, rand: float) -> float:
         """Record a failed attempt; return the delay before the next one, or raise the error
         the caller should see."""
         eject = ejects(exc)
+        self._counts.attempts += 1
+        self._counts.attempts_failed += 1
         with self._guard:
             state = self._health.states.get(node)
             if state is not None:
                 state.in_flight -= 1
             ejected = eject and self._health.eject(node, now=now, rand=rand, reason=str(exc))
-        if ejected and self._tracer.active:
+        if ejected:
+            self._counts.ejections += 1
             self._tracer.emit("node.ejected", node=node.url, reason=type(exc).__name__)
         failure = failure_of(exc)
         spec = self.spec
@@ -262,23 +274,22 @@ class CallPlan:
             allowed = self._budget.try_withdraw()
             denied = self._budget.denied
         if not allowed:
-            if self._tracer.active:
-                self._tracer.emit(
-                    "retry.budget_exhausted", node=node.url, path=spec.path, denied=denied
-                )
+            self._tracer.emit(
+                "retry.budget_exhausted", node=node.url, path=spec.path, denied=denied
+            )
             raise final_error(exc, idempotent=spec.idempotent, history=self.history)
         self.history.append(exc)
         self.tried.append(node)
-        if self._tracer.active:
-            self._tracer.emit(
-                "request.retry",
-                node=node.url,
-                method=spec.method,
-                path=spec.path,
-                attempt=self.attempt,
-                delay=decision.delay,
-                error=type(exc).__name__,
-            )
+        self._counts.retries += 1
+        self._tracer.emit(
+            "request.retry",
+            node=node.url,
+            method=spec.method,
+            path=spec.path,
+            attempt=self.attempt,
+            delay=decision.delay,
+            error=type(exc).__name__,
+        )
         return decision.delay
 
     def requeue(self, node: NodeConfig) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from sturdysearch._core.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from sturdysearch._core.observe import BatchScope
 
 _PATH_SAFE_INDEX = ",*"
 
@@ -53,6 +56,9 @@ class RequestSpec(NamedTuple):
     what is not JSON, which the transport reports as ``MalformedResponseError``, as usual).
     The bulk indexers recognise an all-success answer from its bytes with it
     (``bulk.answer.decode_answer``) instead of building a dict per item."""
+    parent: BatchScope | None = None
+    """The bulk batch this request sends, for the instruments (a batch span is the parent of
+    its request's span)."""
 
     @property
     def target(self) -> str:

@@ -28,7 +28,7 @@ from sturdysearch._core.driver import (
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.nodes import NodeConfig
-from sturdysearch._core.plan import ejects, hedge_node
+from sturdysearch._core.plan import hedge_node
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
@@ -138,6 +138,15 @@ class Transport(TransportBase):
     def perform(self, spec: RequestSpec) -> Response:
         """Run one call to completion within its deadline; return the answer or raise."""
         call = self.start_call(spec, self._lock)
+        try:
+            response = self._run(call)
+        except BaseException as exc:
+            self.call_failed(call, exc)
+            raise
+        self.call_done(call, response)
+        return response
+
+    def _run(self, call: Call) -> Response:
         while True:
             choice = call.plan.choose(_monotonic())
             node = choice.node
@@ -260,11 +269,7 @@ class Transport(TransportBase):
                 response = self._attempt(call, hedge, race=race, role="hedge")
             except SturdySearchError as exc:
                 plan.released(hedge)
-                if race.winner is None and ejects(exc):
-                    with self._lock:
-                        self.health.eject(
-                            hedge, now=_monotonic(), rand=random.random(), reason=str(exc)
-                        )
+                self.hedge_failed(call, hedge, exc, eject=race.winner is None, guard=self._lock)
                 race.done.set()
                 return
             plan.succeeded(hedge)
@@ -275,6 +280,7 @@ class Transport(TransportBase):
             hedge = hedge_node(self.health, self._lock, self.budget, node)
             if hedge is None:
                 return
+            self.counts.hedges += 1
             if self.tracer.active:
                 self.tracer.emit("request.hedge", primary=node.url, hedge=hedge.url, path=spec.path)
             hedge_started.set()

@@ -92,21 +92,69 @@ def test_active_when_debug_logging(caplog: pytest.LogCaptureFixture) -> None:
 def test_debug_logging_through_caplog(caplog: pytest.LogCaptureFixture) -> None:
     tracer = Tracer()
     with caplog.at_level(logging.DEBUG, logger="sturdysearch"):
-        tracer.emit("request.attempt", node="http://h:9200", attempt=2)
-    records = [r for r in caplog.records if r.name == "sturdysearch"]
+        tracer.emit(
+            "request.attempt",
+            node="http://h:9200",
+            method="GET",
+            path="/i/_doc/1",
+            attempt=2,
+            outcome="ok",
+            status=200,
+            duration=0.0125,
+        )
+    records = [r for r in caplog.records if r.name.startswith("sturdysearch")]
     assert len(records) == 1
     record = records[0]
+    assert record.name == "sturdysearch.transport"
     assert record.levelno == logging.DEBUG
-    assert record.getMessage() == "request.attempt {'node': 'http://h:9200', 'attempt': 2}"
+    assert record.getMessage() == (
+        "GET /i/_doc/1 on http://h:9200: attempt 2 ok (status 200, 12.5 ms)"
+    )
+    assert (record.node, record.method, record.path, record.status, record.attempt) == (  # type: ignore[attr-defined]
+        "http://h:9200",
+        "GET",
+        "/i/_doc/1",
+        200,
+        2,
+    )
+    assert record.duration_ms == 12.5  # type: ignore[attr-defined]
     event = record.sturdysearch_event  # type: ignore[attr-defined]
-    assert event == Event("request.attempt", {"node": "http://h:9200", "attempt": 2})
+    assert event.name == "request.attempt" and event.fields["attempt"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "level", "logger_name"),
+    [
+        ("request.retry", logging.INFO, "sturdysearch.transport"),
+        ("retry.budget_exhausted", logging.WARNING, "sturdysearch.transport"),
+        ("node.ejected", logging.WARNING, "sturdysearch.nodes"),
+        ("node.readmitted", logging.INFO, "sturdysearch.nodes"),
+        ("nodes.sniffed", logging.INFO, "sturdysearch.nodes"),
+        ("node.probe", logging.DEBUG, "sturdysearch.nodes"),
+        ("bulk.batch", logging.DEBUG, "sturdysearch.bulk"),
+    ],
+)
+def test_event_levels(
+    caplog: pytest.LogCaptureFixture, name: str, level: int, logger_name: str
+) -> None:
+    """Rare events log above DEBUG without anyone listening; frequent ones only at DEBUG."""
+    tracer = Tracer()
+    with caplog.at_level(logging.DEBUG, logger="sturdysearch"):
+        tracer.emit(name, node="http://h:9200")
+    (record,) = [r for r in caplog.records if r.name.startswith("sturdysearch")]
+    assert (record.levelno, record.name) == (level, logger_name)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sturdysearch"):
+        tracer.emit(name, node="http://h:9200")
+    shown = [r for r in caplog.records if r.name.startswith("sturdysearch")]
+    assert len(shown) == (1 if level >= logging.INFO else 0)
 
 
 def test_no_logging_without_debug(caplog: pytest.LogCaptureFixture) -> None:
     tracer = Tracer()
     with caplog.at_level(logging.INFO, logger="sturdysearch"):
         tracer.emit("request.attempt", node="x")
-    assert [r for r in caplog.records if r.name == "sturdysearch"] == []
+    assert [r for r in caplog.records if r.name.startswith("sturdysearch")] == []
 
 
 def test_emit_without_listeners_is_noop() -> None:
