@@ -33,6 +33,7 @@ from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.timeouts import Timeouts
 from sturdysearch._sync.bulk import BulkIndexer, bulk_index, replay_dead_letters
 from sturdysearch._sync.client import Client
+from sturdysearch.observability import Observability
 
 if TYPE_CHECKING:
     from sturdysearch._async.api.indices import AsyncIndicesClient
@@ -84,6 +85,7 @@ __all__ = [
     "ItemResult",
     "MultiGetResult",
     "MultiSearchResult",
+    "Observability",
     "PointInTime",
     "Response",
     "ResponseMeta",

@@ -26,6 +26,7 @@ PACKAGE_ALL = [
     "ItemResult",
     "MultiGetResult",
     "MultiSearchResult",
+    "Observability",
     "PointInTime",
     "Response",
     "ResponseMeta",

@@ -39,6 +39,7 @@ from sturdysearch._core.timeouts import (
     call_budget,
 )
 from sturdysearch.errors import ApiError, ConfigError, MalformedResponseError, SturdySearchError
+from sturdysearch.observability import Observability, install
 
 logger = logging.getLogger("sturdysearch")
 T = TypeVar("T")
@@ -59,7 +60,8 @@ class AsyncClient(AsyncRootApi):
     ``retry_budget_ratio`` (0.1) and ``retry_budget_max_tokens`` (10); node health:
     ``probe_timeout`` (2 s), ``probe_backoff_base`` (0.5 s), ``probe_backoff_cap`` (60 s);
     discovery: ``sniff_on_start``, ``sniff_interval``, ``sniff_on_node_failure`` (all off),
-    ``sniff_timeout`` (5 s); ``hedge_after`` (seconds, off) for hedged reads.
+    ``sniff_timeout`` (5 s); ``hedge_after`` (seconds, off) for hedged reads; ``observability``
+    (an :class:`~sturdysearch.Observability`: slow-call logging, OpenTelemetry, X-Opaque-Id).
     Invalid values raise :class:`~sturdysearch.errors.ConfigError` here, not on first use.
     """
 
@@ -95,6 +97,7 @@ class AsyncClient(AsyncRootApi):
         sniff_on_node_failure: bool = False,
         sniff_timeout: float = 5.0,
         hedge_after: float | None = None,
+        observability: Observability | None = None,
     ) -> None:
         """``timeouts=Timeouts(connect=, read=, total=)`` or the three ``connect_timeout=``,
         ``read_timeout=``, ``timeout=`` (the per-call deadline), not both."""
@@ -141,11 +144,13 @@ class AsyncClient(AsyncRootApi):
             read_timeout=read_timeout,
         )
         self.tracer = Tracer()
+        self._observability = observability or Observability()
         self._transport = AsyncTransport(self.config, retry=retry, tracer=self.tracer)
         self._client = self  # the generated API methods reach the client the same way everywhere
         self._dialect: Dialect | None = None
         self._dialect_mark: tuple[tuple[str, int, bool], ...] = ()
         self._warned: set[str] = set()
+        install(self._observability, self.tracer, self._transport.pool_stats)
 
     def __repr__(self) -> str:
         return f"AsyncClient({[n.url for n in self.config.nodes]!r})"
@@ -171,10 +176,14 @@ class AsyncClient(AsyncRootApi):
         return self._transport.nodes_status()
 
     def stats(self) -> dict[str, Any]:
-        """For operators: what an outage costs the cluster. ``probes_sent`` and
-        ``probes_by_node`` (health probes, by callers and the background prober, which share
-        one schedule per node), ``retries_granted`` and ``retries_denied`` by the retry budget
-        and its balance, and how many nodes are live."""
+        """For operators, the numbers the OpenTelemetry metrics report, as a snapshot:
+        ``calls`` and ``calls_failed``, ``attempts`` and ``attempts_failed``, ``retries``,
+        ``hedges``, ``ejections`` and ``readmissions`` since the client started; what an
+        outage costs the cluster: ``probes_sent`` and ``probes_by_node`` (health probes, by
+        callers and the background prober, which share one schedule per node),
+        ``retries_granted`` and ``retries_denied`` by the retry budget and its balance; and
+        ``live_nodes`` of ``nodes``. Pool use is :meth:`pool_stats`; a bulk load's own
+        numbers are its ``BulkIndexer.stats``."""
         return self._transport.stats()
 
     async def sniff(self) -> list[str]:
@@ -297,6 +306,7 @@ class AsyncClient(AsyncRootApi):
 
     def _adopt(self, server: ServerInfo | None, mark: tuple[tuple[str, int, bool], ...]) -> Dialect:
         dialect = dialect_for(server)
+        self.tracer.flavor = server.flavor if server is not None else None
         if dialect.warning and dialect.warning not in self._warned:
             self._warned.add(dialect.warning)
             logger.warning("%s", dialect.warning)
