@@ -43,6 +43,7 @@ from sturdysearch._core.bulk.config import (
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
     ONE_ATTEMPT,
+    DeadLetterLog,
     batch_event,
     bulk_params,
     bulk_path,
@@ -59,6 +60,7 @@ from sturdysearch._core.bulk.encode import (
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
 from sturdysearch._core.hints import hint_constructor_keywords
+from sturdysearch._core.observe import BatchScope
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._io.deadletter import DeadLetterFile, default_path
 from sturdysearch.errors import (
@@ -120,6 +122,7 @@ class AsyncBulkIndexer:
         self._on_progress = on_progress
         self._engine = BulkEngine(self.config, collect_successes=on_success is not None)
         self._dead_letters = DeadLetterFile(dead_letter or default_path(index))
+        self._dl_log = DeadLetterLog(self._dead_letters.path, self._tracer.dead_letter_log_interval)
         self._dl_error: OSError | None = None
         self._dl_lock = asyncio.Lock()
         """Dead letters are written in a worker thread (a file write, or a slow disk, must not
@@ -364,6 +367,8 @@ class AsyncBulkIndexer:
 
     async def _send(self, batch: Batch, timeout: float) -> None:
         assert self._cond is not None
+        started = _monotonic()
+        scope = self._batch_scope(batch, started)
         spec = RequestSpec(
             "POST",
             self._path,
@@ -375,8 +380,8 @@ class AsyncBulkIndexer:
             content_type="application/x-ndjson",
             retry=ONE_ATTEMPT,
             decode=decode_answer,
+            parent=scope,
         )
-        started = _monotonic()
         body: Any = None
         failure: SturdySearchError | None = None
         try:
@@ -395,15 +400,23 @@ class AsyncBulkIndexer:
         async with self._cond:
             self._cond.notify_all()
         await self._write_dead(engine.drain())
-        if self._tracer.active:
-            self._tracer.emit(
-                "bulk.batch", **batch_event(batch, settlement, failure, now - started)
-            )
+        if scope is not None or self._tracer.active:
+            event = batch_event(batch, settlement, failure, now - started)
+            if scope is not None:
+                scope.ended(now, event)
+            self._tracer.emit("bulk.batch", **event)
         if self._on_success is not None:
             for item in item_results(settlement, self.default_index):
                 self._hook(self._on_success, item)
         if self._on_progress is not None:
             self._hook(self._on_progress, engine.stats())
+
+    def _batch_scope(self, batch: Batch, now: float) -> BatchScope | None:
+        if not self._tracer.instruments:
+            return None
+        return self._tracer.batch_scope(
+            kind=batch.kind, actions=len(batch), nbytes=batch.nbytes, now=now
+        )
 
     async def _write_dead(self, letters: list[DeadLetter]) -> None:
         if not letters:
@@ -413,6 +426,9 @@ class AsyncBulkIndexer:
         # order, so the file keeps the drain order), and shielded: a cancelled caller must not
         # leave letters written by the thread but never counted.
         await asyncio.shield(self._write_records(records, len(letters)))
+        summary = self._dl_log.add(letters, _monotonic())
+        if summary is not None:
+            self._tracer.emit("bulk.dead_letter_summary", **summary)
         if self._cond is not None:
             async with self._cond:
                 self._cond.notify_all()
@@ -486,6 +502,9 @@ class AsyncBulkIndexer:
                     self._dead_letters.close()
                 except OSError as exc:
                     self._dl_error = self._dl_error or exc
+                summary = self._dl_log.closing(_monotonic())
+                if summary is not None:
+                    self._tracer.emit("bulk.dead_letter_summary", **summary)
                 if self._tracer.active:
                     stats = self.stats
                     self._tracer.emit(

@@ -114,6 +114,12 @@ class AsyncClient(AsyncRootApi):
             if changed:
                 raise ConfigError(f"give timeouts=Timeouts(...) or {', '.join(changed)}=, not both")
             timeout, connect_timeout, read_timeout = timeouts.total, timeouts.connect, timeouts.read
+        observability = observability or Observability()
+        if isinstance(observability.opaque_id, str) and not any(
+            name.lower() == "x-opaque-id" for name in headers or {}
+        ):
+            # A fixed value is a fixed header: no per-call work.
+            headers = {**(headers or {}), "X-Opaque-Id": observability.opaque_id}
         self.config: ClientConfig = build_config(
             hosts,
             basic_auth=basic_auth,
@@ -144,7 +150,7 @@ class AsyncClient(AsyncRootApi):
             read_timeout=read_timeout,
         )
         self.tracer = Tracer()
-        self._observability = observability or Observability()
+        self._observability = observability
         self._transport = AsyncTransport(self.config, retry=retry, tracer=self.tracer)
         self._client = self  # the generated API methods reach the client the same way everywhere
         self._dialect: Dialect | None = None

@@ -102,6 +102,12 @@ def _message(name: str, f: dict[str, Any]) -> str:
             f"{f.get('duration_ms', 0.0):.0f} ms (threshold {f.get('threshold_ms', 0.0):.0f} ms, "
             f"{f.get('attempts')} attempt(s), status {f.get('status')})"
         )
+    if name == "bulk.dead_letter_summary":
+        when = "in all, at close" if f.get("closing") else f"(total {f.get('total')})"
+        return (
+            f"bulk: {f.get('count')} document(s) dead-lettered {when}, written to "
+            f"{f.get('file')}; first reasons: {'; '.join(f.get('reasons') or [])}"
+        )
     shown = " ".join(f"{k}={v}" for k, v in f.items())
     return f"{name} {shown}" if shown else name
 
@@ -143,13 +149,15 @@ class Tracer:
     """Fan-out of events to listeners, instruments and the ``sturdysearch`` loggers; the
     factory of call and batch scopes."""
 
-    __slots__ = ("_instruments", "_listeners", "flavor")
+    __slots__ = ("_instruments", "_listeners", "dead_letter_log_interval", "flavor")
 
     def __init__(self) -> None:
         self._listeners: tuple[Listener, ...] = ()
         self._instruments: tuple[Instrument, ...] = ()
         self.flavor: str | None = None
         """The detected server flavor (the client sets it), for operation names."""
+        self.dead_letter_log_interval = 60.0
+        """Seconds between a bulk load's dead-letter WARNING summaries (``Observability``)."""
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Add ``listener``; returns a function that removes it."""

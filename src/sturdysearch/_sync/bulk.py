@@ -49,6 +49,7 @@ from sturdysearch._core.bulk.config import (
 from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
 from sturdysearch._core.bulk.driving import (
     ONE_ATTEMPT,
+    DeadLetterLog,
     batch_event,
     bulk_params,
     bulk_path,
@@ -69,6 +70,7 @@ from sturdysearch._core.bulk.encode import (
 )
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
 from sturdysearch._core.hints import hint_constructor_keywords
+from sturdysearch._core.observe import BatchScope
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._io.deadletter import DeadLetterFile, default_path
 from sturdysearch.errors import (
@@ -189,6 +191,7 @@ class BulkIndexer:
         self._woken = threading.local()
         """``flag``: whether the sender's current request called ``on_send``."""
         self._dead_letters = DeadLetterFile(dead_letter or default_path(index))
+        self._dl_log = DeadLetterLog(self._dead_letters.path, self._tracer.dead_letter_log_interval)
         self._dl_error: OSError | None = None
         self._unwritten: list[bytes] = []
         self._closed = False
@@ -599,6 +602,8 @@ class BulkIndexer:
         from ``on_send``, once the connection is held and the request is about to be written;
         after that, waiting for the GIL costs nothing, as the server is busy with the request.
         """
+        started = _monotonic()
+        scope = self._batch_scope(batch, started)
         spec = RequestSpec(
             "POST",
             self._path,
@@ -611,9 +616,9 @@ class BulkIndexer:
             retry=ONE_ATTEMPT,
             on_send=self._wake_producer,
             decode=decode_answer,
+            parent=scope,
         )
         self._woken.flag = False
-        started = _monotonic()
         body: Any = None
         failure: SturdySearchError | None = None
         try:
@@ -647,16 +652,24 @@ class BulkIndexer:
             # else the producer hears of the room when ``following`` is being written
         if letters:
             self._write_dead(letters)
-        if self._tracer.active:
-            self._tracer.emit(
-                "bulk.batch", **batch_event(batch, settlement, failure, now - started)
-            )
+        if scope is not None or self._tracer.active:
+            event = batch_event(batch, settlement, failure, now - started)
+            if scope is not None:
+                scope.ended(now, event)
+            self._tracer.emit("bulk.batch", **event)
         if settlement.successes and self._on_success is not None:
             for item in item_results(settlement, self.default_index):
                 self._hook(self._on_success, item)
         if stats is not None:
             self._hook(self._on_progress, stats)
         return following, following_timeout
+
+    def _batch_scope(self, batch: Batch, now: float) -> BatchScope | None:
+        if not self._tracer.instruments:
+            return None
+        return self._tracer.batch_scope(
+            kind=batch.kind, actions=len(batch), nbytes=batch.nbytes, now=now
+        )
 
     def _wake_producer(self) -> None:
         """``on_send`` of every request: wake the producer (see ``_send``)."""
@@ -702,6 +715,9 @@ class BulkIndexer:
                 if self._on_progress is not None:
                     stats = self._engine.stats()
                 self._notify_all()
+        summary = self._dl_log.add(letters, _monotonic())
+        if summary is not None:
+            self._tracer.emit("bulk.dead_letter_summary", **summary)
         if self._tracer.active:
             outcomes: dict[str, int] = {}
             for letter in letters:
@@ -738,6 +754,9 @@ class BulkIndexer:
             with self._cond:
                 if self._dl_error is None:
                     self._dl_error = exc
+        summary = self._dl_log.closing(_monotonic())
+        if summary is not None:
+            self._tracer.emit("bulk.dead_letter_summary", **summary)
         if self._tracer.active:
             stats = self.stats
             self._tracer.emit(

@@ -89,6 +89,8 @@ def install(
     """Put the instruments ``observability`` asks for on ``tracer``."""
     from sturdysearch.observability.logs import CallLogger, OpaqueIds
 
+    tracer.dead_letter_log_interval = observability.dead_letter_log_interval
+
     if observability.wants_otel():
         from sturdysearch.observability.otel import OpenTelemetryInstrument
 

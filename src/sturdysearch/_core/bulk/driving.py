@@ -13,6 +13,7 @@ import orjson
 
 from sturdysearch._core.bulk.answer import FILTER_PATH
 from sturdysearch._core.bulk.config import BulkConfig, ItemResult
+from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.bulk.encode import split_item
 from sturdysearch._core.bulk.engine import Batch, Settlement
 from sturdysearch._core.request import index_segment
@@ -107,3 +108,60 @@ def dead_letter_error(path: str, cause: OSError, records: list[bytes]) -> DeadLe
 
 #: The transport makes one attempt per bulk request; the engine decides about the next one.
 ONE_ATTEMPT = RetryPolicy(max_attempts=1)
+
+
+class DeadLetterLog:
+    """The WARNING summaries of a bulk load's dead letters: at most one per ``interval``
+    seconds while it runs (the first at once), and one when it closes. Without them a load that
+    dead-letters looks healthy until someone reads ``stats`` or the file."""
+
+    __slots__ = ("_first", "_interval", "_last", "_path", "_pending", "_reasons", "total")
+
+    #: Distinct reasons quoted per summary.
+    REASONS = 3
+
+    def __init__(self, path: str, interval: float) -> None:
+        self._path = path
+        self._interval = interval
+        self._last: float | None = None
+        self._pending = 0
+        self._reasons: list[str] = []
+        self._first: list[str] = []
+        self.total = 0
+
+    def add(self, letters: list[DeadLetter], now: float) -> dict[str, Any] | None:
+        """Record ``letters``; the summary's fields when one is due now, else ``None``."""
+        if not letters:
+            return None
+        self._pending += len(letters)
+        self.total += len(letters)
+        for letter in letters:
+            if len(self._reasons) >= self.REASONS:
+                break
+            reason = f"{letter.outcome}: {letter.reason}"[:300]
+            if reason not in self._reasons:
+                self._reasons.append(reason)
+            if len(self._first) < self.REASONS and reason not in self._first:
+                self._first.append(reason)
+        if self._last is not None and now - self._last < self._interval:
+            return None
+        return self._summary(now, closing=False)
+
+    def closing(self, now: float) -> dict[str, Any] | None:
+        """The summary of the whole load when it closes, if anything was dead-lettered."""
+        if not self.total:
+            return None
+        return self._summary(now, closing=True)
+
+    def _summary(self, now: float, *, closing: bool) -> dict[str, Any]:
+        fields = {
+            "count": self.total if closing else self._pending,
+            "total": self.total,
+            "reasons": list(self._first if closing else self._reasons),
+            "file": self._path,
+            "closing": closing,
+        }
+        self._last = now
+        self._pending = 0
+        self._reasons = []
+        return fields
