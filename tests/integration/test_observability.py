@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -409,3 +410,56 @@ def test_async_tasks_keep_their_own_context(
     pings = otel.calls("ping")
     assert len(pings) == 20
     assert {p.parent.span_id for p in pings if p.parent is not None} == set(parents.values())
+
+
+PASSWORD = "hunter2-Obs-Pa55"
+API_KEY = "T2JzZXJ2YWJpbGl0eTpub3QtYS1yZWFsLWtleS0xMjM0NQ=="
+
+
+@pytest.mark.parametrize(
+    "credentials", [{"basic_auth": ("elastic", PASSWORD)}, {"api_key": API_KEY}]
+)
+def test_no_credential_in_any_record_span_or_error(
+    proxy: FaultProxy,
+    typed_index: str,
+    otel: Otel,
+    tmp_path: Path,
+    credentials: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every log record (as text and as ECS JSON), exception text and exported span of a run
+    with credentials configured, at DEBUG and with every call logged as slow: no credential,
+    and no Authorization scheme, anywhere."""
+    from sturdysearch.logging import JsonFormatter
+
+    secrets = [PASSWORD, API_KEY, "Basic ", "ApiKey "]
+    texts: list[str] = []
+    observability = otel.observability(slow_call=1e-6)
+    with caplog.at_level(logging.DEBUG, logger="sturdysearch"):
+        with Client([proxy.url], observability=observability, **credentials) as c:
+            c.info()
+            c.search(index=typed_index)
+            proxy.set_fault(Fault.status(503).times(1))
+            c.search(index=typed_index)
+            for fault in (Fault.status(401, body=b'{"error":"nope"}'), Fault.blackhole()):
+                proxy.set_fault(fault)
+                try:
+                    c.search(index=typed_index, timeout=0.5)
+                except Exception as exc:
+                    texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+            proxy.set_fault(None)
+            with BulkIndexer(c, index=typed_index, dead_letter=tmp_path / "dl.ndjson") as bulk:
+                bulk.add_many(_bulk_docs(20), id_field="id")
+            texts.append(repr(c.stats()))
+    formatter = JsonFormatter()
+    for record in caplog.records:
+        texts += [record.getMessage(), repr(record.__dict__), formatter.format(record)]
+    for span in otel.finished():
+        texts.append(span.to_json())
+    joined = "\n".join(texts)
+    names = {r.name for r in caplog.records}
+    assert {"sturdysearch.transport", "sturdysearch.nodes", "sturdysearch.bulk"} <= names
+    assert "slow call" in joined and "retrying in" in joined
+    assert otel.finished(), "spans were exported"
+    for secret in secrets:
+        assert secret not in joined
