@@ -190,6 +190,60 @@ def make_sturdysearch(url: str) -> tuple[CallFn, Callable[[], None]]:
     return call, stack.close
 
 
+def make_sturdysearch_no_otel(url: str) -> tuple[CallFn, Callable[[], None]]:
+    """sturdysearch with OpenTelemetry switched off: the floor the default (OpenTelemetry
+    installed, no provider configured) is held to."""
+    try:
+        from sturdysearch import Client, Observability
+    except ImportError as e:
+        raise Unavailable(f"`from sturdysearch import Client` failed: {e}") from e
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(Client([url], observability=Observability(opentelemetry=False)))
+    search = client.search
+
+    def call() -> Any:
+        return search(index=INDEX, body=BODY)
+
+    return call, stack.close
+
+
+def make_sturdysearch_otel_sdk(url: str) -> tuple[CallFn, Callable[[], None]]:
+    """sturdysearch with the OpenTelemetry SDK recording every span and metric, exported to a
+    no-op exporter: what tracing itself costs per call."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            SimpleSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        from sturdysearch import Client, Observability
+    except ImportError as e:
+        raise Unavailable(f"the OpenTelemetry SDK is not importable: {e}") from e
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Discard()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    observability = Observability(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(Client([url], observability=observability))
+    stack.callback(tracer_provider.shutdown)
+    stack.callback(meter_provider.shutdown)
+    search = client.search
+
+    def call() -> Any:
+        return search(index=INDEX, body=BODY)
+
+    return call, stack.close
+
+
 @dataclass(frozen=True)
 class Contender:
     name: str
@@ -205,6 +259,10 @@ CONTENDERS = (
     Contender("elasticsearch-py", make_elasticsearch),
     Contender("opensearch-py", make_opensearch),
     Contender("sturdysearch", make_sturdysearch, required=False),
+    # OpenTelemetry's cost (docs/benchmarks.md): the default above has the API installed and no
+    # provider; these two switch it off, and record every span with the SDK.
+    Contender("sturdysearch-no-otel", make_sturdysearch_no_otel, required=False),
+    Contender("sturdysearch-otel-sdk", make_sturdysearch_otel_sdk, required=False),
 )
 BASELINE = "raw"
 PEER = "elasticsearch-py"
@@ -216,6 +274,8 @@ VERSIONS = {
     "elasticsearch-py": ("elasticsearch", "elastic-transport"),
     "opensearch-py": ("opensearch-py",),
     "sturdysearch": ("sturdysearch",),
+    "sturdysearch-no-otel": ("sturdysearch",),
+    "sturdysearch-otel-sdk": ("sturdysearch", "opentelemetry-sdk"),
 }
 
 
