@@ -463,3 +463,78 @@ def test_no_credential_in_any_record_span_or_error(
     assert otel.finished(), "spans were exported"
     for secret in secrets:
         assert secret not in joined
+
+
+def test_healthy_steady_state_logs_nothing_above_debug(
+    make_client: MakeClient,
+    node_url: str,
+    typed_index: str,
+    client: Client,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Builds without the root endpoint (Elasticsearch's integration builds answer GET / with
+    # 405) cost detection one refused call before it asks GET /_nodes/_local.
+    root = client.request("GET", "/", ignore=range(400, 600)).meta.status
+    refused = 0 if root == 200 else 1
+    with caplog.at_level(logging.INFO, logger="sturdysearch"):
+        with make_client([node_url]) as c:
+            c.info()
+            for i in range(20):
+                c.index(index=typed_index, id=str(i), document={"n": i})
+            c.indices.refresh(index=typed_index)
+            assert c.count(index=typed_index).body["count"] == 20
+            c.search(index=typed_index, query={"match_all": {}})
+            stats = c.stats()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("sturdysearch")] == []
+    assert stats["calls"] == 24 + refused and stats["calls_failed"] == refused
+    assert stats["attempts"] == stats["calls"] and stats["retries"] == 0
+
+
+def test_stats_count_retries_and_failures(
+    make_client: MakeClient, proxy: FaultProxy, index_name: str, client: Client
+) -> None:
+    client.indices.create(index=index_name)
+    with make_client([proxy.url]) as c:
+        c.search(index=index_name)
+        proxy.set_fault(Fault.status(503).times(1).matching(path_prefix=f"/{index_name}/_search"))
+        c.search(index=index_name)
+        with pytest.raises(NotFoundError):
+            c.search(index=index_name + "-missing")
+        stats = c.stats()
+        pools = c.pool_stats()
+    assert (stats["calls"], stats["calls_failed"]) == (3, 1)
+    assert (stats["attempts"], stats["attempts_failed"], stats["retries"]) == (4, 2, 1)
+    assert stats["ejections"] == 1  # the 503 ejected the only node; a probe re-admitted it
+    assert stats["readmissions"] == 1
+    assert pools[proxy.url]["opened"] >= 1 and pools[proxy.url]["waits"] == 0
+
+
+def test_namespace_and_pool_metrics(node_url: str, otel: Otel) -> None:
+    with Client([node_url], observability=otel.observability()) as c:
+        server = c.info()
+        otel.spans.clear()
+        c.cluster.health()
+        (call,) = otel.calls("cluster.health")
+        assert dict(call.attributes or {})["db.namespace"] == server.cluster_name
+        connections = otel.metric_points("db.client.connection.count")
+        opened = otel.metric_points("sturdysearch.client.connections.opened")
+    states = {p.attributes["state"]: p.value for p in connections}
+    assert states == {"idle": 1, "used": 0}
+    assert [p.value for p in opened] == [1]
+    assert opened[0].attributes["db.client.connection.pool.name"] == node_url
+
+
+def test_event_records_carry_the_current_trace(
+    proxy: FaultProxy, index_name: str, client: Client, otel: Otel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retry's INFO record names the trace of the application's span it happened in."""
+    client.indices.create(index=index_name)
+    proxy.set_fault(Fault.status(503).times(1).matching(path_prefix=f"/{index_name}/_search"))
+    tracer = otel.tracer_provider.get_tracer("app")
+    with caplog.at_level(logging.INFO, logger="sturdysearch"):
+        with Client([proxy.url], observability=otel.observability()) as c:
+            with tracer.start_as_current_span("job") as job:
+                c.search(index=index_name)
+    (retry,) = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert retry.levelno == logging.INFO and retry.name == "sturdysearch.transport"
+    assert retry.trace_id == format(job.get_span_context().trace_id, "032x")  # type: ignore[attr-defined]

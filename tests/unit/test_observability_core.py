@@ -206,3 +206,40 @@ def test_client_installs_no_scope_without_a_backend() -> None:
         slow = Client("http://127.0.0.1:9", observability=Observability(slow_call=1.0))
         assert slow.tracer.call_scope(RequestSpec("GET", "/"), 0.0) is not None
         slow.close()
+
+
+def test_opentelemetry_is_neither_imported_nor_needed(tmp_path: Any) -> None:
+    """``import sturdysearch`` never imports OpenTelemetry; with the package absent (blocked
+    here) a client works and carries no OpenTelemetry instrument."""
+    import subprocess
+
+    script = """
+import sys
+import sturdysearch
+assert "opentelemetry" not in sys.modules, "import sturdysearch loaded OpenTelemetry"
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ModuleNotFoundError(name)
+        return None
+
+sys.meta_path.insert(0, Block())
+from sturdysearch import Client, Observability
+from sturdysearch.errors import ConfigError
+with Client("http://127.0.0.1:9") as c:
+    kinds = sorted(type(i).__name__ for i in c.tracer.instruments)
+    assert kinds == ["CallLogger"], kinds
+try:
+    Observability(opentelemetry=True)
+except ConfigError as exc:
+    assert "sturdysearch[otel]" in str(exc)
+else:
+    raise AssertionError("opentelemetry=True without the package was accepted")
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -79,6 +79,7 @@ class AsyncNodePool(PoolBooks[AsyncConnection]):
 
     async def _connect(self, deadline: Deadline) -> AsyncConnection:
         """Open a connection in a slot already counted in ``_open``."""
+        self.opened += 1
         try:
             conn = await open_connection(
                 self.node,
@@ -95,6 +96,7 @@ class AsyncNodePool(PoolBooks[AsyncConnection]):
 
     async def _wait(self, deadline: Deadline) -> AsyncConnection | None:
         """Queue until a connection (returned) or a free slot (``None``) is handed over."""
+        self.waits += 1
         remaining = deadline.at - _monotonic()
         if remaining > 0:
             loop = asyncio.get_running_loop()

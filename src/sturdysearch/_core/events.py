@@ -21,6 +21,7 @@ statuses, durations and error classes.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -145,17 +146,37 @@ def record_extra(event: Event) -> dict[str, Any]:
     return extra
 
 
+def current_trace_ids() -> dict[str, str]:
+    """``trace_id``/``span_id`` of the OpenTelemetry span active here, if OpenTelemetry is in
+    use (already imported: a log record never imports it) and a span is recording."""
+    otel_trace = sys.modules.get("opentelemetry.trace")
+    if otel_trace is None:
+        return {}
+    try:
+        context = otel_trace.get_current_span().get_span_context()
+    except Exception:  # a broken or foreign module: no ids rather than no log record
+        return {}
+    if not context.is_valid:
+        return {}
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
+
+
 class Tracer:
     """Fan-out of events to listeners, instruments and the ``sturdysearch`` loggers; the
     factory of call and batch scopes."""
 
-    __slots__ = ("_instruments", "_listeners", "dead_letter_log_interval", "flavor")
+    __slots__ = ("_instruments", "_listeners", "cluster", "dead_letter_log_interval", "flavor")
 
     def __init__(self) -> None:
         self._listeners: tuple[Listener, ...] = ()
         self._instruments: tuple[Instrument, ...] = ()
         self.flavor: str | None = None
         """The detected server flavor (the client sets it), for operation names."""
+        self.cluster: str | None = None
+        """The detected cluster name (the client sets it), for ``db.namespace``."""
         self.dead_letter_log_interval = 60.0
         """Seconds between a bulk load's dead-letter WARNING summaries (``Observability``)."""
 
@@ -197,7 +218,7 @@ class Tracer:
         enabled = [i for i in instruments if i.enabled()]
         if not enabled:
             return None
-        return CallScope(spec, now, enabled, self.flavor, parent)
+        return CallScope(spec, now, enabled, self.flavor, parent, self.cluster)
 
     def batch_scope(self, *, kind: str, actions: int, nbytes: int, now: float) -> BatchScope | None:
         """The scope of a bulk request about to be sent, or ``None`` (nobody instruments)."""
@@ -217,7 +238,10 @@ class Tracer:
             return
         event = Event(name, fields)
         if logs:
-            target.log(level, "%s", _message(name, fields), extra=record_extra(event))
+            extra = record_extra(event)
+            if "trace_id" not in extra:
+                extra.update(current_trace_ids())
+            target.log(level, "%s", _message(name, fields), extra=extra)
         for listener in self._listeners:
             try:
                 listener(event)

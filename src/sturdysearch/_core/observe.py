@@ -86,6 +86,7 @@ class CallScope:
     __slots__ = (
         "_open",
         "attempts",
+        "cluster",
         "duration",
         "error",
         "flavor",
@@ -109,12 +110,15 @@ class CallScope:
         instruments: Sequence[Instrument],
         flavor: str | None,
         parent: BatchScope | None,
+        cluster: str | None = None,
     ) -> None:
         self.spec = spec
         self.started = started
         self.instruments = instruments
         self.flavor = flavor
         """``elasticsearch``/``opensearch`` once the client has detected the server."""
+        self.cluster = cluster
+        """The cluster's name, once detected (``db.namespace``)."""
         self.parent = parent
         self.operation: Operation = identify(spec.method, spec.path, flavor) or Operation(
             f"{spec.method} {spec.path.split('?', 1)[0]}"

@@ -46,6 +46,11 @@ class PoolBooks(Generic[C]):
         self._idle: list[C] = []
         self._open = 0
         self._closed = False
+        self.opened = 0
+        """Connections opened since the pool started: a rate that keeps growing is a client
+        that does not reuse connections (or a server or balancer that closes them)."""
+        self.waits = 0
+        """Checkouts that had to wait because all ``connections_per_node`` were in use."""
 
     @property
     def open_connections(self) -> int:

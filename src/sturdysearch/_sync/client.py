@@ -205,7 +205,8 @@ class Client(RootApi):
         return {"balance": budget.balance, "granted": budget.granted, "denied": budget.denied}
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
-        """Per node: ``open``, ``idle`` and ``in_use`` connections."""
+        """Per node: ``open``, ``idle`` and ``in_use`` connections now; ``opened`` since the
+        start and ``waits`` (checkouts that had to wait for a free connection)."""
         return self._transport.pool_stats()
 
     # -- generic ---------------------------------------------------------------------------
@@ -314,6 +315,7 @@ class Client(RootApi):
     def _adopt(self, server: ServerInfo | None, mark: tuple[tuple[str, int, bool], ...]) -> Dialect:
         dialect = dialect_for(server)
         self.tracer.flavor = server.flavor if server is not None else None
+        self.tracer.cluster = server.cluster_name if server is not None else None
         if dialect.warning and dialect.warning not in self._warned:
             self._warned.add(dialect.warning)
             logger.warning("%s", dialect.warning)

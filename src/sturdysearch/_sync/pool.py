@@ -52,6 +52,7 @@ class NodePool(PoolBooks[Connection]):
         if self._pid != os.getpid():
             self._forget_after_fork()
         cond = self._cond
+        waited = False
         with cond:
             while True:
                 if self._closed:
@@ -66,7 +67,11 @@ class NodePool(PoolBooks[Connection]):
                     return conn
                 if self._open < self._config.connections_per_node:
                     self._open += 1
+                    self.opened += 1
                     break
+                if not waited:
+                    waited = True
+                    self.waits += 1
                 remaining = deadline.at - _monotonic()
                 if (remaining <= 0 or not cond.wait(remaining)) and deadline.at - _monotonic() <= 0:
                     raise DeadlineExceeded(

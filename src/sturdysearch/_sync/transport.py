@@ -101,9 +101,16 @@ class Transport(TransportBase):
         self.remember_headers(node)
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
-        """Per node URL: ``open``, ``idle`` and ``in_use`` connections."""
+        """Per node URL: ``open``, ``idle`` and ``in_use`` connections now; ``opened`` since
+        the start and ``waits`` (checkouts that waited for a free connection)."""
         return {
-            node.url: {"open": p.open_connections, "idle": p.idle_connections, "in_use": p.in_use}
+            node.url: {
+                "open": p.open_connections,
+                "idle": p.idle_connections,
+                "in_use": p.in_use,
+                "opened": p.opened,
+                "waits": p.waits,
+            }
             for node, p in list(self.pools.items())
         }
 

@@ -78,7 +78,10 @@ class Observability:
 
 
 def otel_installed() -> bool:
-    return importlib.util.find_spec("opentelemetry") is not None
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is not None
+    except (ImportError, ValueError):  # a parent blocked or half-imported
+        return False
 
 
 def install(

@@ -102,6 +102,8 @@ class OpenTelemetryInstrument:
         }
         if index is not None:
             attributes["db.collection.name"] = index
+        if scope.cluster is not None:
+            attributes["db.namespace"] = scope.cluster
         for key, value in op.parts:
             attributes[f"db.operation.parameter.{key}"] = value
         context = None
@@ -272,6 +274,9 @@ class OpenTelemetryInstrument:
         elif event.name == "request.retry":
             meters.retries.add(1, {"error.type": str(event.fields.get("error"))})
 
+    def pool_counts(self) -> dict[str, dict[str, int]]:
+        return self._pool_stats()
+
     def connection_counts(self) -> Iterable[tuple[int, dict[str, Any]]]:
         for node, counts in self._pool_stats().items():
             yield counts.get("idle", 0), {"state": "idle", "db.client.connection.pool.name": node}
@@ -321,4 +326,26 @@ class _Meters:
             callbacks=[observe],
             unit="{connection}",
             description="Connections open to each node, by state.",
+        )
+
+        def totals(key: str) -> Callable[[metrics.CallbackOptions], Iterable[metrics.Observation]]:
+            def observe_total(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+                for node, counts in owner.pool_counts().items():
+                    yield metrics.Observation(
+                        counts.get(key, 0), {"db.client.connection.pool.name": node}
+                    )
+
+            return observe_total
+
+        meter.create_observable_counter(
+            "sturdysearch.client.connections.opened",
+            callbacks=[totals("opened")],
+            unit="{connection}",
+            description="Connections opened to each node since the client started.",
+        )
+        meter.create_observable_counter(
+            "sturdysearch.client.pool.waits",
+            callbacks=[totals("waits")],
+            unit="{wait}",
+            description="Checkouts that waited for a free pooled connection.",
         )
