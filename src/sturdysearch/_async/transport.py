@@ -99,16 +99,7 @@ class AsyncTransport(TransportBase):
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Per node URL: ``open``, ``idle`` and ``in_use`` connections now; ``opened`` since
         the start and ``waits`` (checkouts that waited for a free connection)."""
-        return {
-            node.url: {
-                "open": p.open_connections,
-                "idle": p.idle_connections,
-                "in_use": p.in_use,
-                "opened": p.opened,
-                "waits": p.waits,
-            }
-            for node, p in list(self.pools.items())
-        }
+        return {node.url: pool.counts() for node, pool in list(self.pools.items())}
 
     def nodes_status(self) -> list[dict[str, object]]:
         """Per node: state, failures, last probe, in-flight calls and pool use."""

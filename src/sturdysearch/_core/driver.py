@@ -355,13 +355,13 @@ class TransportBase:
     def attempt_succeeded(
         self, call: Call, node: NodeConfig, response: Response, *, overtaken: bool = False
     ) -> None:
-        now = time.monotonic()
         if overtaken:
-            call.plan.overtaken(node, now, random.random())
+            call.plan.overtaken(node, time.monotonic(), random.random())
         else:
             call.plan.succeeded(node)
         scope = call.scope
         if scope is not None:
+            now = time.monotonic()
             status = response.meta.status
             if overtaken:  # the hedge answered; the primary was cancelled
                 winner = next((n for n in self.health.nodes if n.url == response.meta.node), None)

@@ -64,6 +64,16 @@ class PoolBooks(Generic[C]):
     def in_use(self) -> int:
         return self._open - len(self._idle)
 
+    def counts(self) -> dict[str, int]:
+        """What ``pool_stats()`` reports for this node."""
+        return {
+            "open": self._open,
+            "idle": len(self._idle),
+            "in_use": self._open - len(self._idle),
+            "opened": self.opened,
+            "waits": self.waits,
+        }
+
     def _stale(self, conn: C, now: float) -> bool:
         """An idle connection not to hand out: closed by the server, or idle too long (servers
         and load balancers drop idle connections silently; reusing one costs a failed
