@@ -185,7 +185,8 @@ class ReadTimeout(TransportError, builtins.TimeoutError):
 class DeadlineExceeded(TransportError, builtins.TimeoutError):
     """The call's overall deadline passed. It covers waiting for a pooled connection, every
     attempt and every backoff; whatever was in flight was abandoned and its connection closed.
-    ``request_sent`` says whether the abandoned attempt may have reached the server."""
+    ``request_sent`` says whether the abandoned attempt may have reached the server;
+    ``unanswered`` that it had been sent and not a byte of its answer had arrived."""
 
     def __init__(
         self,
@@ -194,9 +195,11 @@ class DeadlineExceeded(TransportError, builtins.TimeoutError):
         node: str | None = None,
         errors: Sequence[BaseException] = (),
         request_sent: bool = False,
+        unanswered: bool = False,
     ) -> None:
         super().__init__(message, node=node, errors=errors)
         self.request_sent = request_sent
+        self.unanswered = unanswered
 
 
 class NoLiveNodesError(TransportError):

@@ -18,7 +18,15 @@ meanwhile sends nothing (the node is ejected by then), though it may have opened
 once, then each after at least half its backoff ceiling): 5 for 4 s, 7 for 30 s. ``TOKENS`` is
 the retry budget. None of it depends on the number of threads, tasks or workers. For the bulk
 indexer, whose requests time out rather than eject the node when answers are lost, it is one
-request at a time: ``POOL + T / request_timeout + 1``.
+request at a time: ``POOL + T / request_timeout + 1``, until ``DEADLINE_CUTS_TO_EJECT`` requests
+in a row have timed out unanswered, which ejects the node like a lost answer does.
+
+Calls whose deadline is shorter than the read timeout are cut by their deadline, which alone
+does not eject; three unanswered cuts in a row do, so such callers add at most
+``DEADLINE_CUTS_TO_EJECT - 1`` requests (the calls that got a connection freed by the first
+cuts) to the bound, however many they are (8 threads and 32 are checked). The same bound holds
+for 8 threads and a bulk indexer sharing one client, and, per node, for three nodes down at
+once.
 
 Then the injector heals and the same client must recover within one probe interval: a call
 that has the time to wait for the next scheduled probe succeeds, no later than that probe.
@@ -27,6 +35,7 @@ that has the time to wait for the next scheduled probe succeeds, no later than t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -40,6 +49,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from sturdysearch import AsyncClient, BulkIndexer, Client
+from sturdysearch._core.health import DEADLINE_CUTS_TO_EJECT
 from sturdysearch.errors import NoLiveNodesError, SturdySearchError
 from sturdysearch.testing import toxiproxy
 from sturdysearch.testing.faults import Fault
@@ -375,3 +385,151 @@ def test_async_tasks_behind_toxiproxy(toxic: Injector) -> None:
 @pytest.mark.slow
 def test_bulk_workers_behind_toxiproxy(toxic: Injector, client: Client, tmp_path: Path) -> None:
     run_bulk(toxic, client, LONG, tmp_path)
+
+
+# -- deadlines shorter than the read timeout, callers and an indexer together, several nodes --
+
+SHORT_DEADLINE = 1.0
+"""Shorter than the default read timeout (10 s): without the deadline-cut rule each call sent
+one request into the outage, so that the load grew with the number of callers."""
+DEFAULT_READ_OPTIONS = {k: v for k, v in OPTIONS.items() if k != "read_timeout"}
+
+
+def extra_for_cuts() -> int:
+    """Requests a deadline-cut outage may add to ``bound``: the calls that got a connection
+    freed by the first cuts before the streak reached ``DEADLINE_CUTS_TO_EJECT``."""
+    return DEADLINE_CUTS_TO_EJECT - 1
+
+
+@pytest.mark.parametrize("threads", [8, 32])
+def test_short_deadlines_do_not_multiply_the_load(node_proxy: FaultProxy, threads: int) -> None:
+    """``search(timeout=1.0)`` in a loop from many threads with the default read timeout: a
+    node that lets three calls in a row run out of time unanswered is ejected, and the load is
+    the same bound as for lost answers with a short read timeout, for 8 threads as for 32."""
+    injector = Injector(
+        node_proxy.url,
+        node_proxy,
+        lambda: node_proxy.set_fault(Fault.drop_answer()),
+        lambda: node_proxy.set_fault(None),
+    )
+    with Client([injector.url], **DEFAULT_READ_OPTIONS) as client:
+        client.info()
+        before = injector.received()
+        injector.fail()
+        call = lambda: client.search(query=MATCH_ALL, timeout=SHORT_DEADLINE)  # noqa: E731
+        with Load(call, threads) as load:
+            threading.Event().wait(SHORT)
+            stats = client.stats()
+            after = injector.received()
+            requests = requests_of(after) - requests_of(before)
+            max_requests = bound(SHORT)[0] + extra_for_cuts()
+            print(
+                f"{threads} threads, deadline {SHORT_DEADLINE} s: {requests} requests "
+                f"(bound {max_requests}); {stats}"
+            )
+            assert requests <= max_requests
+            assert stats["ejections"] >= 1
+            assert client.nodes_status()[0]["state"] != "alive"
+            recover_sync(client, injector)
+        assert load.errors == []
+        assert load.calls > threads
+
+
+def run_callers_and_indexer(
+    injector: Injector, client: Client, seconds: float, tmp_path: Path
+) -> None:
+    """8 threads calling and a 3-worker BulkIndexer loading, on one client, through the
+    outage; one probe schedule and one budget serve them all."""
+    index = f"outage-{uuid.uuid4().hex[:10]}"
+    client.indices.create(index=index, settings={"number_of_replicas": 0})
+    try:
+        with Client([injector.url], **OPTIONS) as via:
+            bulk = BulkIndexer(
+                via,
+                index,
+                dead_letter=tmp_path / "dead.ndjson",
+                workers=3,
+                max_actions=50,
+                flush_interval=0.05,
+                request_timeout=BULK_REQUEST_TIMEOUT,
+            )
+            n = 0
+            with bulk:
+                for _ in range(200):
+                    bulk.index({"n": n}, id=str(n))
+                    n += 1
+                bulk.flush()
+                via.info()
+                before = injector.received()
+                injector.fail()
+                call = lambda: via.search(query=MATCH_ALL, timeout=CALL_TIMEOUT)  # noqa: E731
+                with Load(call, 8) as load:
+                    end = time.monotonic() + seconds
+                    while time.monotonic() < end:
+                        bulk.index({"n": n}, id=str(n))
+                        n += 1
+                        if n % 50 == 0:
+                            threading.Event().wait(0.05)  # a producer's own pace
+                    after = injector.received()
+                    requests = requests_of(after) - requests_of(before)
+                    connections = after.connections_accepted - before.connections_accepted
+                    max_requests = bound(seconds)[0] + extra_for_cuts()
+                    print(
+                        f"callers + indexer, {seconds:g} s: {connections} connections, "
+                        f"{requests} requests (bound {max_requests}); {bulk.stats}; "
+                        f"client {via.stats()}"
+                    )
+                    assert requests <= max_requests
+                    assert connections <= max_requests + POOL
+                    recover_sync(via, injector)
+                assert load.errors == []
+            stats = bulk.stats
+        assert stats.pending == 0
+        assert stats.added == n == stats.succeeded + stats.dead_lettered
+        client.indices.refresh(index=index)
+        assert client.count(index=index)["count"] == stats.succeeded
+    finally:
+        client.indices.delete(index=index, ignore=404)
+
+
+def test_callers_and_indexer_together(injector: Injector, client: Client, tmp_path: Path) -> None:
+    run_callers_and_indexer(injector, client, SHORT, tmp_path)
+
+
+@pytest.mark.slow
+def test_callers_and_indexer_for_20_seconds(
+    injector: Injector, client: Client, tmp_path: Path
+) -> None:
+    run_callers_and_indexer(injector, client, 20.0, tmp_path)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_node_down(node_url: str, fault: str) -> None:
+    """Three nodes (three proxies in front of the one server), all failing: each node's own
+    schedule is probed, in-flight calls are bounded by the callers, retries by the budget."""
+    nodes = 3
+    with contextlib.ExitStack() as stack:
+        proxies = [stack.enter_context(FaultProxy(node_url)) for _ in range(nodes)]
+        with Client([p.url for p in proxies], **OPTIONS) as client:
+            client.info()
+            before = [requests_of(p.stats) for p in proxies]
+            for p in proxies:
+                p.set_fault(FAULTS[fault]())
+            threads = 8
+            call = lambda: client.search(query=MATCH_ALL, timeout=CALL_TIMEOUT)  # noqa: E731
+            with Load(call, threads) as load:
+                threading.Event().wait(SHORT)
+                stats = client.stats()
+                sent = [requests_of(p.stats) - b for p, b in zip(proxies, before, strict=True)]
+                max_total = threads + nodes * max_probes(SHORT) + int(TOKENS) + extra_for_cuts()
+                print(f"{nodes} nodes down ({fault}): {sent} requests (bound {max_total}); {stats}")
+                assert sum(sent) <= max_total
+                assert all(n <= POOL + max_probes(SHORT) + int(TOKENS) for n in sent)
+                assert stats["live_nodes"] == 0
+                for p in proxies:
+                    p.set_fault(None)
+                allowance = max(float(row["next_probe_in"] or 0.0) for row in client.nodes_status())
+                started = time.monotonic()
+                client.search(query=MATCH_ALL, timeout=allowance + PROBE_TIMEOUT + CALL_TIMEOUT)
+                assert time.monotonic() - started <= allowance + PROBE_TIMEOUT + 1.5
+            assert load.errors == []

@@ -248,6 +248,7 @@ class AsyncConnection:
                 "the call's deadline passed while reading the response",
                 node=node,
                 request_sent=True,
+                unanswered=parser.received == 0,
             )
         if failure == _SILENT:
             what = "response head" if parser.head is None else "rest of the response"

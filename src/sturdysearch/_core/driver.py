@@ -349,7 +349,7 @@ class TransportBase:
             # After the plan has ejected the node, never before: the hook wakes the background
             # prober, which must find the node ejected. Woken first, it found nothing to probe
             # and slept until the next wake-up (up to 60 s), about one run in three.
-            if ejects(exc):
+            if ejects(exc) or call.plan.ejected_last:
                 self._on_node_failure()
 
     def attempt_succeeded(

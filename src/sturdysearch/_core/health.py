@@ -9,8 +9,13 @@ upper half (equal jitter, so that clients do not probe in lockstep). Only a succ
 caller's request is never used as the probe, so nobody's call pays for checking a dead node.
 
 Not reasons to eject: 429 (the node is alive and asking for less load; ejecting it would
-concentrate that load on the others), 4xx, TLS failures (configuration, not health), and a
-call's own deadline running out (the caller gave up, the node did nothing wrong).
+concentrate that load on the others), 4xx, TLS failures (configuration, not health), and one
+call's own deadline running out (the caller gave up, the node did nothing provably wrong). But
+a node that lets ``DEADLINE_CUTS_TO_EJECT`` calls in a row run out of time without sending a
+byte of their answers is treated as unresponsive: ejected and probed. Otherwise callers whose
+deadline is shorter than the read timeout (``search(timeout=2.0)`` with the default 10 s) would
+each send a request into an outage, so that its load grew with their number. A node that is
+only slow answers the probe at once and is back in rotation; the WARNING says why it left.
 
 When every node is ejected, no call probes on its own: each node has one probe schedule,
 shared by every caller, worker and indexer of the client (and by its background prober). A
@@ -42,6 +47,9 @@ EJECT_STATUSES = frozenset({502, 503, 504})
 #: unresponsive: ejected and probed. Without this a blackholed node would never time out (its
 #: attempts are always cancelled by the winning hedge) and would keep costing a hedge per visit.
 HEDGE_LOSSES_TO_EJECT = 3
+#: A node that lets this many attempts in a row run out of their calls' time, sent and with
+#: not a byte of the answer back, is treated as unresponsive: ejected and probed.
+DEADLINE_CUTS_TO_EJECT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,7 @@ class NodeState:
 
     __slots__ = (
         "alive",
+        "deadline_cuts",
         "ejections",
         "failures",
         "hedge_losses",
@@ -108,6 +117,7 @@ class NodeState:
         self.alive = True
         self.failures = 0
         self.hedge_losses = 0
+        self.deadline_cuts = 0
         self.ejections = 0
         self.in_flight = 0
         self.next_probe_at = 0.0
@@ -186,6 +196,7 @@ class NodeHealth:
         if state is not None and state.alive:
             state.failures = 0
             state.hedge_losses = 0
+            state.deadline_cuts = 0
 
     def hedge_lost(self, node: NodeConfig, *, now: float, rand: float) -> bool:
         """``node``'s attempt was overtaken by a hedge; returns ``True`` if that ejected it."""
@@ -201,6 +212,26 @@ class NodeHealth:
             now=now,
             rand=rand,
             reason=f"unresponsive: overtaken by {HEDGE_LOSSES_TO_EJECT} hedges in a row",
+        )
+
+    def deadline_cut(self, node: NodeConfig, *, now: float, rand: float) -> bool:
+        """An attempt on ``node`` ran out of its call's time, sent and unanswered; returns
+        ``True`` if that ejected the node (see ``DEADLINE_CUTS_TO_EJECT``)."""
+        state = self.states.get(node)
+        if state is None or not state.alive:
+            return False
+        state.deadline_cuts += 1
+        if state.deadline_cuts < DEADLINE_CUTS_TO_EJECT:
+            return False
+        state.deadline_cuts = 0
+        return self.eject(
+            node,
+            now=now,
+            rand=rand,
+            reason=(
+                f"unresponsive: {DEADLINE_CUTS_TO_EJECT} calls in a row ran out of time without "
+                "a byte of their answers"
+            ),
         )
 
     def eject(self, node: NodeConfig, *, now: float, rand: float, reason: str) -> bool:

@@ -75,6 +75,7 @@ class CallPlan:
         "_tracer",
         "attempt",
         "awaited_probe",
+        "ejected_last",
         "deadline",
         "history",
         "seen_probe",
@@ -103,6 +104,8 @@ class CallPlan:
         self._tracer = tracer
         self._counts = counts if counts is not None else CallCounts()
         self.attempt = 0
+        self.ejected_last = False
+        """Whether the last failed attempt took its node out of rotation."""
         self.awaited_probe = False
         """Waiting for the outcome of a running probe (``await_probe`` without ``until``)."""
         self.seen_probe = False
@@ -238,10 +241,18 @@ class CallPlan:
             state = self._health.states.get(node)
             if state is not None:
                 state.in_flight -= 1
-            ejected = eject and self._health.eject(node, now=now, rand=rand, reason=str(exc))
+            if eject:
+                ejected = self._health.eject(node, now=now, rand=rand, reason=str(exc))
+                reason = type(exc).__name__
+            elif isinstance(exc, DeadlineExceeded) and exc.unanswered:
+                ejected = self._health.deadline_cut(node, now=now, rand=rand)
+                reason = "calls running out of time without an answer"
+            else:
+                ejected = False
+        self.ejected_last = ejected
         if ejected:
             self._counts.ejections += 1
-            self._tracer.emit("node.ejected", node=node.url, reason=type(exc).__name__)
+            self._tracer.emit("node.ejected", node=node.url, reason=reason)
         failure = failure_of(exc)
         spec = self.spec
         remaining = self.deadline.at - now

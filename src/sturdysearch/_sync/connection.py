@@ -151,6 +151,7 @@ class Connection:
                         "the call's deadline passed while reading the response",
                         node=self.node,
                         request_sent=True,
+                        unanswered=parser.received == 0,
                     )
                 quiet_left = read_timeout - (now - silent_since)
                 limit = quiet_left if quiet_left < remaining else remaining
@@ -175,6 +176,7 @@ class Connection:
                             "the call's deadline passed while reading the response",
                             node=self.node,
                             request_sent=True,
+                            unanswered=parser.received == 0,
                         ) from None
                     what = "response head" if parser.head is None else "rest of the response"
                     raise ReadTimeout(

@@ -17,7 +17,12 @@ import pytest
 
 from sturdysearch._core.budget import BudgetConfig, RetryBudget
 from sturdysearch._core.events import Event, Tracer
-from sturdysearch._core.health import HEDGE_LOSSES_TO_EJECT, HealthConfig, NodeHealth
+from sturdysearch._core.health import (
+    DEADLINE_CUTS_TO_EJECT,
+    HEDGE_LOSSES_TO_EJECT,
+    HealthConfig,
+    NodeHealth,
+)
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.plan import CallPlan, Choice, ejects, hedge_node
 from sturdysearch._core.request import RequestSpec
@@ -1187,3 +1192,54 @@ def test_a_probe_that_failed_while_the_call_backed_off_ends_it() -> None:
     assert info.value is exc
     later = r.plan(now=0.03)  # a call that starts after that probe still waits for the next
     assert later.choose(0.03) == Choice(A, await_probe=True, until=pytest.approx(0.51))
+
+
+# -- deadline cuts ---------------------------------------------------------------------------
+
+
+def _cut(*, unanswered: bool = True) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        "the call's deadline passed while reading the response",
+        node="n",
+        request_sent=True,
+        unanswered=unanswered,
+    )
+
+
+def test_unanswered_deadline_cuts_in_a_row_eject_the_node() -> None:
+    """Callers whose deadline is shorter than the read timeout: one cut says nothing about
+    the node, three in a row with not a byte back make it unresponsive (ejected, probed)."""
+    r = rig(A)
+    for i in range(DEADLINE_CUTS_TO_EJECT):
+        plan = r.plan(GET, now=float(i), budget=1.0)
+        assert plan.choose(float(i)).node == A
+        with pytest.raises(DeadlineExceeded):
+            plan.failed(A, _cut(), float(i) + 1.0, 0.5)
+        assert plan.ejected_last is (i == DEADLINE_CUTS_TO_EJECT - 1)
+    state = r.health.states[A]
+    assert not state.alive
+    assert "3 calls in a row ran out of time" in (state.last_error or "")
+    (ejected,) = r.named("node.ejected")
+    assert ejected["reason"] == "calls running out of time without an answer"
+    assert r.idle()
+
+
+def test_deadline_cuts_reset_by_a_success_and_ignore_begun_answers() -> None:
+    r = rig(A)
+    for _ in range(5):
+        for _ in range(DEADLINE_CUTS_TO_EJECT - 1):
+            plan = r.plan(GET, budget=1.0)
+            plan.choose(0.0)
+            with pytest.raises(DeadlineExceeded):
+                plan.failed(A, _cut(), 1.0, 0.5)
+        plan = r.plan(GET, budget=1.0)
+        plan.choose(0.0)
+        plan.succeeded(A)  # the streak is over
+    # a cut after part of the answer arrived is a slow answer, not silence: never counted
+    for _ in range(10):
+        plan = r.plan(GET, budget=1.0)
+        plan.choose(0.0)
+        with pytest.raises(DeadlineExceeded):
+            plan.failed(A, _cut(unanswered=False), 1.0, 0.5)
+    assert r.health.states[A].alive
+    assert r.named("node.ejected") == []
