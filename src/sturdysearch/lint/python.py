@@ -250,6 +250,9 @@ class PythonChecker:
         self.parents: dict[ast.AST, ast.AST] = {}
         self.constants: dict[str, object] = {}
         self.clients: dict[str, tuple[str, str]] = {}  # receiver key -> (kind, family)
+        # (function or module, receiver key) -> (kind, family): the same name may be a blocking
+        # client in one function and an async one in another
+        self.scoped_clients: dict[tuple[ast.AST, str], tuple[str, str]] = {}
         self.families: set[str] = set()
         self._called_in_loops: set[str] | None = None
         name = path.replace("\\", "/").rsplit("/", 1)[-1]
@@ -378,11 +381,11 @@ class PythonChecker:
                 kind = self._annotation_kind(node.annotation)
                 key = _receiver_key(node.target)
                 if kind and key:
-                    self.clients[key] = kind
+                    self._bind(node, key, kind)
             elif isinstance(node, ast.arg) and node.annotation is not None:
                 kind = self._annotation_kind(node.annotation)
                 if kind:
-                    self.clients[node.arg] = kind
+                    self._bind(node, node.arg, kind)
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
                 targets, value = [node.optional_vars], node.context_expr
             if isinstance(value, ast.Call):
@@ -391,7 +394,24 @@ class PythonChecker:
                     for target in targets:
                         key = _receiver_key(target)
                         if key:
-                            self.clients[key] = built
+                            self._bind(node, key, built)
+
+    def _bind(self, node: ast.AST, key: str, kind: tuple[str, str]) -> None:
+        self.clients[key] = kind
+        self.scoped_clients[(self.scope_of(node), key)] = kind
+
+    def tracked_client(self, key: str, at: ast.AST) -> tuple[str, str] | None:
+        """The client ``key`` names where ``at`` is: bound in its function or an enclosing
+        one, else in the module, else anywhere in the file (``self.client`` set in
+        ``__init__`` and used in another method)."""
+        scope: ast.AST | None = self.function_of(at)
+        while scope is not None:
+            found = self.scoped_clients.get((scope, key))
+            if found is not None:
+                return found
+            scope = self.function_of(scope)
+        found = self.scoped_clients.get((self.tree, key))
+        return found if found is not None else self.clients.get(key)
 
     def _annotation_kind(self, annotation: ast.expr) -> tuple[str, str] | None:
         node = annotation
@@ -468,13 +488,13 @@ class PythonChecker:
                 inner = root.func.value
                 key = _receiver_key(inner)
                 if key and key in self.clients:
-                    return self.clients[key]
+                    return self.tracked_client(key, call)
             return None
         key = _receiver_key(root)
         if key is None:
             return None
         if key in self.clients:
-            return self.clients[key]
+            return self.tracked_client(key, call)
         if self.qualname(root) is not None:
             return None  # a module or imported function, not an instance
         last = key.rsplit(".", 1)[-1]

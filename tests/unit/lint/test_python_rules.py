@@ -493,6 +493,23 @@ async def handler(request):
 def sync_handler():
     return es.search(index="a")
 """,
+    "ssp115-neg-same-name-other-function": ES
+    + """
+async def scenario():
+    async with AsyncElasticsearch("https://h:9200", request_timeout=5) as client:
+        return client.info(), await client.search(index="a")
+def later():
+    with Elasticsearch("https://h:9200", request_timeout=5) as client:
+        return client.search(index="a")
+""",
+    "ssp115-same-name-blocking-here": ES
+    + """
+def earlier():
+    with AsyncElasticsearch("https://h:9200", request_timeout=5) as client:
+        return client
+async def handler(client: Elasticsearch):
+    return client.search(index="a")  # !SSP115
+""",
 }
 
 
