@@ -315,8 +315,12 @@ def run_bulk(injector: Injector, client: Client, seconds: float, tmp_path: Path)
                 after = injector.received()
                 requests = requests_of(after) - requests_of(before)
                 connections = after.connections_accepted - before.connections_accepted
-                steps = math.ceil(seconds / BULK_REQUEST_TIMEOUT) + 1
-                max_requests = POOL + max(steps, max_probes(seconds)) + int(TOKENS)
+                # Lost answers: one request at a time, each timing out unanswered, until three
+                # in a row have ejected the node, then the probe schedule. A refused or reset
+                # connection ejects at once: the probe schedule from the start.
+                steps = max(math.ceil(seconds / BULK_REQUEST_TIMEOUT) + 1, max_probes(seconds))
+                after_cuts = DEADLINE_CUTS_TO_EJECT + max_probes(seconds)
+                max_requests = POOL + min(steps, after_cuts) + int(TOKENS)
                 print(
                     f"bulk outage {seconds:g} s: {connections} connections, {requests} requests "
                     f"(bound {max_requests} / {max_requests + POOL}); {bulk.stats}; "
