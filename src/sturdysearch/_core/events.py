@@ -212,23 +212,25 @@ class Tracer:
         self, spec: RequestSpec, now: float, parent: BatchScope | None = None
     ) -> CallScope | None:
         """The scope of a call starting now, or ``None`` when no instrument is enabled."""
-        instruments = self._instruments
-        if not instruments:
-            return None
-        enabled = [i for i in instruments if i.enabled()]
+        enabled = self._enabled()
         if not enabled:
             return None
         return CallScope(spec, now, enabled, self.flavor, parent, self.cluster)
 
     def batch_scope(self, *, kind: str, actions: int, nbytes: int, now: float) -> BatchScope | None:
         """The scope of a bulk request about to be sent, or ``None`` (nobody instruments)."""
-        instruments = self._instruments
-        if not instruments:
-            return None
-        enabled = [i for i in instruments if i.enabled()]
+        enabled = self._enabled()
         if not enabled:
             return None
         return BatchScope(enabled, kind=kind, actions=actions, nbytes=nbytes, started=now)
+
+    def _enabled(self) -> list[Instrument]:
+        """The instruments that want this call (or batch); empty at the cost of one check when
+        there are none."""
+        instruments = self._instruments
+        if not instruments:
+            return []
+        return [i for i in instruments if i.enabled()]
 
     def emit(self, name: str, **fields: Any) -> None:
         level = LEVELS.get(name, logging.DEBUG)

@@ -200,39 +200,42 @@ class NodeHealth:
 
     def hedge_lost(self, node: NodeConfig, *, now: float, rand: float) -> bool:
         """``node``'s attempt was overtaken by a hedge; returns ``True`` if that ejected it."""
-        state = self.states.get(node)
-        if state is None or not state.alive:
-            return False
-        state.hedge_losses += 1
-        if state.hedge_losses < HEDGE_LOSSES_TO_EJECT:
-            return False
-        state.hedge_losses = 0
-        return self.eject(
+        return self._unanswered(
             node,
+            "hedge_losses",
+            HEDGE_LOSSES_TO_EJECT,
+            f"unresponsive: overtaken by {HEDGE_LOSSES_TO_EJECT} hedges in a row",
             now=now,
             rand=rand,
-            reason=f"unresponsive: overtaken by {HEDGE_LOSSES_TO_EJECT} hedges in a row",
         )
 
     def deadline_cut(self, node: NodeConfig, *, now: float, rand: float) -> bool:
         """An attempt on ``node`` ran out of its call's time, sent and unanswered; returns
         ``True`` if that ejected the node (see ``DEADLINE_CUTS_TO_EJECT``)."""
+        return self._unanswered(
+            node,
+            "deadline_cuts",
+            DEADLINE_CUTS_TO_EJECT,
+            f"unresponsive: {DEADLINE_CUTS_TO_EJECT} calls in a row ran out of time without "
+            "a byte of their answers",
+            now=now,
+            rand=rand,
+        )
+
+    def _unanswered(
+        self, node: NodeConfig, streak: str, limit: int, reason: str, *, now: float, rand: float
+    ) -> bool:
+        """One more attempt of a streak (``NodeState.<streak>``) that tells nothing alone but
+        ``limit`` in a row without a success make the node unresponsive: ejected and probed."""
         state = self.states.get(node)
         if state is None or not state.alive:
             return False
-        state.deadline_cuts += 1
-        if state.deadline_cuts < DEADLINE_CUTS_TO_EJECT:
+        count = getattr(state, streak) + 1
+        if count < limit:
+            setattr(state, streak, count)
             return False
-        state.deadline_cuts = 0
-        return self.eject(
-            node,
-            now=now,
-            rand=rand,
-            reason=(
-                f"unresponsive: {DEADLINE_CUTS_TO_EJECT} calls in a row ran out of time without "
-                "a byte of their answers"
-            ),
-        )
+        setattr(state, streak, 0)
+        return self.eject(node, now=now, rand=rand, reason=reason)
 
     def eject(self, node: NodeConfig, *, now: float, rand: float, reason: str) -> bool:
         """Take ``node`` out of rotation; returns ``True`` if it was alive until now."""
