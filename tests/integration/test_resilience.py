@@ -105,8 +105,13 @@ def _blackhole_run(
         slowed = [d for d in durations if d >= read_timeout * 0.9]
         assert 1 <= len(slowed) <= len(ejections)
     else:
-        # Every call answers within the hedge delay plus 100 ms.
-        assert max(durations) < hedge + 0.1, sorted(durations)[-5:]
+        # No call waited for the blackholed node (that takes the read timeout), and calls
+        # answer within the hedge delay plus 100 ms; a pause of the machine or of the JVM
+        # can stretch the odd call in a minute's thousands, so that bound is on the 99th
+        # percentile and the maximum is held to half the read timeout.
+        ranked = sorted(durations)
+        assert ranked[-1] < read_timeout / 2, ranked[-5:]
+        assert ranked[int(len(ranked) * 0.99)] < hedge + 0.1, ranked[-5:]
         assert recorder.named("request.hedge_won")
 
 

@@ -131,7 +131,8 @@ class Connection:
                 node=self.node,
             ) from None
         except OSError as exc:
-            if isinstance(exc, ssl.SSLError):
+            if isinstance(sock, ssl.SSLSocket):
+                # An SSL error or a broken pipe: either way the server may have said why.
                 alert = self._pending_tls_alert()
                 if alert is not None:
                     raise describe_tls_failure(alert, self.node) from None

@@ -1,8 +1,13 @@
 """A bounded pool of connections to one node, shared by all threads of a client.
 
 At most ``connections_per_node`` sockets exist per node; a caller that finds them all busy waits
-for one to come back, but never past its deadline. Idle sockets are reused newest-first (so the
-oldest age out), dropped when older than ``idle_timeout`` or when the server closed them.
+in a first-come-first-served queue, never past its deadline. A connection given back goes
+straight to the first waiter (as does the slot of one that was discarded), so a thread that has
+just released a connection and asks again cannot overtake threads that were already waiting:
+with a plain condition variable the releasing thread usually wins the race for the lock, and a
+waiter could starve until its deadline while a few busy threads took turns. Idle sockets are
+reused newest-first (so the oldest age out), dropped when older than ``idle_timeout`` or when
+the server closed them.
 
 Fork safety: a child process must never write to its parent's sockets (two processes
 interleaving requests on one TCP stream corrupt both). Each pool forgets its connections in the
@@ -11,6 +16,8 @@ child, through ``os.register_at_fork``, and a pid check on checkout backs that u
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import ssl
 import threading
@@ -29,6 +36,20 @@ _monotonic = time.monotonic
 _all_pools: weakref.WeakSet[NodePool] = weakref.WeakSet()
 
 
+class _Waiter:
+    """One thread queued for a connection. It blocks on ``gate`` (held until the pool hands it
+    something); ``handed`` says what it got, read under the pool's lock."""
+
+    __slots__ = ("connection", "gate", "handed")
+
+    def __init__(self) -> None:
+        self.gate = threading.Lock()
+        self.gate.acquire()
+        self.handed = False
+        self.connection: Connection | None = None
+        """The connection handed over, or ``None`` with ``handed``: a free slot to connect in."""
+
+
 class NodePool(PoolBooks[Connection]):
     """Connections to one node."""
 
@@ -41,44 +62,65 @@ class NodePool(PoolBooks[Connection]):
         connect_timeout: float,
     ) -> None:
         super().__init__(node, pool, tls, ssl_context, connect_timeout)
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        # Threads waiting, first come first served; those whose deadline passed are skipped.
+        self._waiters: collections.deque[_Waiter] = collections.deque()
         _all_pools.add(self)
 
     # -- checkout / checkin -------------------------------------------------------------------
 
     def acquire(self, deadline: Deadline) -> Connection:
         """A connection to this node: idle if one is usable, else a new one if the bound allows,
-        else wait for one within the deadline."""
+        else wait (first come, first served) for one within the deadline."""
         if self._pid != os.getpid():
             self._forget_after_fork()
-        cond = self._cond
-        waited = False
-        with cond:
-            while True:
-                if self._closed:
-                    raise TransportError("the client is closed", node=self.node.url)
-                while self._idle:
-                    conn = self._idle.pop()
-                    now = _monotonic()
-                    if self._stale(conn, now):
-                        conn.close()
-                        self._open -= 1
-                        continue
-                    return conn
-                if self._open < self._config.connections_per_node:
-                    self._open += 1
-                    self.opened += 1
-                    break
-                if not waited:
-                    waited = True
-                    self.waits += 1
-                remaining = deadline.at - _monotonic()
-                if (remaining <= 0 or not cond.wait(remaining)) and deadline.at - _monotonic() <= 0:
-                    raise DeadlineExceeded(
-                        f"the call's deadline passed while waiting for one of the "
-                        f"{self._config.connections_per_node} pooled connections",
-                        node=self.node.url,
-                    )
+        with self._lock:
+            if self._closed:
+                raise TransportError("the client is closed", node=self.node.url)
+            while self._idle:
+                conn = self._idle.pop()
+                if self._stale(conn, _monotonic()):
+                    conn.close()
+                    self._open -= 1
+                    continue
+                return conn
+            if self._open < self._config.connections_per_node:
+                self._open += 1
+                waiter = None
+            else:
+                waiter = _Waiter()
+                self._waiters.append(waiter)
+                self.waits += 1
+        if waiter is not None:
+            handed = self._wait(waiter, deadline)
+            if handed is not None:
+                return handed
+        return self._connect(deadline)
+
+    def _wait(self, waiter: _Waiter, deadline: Deadline) -> Connection | None:
+        """Block until a connection (returned) or a free slot (``None``) is handed to
+        ``waiter``; raise once the deadline passes or the pool closes."""
+        remaining = deadline.at - _monotonic()
+        if remaining > 0:
+            waiter.gate.acquire(timeout=remaining)
+        with self._lock:
+            if waiter.handed:
+                return waiter.connection
+            waiter.handed = True  # too late: whatever comes now goes to the next waiter
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if self._closed:
+                raise TransportError("the client is closed", node=self.node.url)
+        raise DeadlineExceeded(
+            f"the call's deadline passed while waiting for one of the "
+            f"{self._config.connections_per_node} pooled connections",
+            node=self.node.url,
+        )
+
+    def _connect(self, deadline: Deadline) -> Connection:
+        """Open a connection in a slot already counted in ``_open``."""
+        with self._lock:
+            self.opened += 1
         try:
             conn = open_connection(
                 self.node,
@@ -88,15 +130,35 @@ class NodePool(PoolBooks[Connection]):
                 deadline=deadline,
             )
         except BaseException:
-            with cond:
-                self._open -= 1
-                cond.notify()
+            with self._lock:
+                self._hand_slot()
             raise
         conn.pid = self._pid
         return conn
 
+    def _next_waiter(self) -> _Waiter | None:
+        """The first thread still waiting, taken off the queue (under the lock)."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.handed:
+                return waiter
+        return None
+
+    def _hand_slot(self) -> None:
+        """A connection slot became free: hand it to the first waiter, or give it up (under
+        the lock)."""
+        waiter = None if self._closed else self._next_waiter()
+        if waiter is None:
+            self._open -= 1
+            return
+        waiter.handed = True
+        waiter.gate.release()
+
     def release(self, conn: Connection, *, reusable: bool) -> None:
-        """Give a connection back; a connection that is not reusable is closed."""
+        """Give a connection back: straight to the first waiting thread if any (so that
+        newcomers do not overtake the queue), else to the idle list. One that is not reusable
+        is closed and its slot handed on."""
         if self._pid != os.getpid():
             self._forget_after_fork()
         if conn.pid != self._pid:
@@ -104,33 +166,44 @@ class NodePool(PoolBooks[Connection]):
             # Closing the descriptor sends nothing while the parent holds it too.
             conn.close()
             return
-        cond = self._cond
-        with cond:
+        with self._lock:
             if reusable and not self._closed:
-                conn.idle_since = _monotonic()
-                self._idle.append(conn)
-            else:
-                conn.close()
-                self._open -= 1
-            cond.notify()
+                waiter = self._next_waiter()
+                if waiter is None:
+                    conn.idle_since = _monotonic()
+                    self._idle.append(conn)
+                    return
+                waiter.handed = True
+                waiter.connection = conn
+                waiter.gate.release()
+                return
+            self._hand_slot()
+        conn.close()
 
     def close(self) -> None:
-        with self._cond:
+        """Close the idle connections and refuse new checkouts; connections in use are closed
+        when they come back, and waiting threads wake to find the pool closed."""
+        with self._lock:
             self._closed = True
-            for conn in self._idle:
-                conn.close()
-            self._open -= len(self._idle)
-            self._idle.clear()
-            self._cond.notify_all()
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            waiters, self._waiters = self._waiters, collections.deque()
+            for waiter in waiters:
+                if not waiter.handed:
+                    waiter.gate.release()
+        for conn in idle:
+            conn.close()
 
     def _forget_after_fork(self) -> None:
         # In the child: the sockets belong to the parent. Close the child's file descriptors
         # without shutdown() or a TLS close_notify, so the parent's streams are left untouched
-        # (the kernel sends FIN only when the last descriptor of a socket closes).
-        self._cond = threading.Condition(threading.Lock())
+        # (the kernel sends FIN only when the last descriptor of a socket closes). The parent's
+        # waiting threads do not exist here.
+        self._lock = threading.Lock()
         for conn in self._idle:
             conn.close()
         self._idle = []
+        self._waiters = collections.deque()
         self._open = 0
         self._pid = os.getpid()
 

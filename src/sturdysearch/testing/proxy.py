@@ -398,6 +398,23 @@ def _shutdown_quietly(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+def _linger(sock: ssl.SSLSocket) -> None:
+    """After a failed handshake, let the client read the alert before the socket closes.
+
+    Under TLS 1.3 the client's side of the handshake ends before the server judges its
+    certificate, so the client's first request may already sit unread here. Closing a socket
+    with unread input sends a reset, and a reset makes the client's kernel drop the alert it
+    has not read yet: the client would see "connection reset" instead of the server's reason.
+    So, as servers do with a lingering close: stop sending, then read and discard until the
+    client closes (it does once it has read the alert), for at most a second."""
+    with contextlib.suppress(OSError, ValueError):
+        sock.shutdown(socket.SHUT_WR)  # also detaches the TLS layer: recv reads raw bytes
+        sock.settimeout(1.0)
+        limit = time.monotonic() + 1.0
+        while time.monotonic() < limit and sock.recv(_RECV_SIZE):
+            pass
+
+
 def _close_quietly(sock: socket.socket, *, reset: bool = False) -> None:
     if reset:
         with contextlib.suppress(OSError):
@@ -866,6 +883,7 @@ class FaultProxy:
                 except (ssl.SSLError, OSError):
                     if not conn.aborted.is_set():
                         self._count("tls_handshake_failures")
+                        _linger(conn.client)
                     return
             while not conn.aborted.is_set():
                 if not self._await_request(conn):
