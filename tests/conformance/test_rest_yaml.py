@@ -70,7 +70,7 @@ def _params(root: Path | None, flavor: str, fast: set[str] | None) -> list[Any]:
         return []
     out = []
     for section in sections(root):
-        marks = [pytest.mark.integration]
+        marks = [pytest.mark.sturdysearch_integration]
         if fast is not None and section.path.as_posix() not in fast:
             marks.append(pytest.mark.slow)
         out.append(
@@ -121,7 +121,7 @@ def test_opensearch_rest_kit(
     run_section(conformance_client, search_cluster, flavor, root, path, name)
 
 
-@pytest.mark.integration
+@pytest.mark.sturdysearch_integration
 @pytest.mark.skipif(
     not ELASTICSEARCH,
     reason="elastic/elasticsearch-clients-tests is not here: set STURDY_ES_CLIENT_TESTS to a "

@@ -29,7 +29,7 @@ from sturdysearch.testing.pytest_plugin import (
 )
 from sturdysearch.testing.specs import ServerSpec
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.sturdysearch_integration
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

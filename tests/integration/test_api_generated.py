@@ -13,7 +13,7 @@ from sturdysearch import Client, PointInTime
 from sturdysearch.errors import NotFoundError, UnsupportedApiError
 from sturdysearch.testing.proxy import FaultProxy
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.sturdysearch_integration
 
 
 def load(client: Client, index: str, n: int = 5) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sturdysearch import Client
 from sturdysearch.errors import BadRequestError
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.sturdysearch_integration
 
 
 def test_a_callers_content_type_replaces_the_clients(any_client: Any, index_name: str) -> None:

@@ -29,7 +29,7 @@ from sturdysearch.errors import NotFoundError
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.sturdysearch_integration
 
 
 class Otel:

@@ -13,11 +13,16 @@ Fixtures (all session-scoped):
 
 Servers come from ``--sturdy-servers`` or else ``$STURDY_TEST_SERVERS`` (comma-separated specs
 such as ``opensearch:2.19.6,elasticsearch:9.5.4``). Tests using these fixtures are marked
-``integration``; when no server is configured every ``integration`` test is skipped with a
-reason saying so.
+``sturdysearch_integration`` (mark others by hand, e.g. a module's ``pytestmark``); when no
+server is configured every test so marked is skipped with a reason saying so. Select or
+deselect them with ``-m sturdysearch_integration`` / ``-m "not sturdysearch_integration"``.
 
-This module is imported by every pytest run in an environment where sturdysearch is installed,
-so it imports nothing heavy at module level: the cluster machinery loads on first use.
+Opt-in: installing sturdysearch does not load this plugin into anyone's pytest runs. Enable it
+with ``-p sturdysearch.testing.pytest_plugin`` (e.g. in ``addopts``) or with
+``pytest_plugins = ["sturdysearch.testing.pytest_plugin"]`` in a top-level ``conftest.py``. Its
+marker is namespaced so that a project's own ``integration`` marker, and the tests that carry
+it, are never touched. The module imports nothing heavy at module level: the cluster machinery
+loads on first use.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ if TYPE_CHECKING:
 SERVERS_ENV = "STURDY_TEST_SERVERS"
 SERVERS_OPTION = "--sturdy-servers"
 INTEGRATION_FIXTURES = ("search_cluster", "cluster_factory")
+MARKER = "sturdysearch_integration"
+"""The plugin's own marker: what it adds to tests using its clusters, and what it skips."""
 NO_SERVERS_REASON = (
     f"no test servers configured: {SERVERS_ENV} is empty or unset (set it, e.g. "
     f"{SERVERS_ENV}=opensearch:2.19.6,elasticsearch:9.5.4, or pass {SERVERS_OPTION}=...)"
@@ -71,7 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "integration: needs real OpenSearch/Elasticsearch nodes started by the harness"
+        "markers",
+        f"{MARKER}: needs real OpenSearch/Elasticsearch nodes started by the sturdysearch harness",
     )
     option = config.getoption("sturdy_servers", default=None)
     raw = option if option is not None else os.environ.get(SERVERS_ENV, "")
@@ -106,13 +114,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # tryfirst: the marks must be in place before `-m "not integration"` deselects.
+    # tryfirst: the marks must be in place before `-m "not sturdysearch_integration"` deselects.
     have_servers = bool(configured_servers(config))
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         if any(name in fixtures for name in INTEGRATION_FIXTURES):
-            item.add_marker(pytest.mark.integration)
-        if not have_servers and item.get_closest_marker("integration") is not None:
+            item.add_marker(MARKER)
+        if not have_servers and item.get_closest_marker(MARKER) is not None:
             item.add_marker(pytest.mark.skip(reason=NO_SERVERS_REASON))
 
 
