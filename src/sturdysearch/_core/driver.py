@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-import random
-import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +96,15 @@ class TransportBase:
         self,
         config: ClientConfig,
         *,
+        clock: Callable[[], float],
+        rand: Callable[[], float],
         retry: RetryPolicy | None = None,
         tracer: Tracer | None = None,
     ) -> None:
+        self.clock = clock
+        """The monotonic clock, handed in by the driver: the core reads no clock of its own."""
+        self.rand = rand
+        """Uniform random numbers in [0, 1) for jitter, handed in by the driver."""
         self.config = config
         self.retry = retry or RetryPolicy()
         self.tracer = tracer or Tracer()
@@ -151,7 +155,7 @@ class TransportBase:
         headers = call.headers
         if call.scope is not None:
             number = call.plan.attempt if isinstance(call, Call) else 0
-            added = call.scope.attempt_sent(node, number, time.monotonic())
+            added = call.scope.attempt_sent(node, number, self.clock())
             if added:
                 # the caller's own (a traceparent or X-Opaque-Id given per call) win
                 headers = {**added, **headers}
@@ -160,16 +164,15 @@ class TransportBase:
             spec.on_send()
         return head, call.body
 
-    @staticmethod
     def answer(
-        spec: RequestSpec, node: NodeConfig, head: ResponseHead, body: bytes, started: float
+        self, spec: RequestSpec, node: NodeConfig, head: ResponseHead, body: bytes, started: float
     ) -> Response:
         """The attempt's answer, classified (``build_response`` raises for non-2xx)."""
         return build_response(
             head,
             body,
             node=node.url,
-            duration=time.monotonic() - started,
+            duration=self.clock() - started,
             ignore=spec.ignore,
             head_request=spec.method == "HEAD",
             decode=spec.decode,
@@ -208,7 +211,7 @@ class TransportBase:
     def background_probe_done(self, node: NodeConfig, error: str | None) -> None:
         """Record a background probe's outcome (drivers call it under their guard)."""
         readmitted = self.health.probe_finished(
-            node, ok=error is None, now=time.monotonic(), rand=random.random(), error=error
+            node, ok=error is None, now=self.clock(), rand=self.rand(), error=error
         )
         if self.tracer.active:
             state = self.health.states.get(node)
@@ -269,12 +272,12 @@ class TransportBase:
     def start_call(self, spec: RequestSpec, guard: AbstractContextManager[object]) -> Call:
         """Everything a driver needs before the first attempt; no time is spent here.
 
-        The clock (``time.monotonic``) and the random source are read here and in
+        The clock and the random source the driver handed in are read here and in
         :meth:`attempt_failed` / :meth:`attempt_succeeded`, never in ``CallPlan``.
         """
         if self._closed:
             raise TransportError("the client is closed")
-        now = time.monotonic()
+        now = self.clock()
         deadline = Deadline(
             now, call_budget(self.config.timeouts, spec.timeout, long_running=spec.long_running)
         )
@@ -320,7 +323,7 @@ class TransportBase:
     ) -> float:
         """Record a failed attempt; return the delay before the next one, or raise the error
         the caller should see."""
-        now = time.monotonic()
+        now = self.clock()
         self.emit_attempt(
             call.spec.method,
             call.spec.path,
@@ -341,7 +344,7 @@ class TransportBase:
                 error=exc,
             )
         try:
-            delay = call.plan.failed(node, exc, now, random.random())
+            delay = call.plan.failed(node, exc, now, self.rand())
             if scope is not None:
                 scope.retried()
             return delay
@@ -356,12 +359,12 @@ class TransportBase:
         self, call: Call, node: NodeConfig, response: Response, *, overtaken: bool = False
     ) -> None:
         if overtaken:
-            call.plan.overtaken(node, time.monotonic(), random.random())
+            call.plan.overtaken(node, self.clock(), self.rand())
         else:
             call.plan.succeeded(node)
         scope = call.scope
         if scope is not None:
-            now = time.monotonic()
+            now = self.clock()
             status = response.meta.status
             if overtaken:  # the hedge answered; the primary was cancelled
                 winner = next((n for n in self.health.nodes if n.url == response.meta.node), None)
@@ -406,13 +409,13 @@ class TransportBase:
         if eject and ejects(exc):
             with guard:
                 ejected = self.health.eject(
-                    node, now=time.monotonic(), rand=random.random(), reason=str(exc)
+                    node, now=self.clock(), rand=self.rand(), reason=str(exc)
                 )
             if ejected:
                 self.counts.ejections += 1
                 self.tracer.emit("node.ejected", node=node.url, reason=type(exc).__name__)
         if call.scope is not None:
-            now = time.monotonic()
+            now = self.clock()
             call.scope.attempt_done(
                 node,
                 call.plan.attempt,
@@ -426,14 +429,14 @@ class TransportBase:
         """The call returned ``response``: counted, and the instruments told."""
         self.counts.calls += 1
         if call.scope is not None:
-            call.scope.ended(time.monotonic(), response.meta.status, None)
+            call.scope.ended(self.clock(), response.meta.status, None)
 
     def call_failed(self, call: Call, exc: BaseException) -> None:
         """The call raised ``exc`` (cancellation included) to its caller."""
         self.counts.calls += 1
         self.counts.calls_failed += 1
         if call.scope is not None:
-            call.scope.ended(time.monotonic(), getattr(exc, "status", None), exc)
+            call.scope.ended(self.clock(), getattr(exc, "status", None), exc)
 
     def header_pairs(self, node: NodeConfig) -> list[tuple[str, str]]:
         """Headers sent with every request to ``node`` (credentials included: handle with

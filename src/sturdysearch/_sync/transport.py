@@ -78,7 +78,9 @@ class Transport(TransportBase):
         retry: RetryPolicy | None = None,
         tracer: Tracer | None = None,
     ) -> None:
-        super().__init__(config, retry=retry, tracer=tracer)
+        super().__init__(
+            config, clock=time.monotonic, rand=random.random, retry=retry, tracer=tracer
+        )
         self._lock = threading.Lock()
         needs_tls = any(node.is_tls for node in config.nodes)
         self._ssl_context = build_ssl_context(config.tls) if needs_tls else None
