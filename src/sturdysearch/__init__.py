@@ -5,8 +5,9 @@ Public surface: :class:`Client`, :class:`AsyncClient` (asyncio, standard library
 :class:`Response` and the typed answers built on it (:class:`WriteResult`, :class:`GetResult`,
 :class:`SearchResult`, :class:`MultiGetResult`, :class:`MultiSearchResult`,
 :class:`ClusterHealth`, :class:`ByQueryResult`), :class:`RetryPolicy`, :class:`Timeouts`,
-:class:`BulkIndexer` (and :class:`AsyncBulkIndexer`) with :func:`bulk_index`, :func:`replay_dead_letters` and their
-:class:`BulkConfig`, :class:`BulkStats`, :class:`ItemResult` and :class:`DeadLetter`, the
+:class:`BulkIndexer` with :func:`bulk_index` and :func:`replay_dead_letters` (and their asyncio
+twins :class:`AsyncBulkIndexer`, :func:`async_bulk_index`, :func:`async_replay_dead_letters`),
+their :class:`BulkConfig`, :class:`BulkStats`, :class:`ItemResult` and :class:`DeadLetter`, the
 errors in :mod:`sturdysearch.errors`, and the safe-query helpers in :mod:`sturdysearch.query`.
 """
 
@@ -37,7 +38,11 @@ from sturdysearch.observability import Observability
 
 if TYPE_CHECKING:
     from sturdysearch._async.api.indices import AsyncIndicesClient
-    from sturdysearch._async.bulk import AsyncBulkIndexer
+    from sturdysearch._async.bulk import (
+        AsyncBulkIndexer,
+        async_bulk_index,
+        async_replay_dead_letters,
+    )
     from sturdysearch._async.client import AsyncClient
     from sturdysearch._sync.api.indices import IndicesClient
 
@@ -51,10 +56,10 @@ def __getattr__(name: str) -> Any:
         from sturdysearch._async import client
 
         return client.AsyncClient
-    if name == "AsyncBulkIndexer":
+    if name in ("AsyncBulkIndexer", "async_bulk_index", "async_replay_dead_letters"):
         from sturdysearch._async import bulk
 
-        return bulk.AsyncBulkIndexer
+        return getattr(bulk, name)
     # The namespaces are imported on first use too (see ``_async/api/root.py``).
     if name == "AsyncIndicesClient":
         from sturdysearch._async.api import indices
@@ -95,6 +100,8 @@ __all__ = [
     "Timeouts",
     "WriteResult",
     "__version__",
+    "async_bulk_index",
+    "async_replay_dead_letters",
     "bulk_index",
     "replay_dead_letters",
 ]

@@ -36,6 +36,8 @@ PACKAGE_ALL = [
     "Timeouts",
     "WriteResult",
     "__version__",
+    "async_bulk_index",
+    "async_replay_dead_letters",
     "bulk_index",
     "replay_dead_letters",
 ]

@@ -208,6 +208,6 @@ def hint_peer_keywords(cls: C) -> C:
 def hint_constructor_keywords(cls: C) -> C:
     """Like :func:`hint_peer_keywords`, for ``__init__`` only: for classes whose methods run per
     document (the bulk indexers), where a wrapper frame would be paid millions of times."""
-    init = vars(cls)["__init__"]
+    init = cls.__init__  # type: ignore[misc]  # its own or inherited (the indexers share one)
     cls.__init__ = _wrap(init, cls.__name__)  # type: ignore[misc]
     return cls

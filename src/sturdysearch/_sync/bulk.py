@@ -29,34 +29,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sturdysearch._core.budget import BudgetConfig
-from sturdysearch._core.bulk.answer import decode_answer
-from sturdysearch._core.bulk.config import (
-    BULK_BUDGET,
-    MIB,
-    SERVER_MAX_CONTENT_LENGTH,
-    BulkConfig,
-    BulkStats,
-    ItemResult,
-    given_options,
-)
-from sturdysearch._core.bulk.deadletter import DeadLetter, encode_record, unserializable
-from sturdysearch._core.bulk.driving import (
-    ONE_ATTEMPT,
-    DeadLetterLog,
-    batch_event,
-    bulk_params,
-    bulk_path,
-    dead_letter_error,
-    item_results,
-    make_config,
-)
+from sturdysearch._core.bulk.config import BulkConfig, BulkStats
+from sturdysearch._core.bulk.deadletter import DeadLetter, unserializable
 from sturdysearch._core.bulk.encode import (
     LINE,
     action_line,
@@ -66,19 +45,21 @@ from sturdysearch._core.bulk.encode import (
     id_text,
     item_meta,
     source_line,
-    update_body,
 )
-from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch, BulkEngine
+from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch
+from sturdysearch._core.bulk.session import (
+    CarryOver,
+    action,
+    check_add_many,
+    delete_action,
+    raw_action,
+    replay_step,
+    update_action,
+)
 from sturdysearch._core.hints import hint_constructor_keywords
-from sturdysearch._core.observe import BatchScope
-from sturdysearch._core.request import RequestSpec
-from sturdysearch._io.deadletter import DeadLetterFile, default_path
-from sturdysearch.errors import (
-    ConfigError,
-    SerializationError,
-    SturdySearchError,
-    TransportError,
-)
+from sturdysearch._io.indexer import IndexerBase
+from sturdysearch._io.replay import open_replay
+from sturdysearch.errors import SerializationError, SturdySearchError, TransportError
 
 if TYPE_CHECKING:
     from sturdysearch._sync.client import Client
@@ -113,7 +94,7 @@ atexit.register(_close_forgotten)
 
 
 @hint_constructor_keywords
-class BulkIndexer:
+class BulkIndexer(IndexerBase["Client"]):
     """Streams actions to ``_bulk`` in batches from ``workers`` threads, retries what may
     succeed later, and writes what will not to a dead-letter file, so that every action ends
     either applied or dead-lettered, within ``delivery_timeout``.
@@ -127,7 +108,8 @@ class BulkIndexer:
     Hooks, called from the indexer's threads (keep them quick; an exception is logged and
     ignored): ``on_success(ItemResult)`` per applied action (costs a little per action: leave
     it unset for speed), ``on_failure(DeadLetter)`` per dead-lettered action, after it was
-    written, ``on_progress(BulkStats)`` after every request.
+    written, ``on_progress(BulkStats)`` after every request and after dead letters are
+    written (a request whose items were dead-lettered reports once, after them).
 
     ``refresh``, ``pipeline`` and ``params`` become query parameters of every request. The
     other options are the fields of :class:`BulkConfig` (batch size, workers, memory bound,
@@ -145,43 +127,7 @@ class BulkIndexer:
     ``if_seq_no``/``if_primary_term`` (via ``meta=``) where the order matters.
     """
 
-    def __init__(
-        self,
-        client: Client,
-        index: str | None = None,
-        *,
-        dead_letter: str | os.PathLike[str] | None = None,
-        refresh: bool | str | None = None,
-        pipeline: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        on_success: Callable[[ItemResult], None] | None = None,
-        on_failure: Callable[[DeadLetter], None] | None = None,
-        on_progress: Callable[[BulkStats], None] | None = None,
-        config: BulkConfig | None = None,
-        max_actions: int = 10_000,
-        max_bytes: int = 5 * MIB,
-        flush_interval: float = 1.0,
-        workers: int = 2,
-        max_pending_bytes: int | None = None,
-        delivery_timeout: float = 120.0,
-        request_timeout: float = 60.0,
-        max_attempts: int = 50,
-        backoff_base: float = 0.1,
-        backoff_cap: float = 10.0,
-        budget: BudgetConfig = BULK_BUDGET,
-        max_document_bytes: int = SERVER_MAX_CONTENT_LENGTH - MIB,
-    ) -> None:
-        options = given_options(locals())
-        self.config = make_config("BulkIndexer", config, options)
-        self.default_index = index
-        self._client = client
-        self._tracer = client.tracer
-        self._path = bulk_path(index)
-        self._params = bulk_params(self.config, refresh, pipeline, params)
-        self._on_success = on_success
-        self._on_failure = on_failure
-        self._on_progress = on_progress
-        self._engine = BulkEngine(self.config, collect_successes=on_success is not None)
+    def _start_driver(self) -> None:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)
@@ -190,15 +136,9 @@ class BulkIndexer:
         is being written (``RequestSpec.on_send``), see ``_send``."""
         self._woken = threading.local()
         """``flag``: whether the sender's current request called ``on_send``."""
-        self._dead_letters = DeadLetterFile(dead_letter or default_path(index))
-        self._dl_log = DeadLetterLog(self._dead_letters.path, self._tracer.dead_letter_log_interval)
-        self._dl_error: OSError | None = None
-        self._unwritten: list[bytes] = []
-        self._closed = False
         self._stopping = False
         """Set once adding must raise: closed, aborted, stopped by a fatal error, or the
         dead-letter file failed (one flag, so the hot path checks one attribute)."""
-        self._started = _monotonic()
         self._threads = [
             threading.Thread(target=self._send_loop, name=f"sturdysearch-bulk-{i}", daemon=True)
             for i in range(self.config.workers)
@@ -211,10 +151,6 @@ class BulkIndexer:
         _open_indexers.add(self)
 
     # -- public surface ----------------------------------------------------------------------
-
-    @property
-    def dead_letter_path(self) -> str:
-        return self._dead_letters.path
 
     @property
     def stats(self) -> BulkStats:
@@ -305,17 +241,16 @@ class BulkIndexer:
     ) -> None:
         """Create ``document`` under ``id``; if the id exists the action is dead-lettered
         (409). ``id=None`` lets the server generate one (data streams), not idempotent."""
-        try:
-            source = source_line(document)
-        except SerializationError as exc:
-            self._unserializable("create", item_meta(id, index, routing, meta), document, exc)
-            return
         if id is not None and index is None and routing is None and pipeline is None and not meta:
+            # The common case, without building a metadata dict (index() inlines more).
+            try:
+                source = source_line(document)
+            except SerializationError as exc:
+                self._unserializable("create", item_meta(id, None, None, None), document, exc)
+                return
             self._put(_CREATE_ID + _dumps(id_text(id)) + _END_META + source, True)
             return
-        extra = {"pipeline": pipeline, **(meta or {})}
-        action = action_line("create", item_meta(id, index, routing, extra))
-        self._put(action + source, id is not None)
+        self._add(action("create", document, id, index, routing, pipeline, meta))
 
     def update(
         self,
@@ -333,17 +268,20 @@ class BulkIndexer:
     ) -> None:
         """Partial update of document ``id`` with ``doc=`` (merged; idempotent) or ``script=``
         (not idempotent: lost requests dead-letter it as ``unknown``)."""
-        if id is None:
-            raise ValueError("update needs an id")
-        body = update_body(doc, script, upsert, doc_as_upsert, scripted_upsert)
-        extra = {"retry_on_conflict": retry_on_conflict, **(meta or {})}
-        metadata = item_meta(id, index, routing, extra)
-        try:
-            source = source_line(body)
-        except SerializationError as exc:
-            self._unserializable("update", metadata, body, exc)
-            return
-        self._put(action_line("update", metadata) + source, script is None)
+        self._add(
+            update_action(
+                id,
+                doc=doc,
+                script=script,
+                upsert=upsert,
+                doc_as_upsert=doc_as_upsert,
+                scripted_upsert=scripted_upsert,
+                retry_on_conflict=retry_on_conflict,
+                index=index,
+                routing=routing,
+                meta=meta,
+            )
+        )
 
     def delete(
         self,
@@ -354,9 +292,7 @@ class BulkIndexer:
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         """Delete document ``id`` (a missing document counts as success, ``not_found``)."""
-        if id is None:
-            raise ValueError("delete needs an id")
-        self._put(action_line("delete", item_meta(id, index, routing, meta)), True)
+        self._put(*delete_action(id, index, routing, meta))
 
     def add_many(
         self,
@@ -369,13 +305,10 @@ class BulkIndexer:
         order, with the same blocking and dead-lettering as :meth:`index`. ``id_field`` names
         the field holding each document's id (it stays in the document). Returns how many
         were added."""
-        if op not in ("index", "create"):
-            raise ValueError(f"add_many supports op='index' or op='create', not {op!r}")
+        check_add_many(op, id_field)
         add = self.index if op == "index" else self.create
         count = 0
         if id_field is None:
-            if op == "create":
-                raise ValueError("op='create' needs id_field=")
             for document in documents:
                 add(document, None)
                 count += 1
@@ -388,21 +321,7 @@ class BulkIndexer:
     def add_raw(self, op: str, meta: Mapping[str, Any], source: bytes | None) -> None:
         """Queue an action from parts already in JSON (``source`` is the document, or the update
         body, as JSON bytes; ``None`` for delete). Used by replay; checks the source."""
-        if op == "delete":
-            self._put(action_line("delete", meta), True)
-            return
-        if source is None:
-            raise ValueError(f"a {op} action needs a source")
-        try:
-            body = encode_source(source)
-        except SerializationError as exc:
-            self._unserializable(op, meta, source, exc)
-            return
-        if op == "update":
-            safe = b'"script"' not in body[:4096] or "script" not in orjson.loads(body)
-        else:
-            safe = "_id" in meta
-        self._put(action_line(op, meta) + body + b"\n", safe)
+        self._add(raw_action(op, meta, source))
 
     def flush(self) -> BulkStats:
         """Send what is buffered now and wait until every action added so far has its outcome.
@@ -410,9 +329,7 @@ class BulkIndexer:
         with self._cond:
             if self._engine.seal():
                 self._notify_all()
-            while self._engine.pending and self._dl_error is None:
-                if self._engine.finished and not self._engine.outbox:
-                    break
+            while not self._session.flushed():
                 self._cond.wait(1.0)
             stats = self._engine.stats()
         self._raise_if_stopped()
@@ -450,6 +367,12 @@ class BulkIndexer:
         self._write_dead(letters)
 
     # -- producer side -----------------------------------------------------------------------
+
+    def _add(self, encoded: tuple[bytes, bool] | DeadLetter) -> None:
+        if isinstance(encoded, DeadLetter):
+            self._reject(encoded)
+        else:
+            self._put(*encoded)
 
     def _put(self, line: bytes, safe: bool) -> None:
         """Hand one encoded action to the engine."""
@@ -496,53 +419,26 @@ class BulkIndexer:
             self._raise_if_stopped()
         finally:
             self._lock.acquire()
-        raise RuntimeError("this BulkIndexer is closed; create a new one")
+        raise self._session.closed_error()
 
     def _unserializable(
         self, op: str, meta: Mapping[str, Any], document: Any, exc: SerializationError
     ) -> None:
-        letter = unserializable(op, meta, document, exc)
+        self._reject(unserializable(op, meta, document, exc))
+
+    def _reject(self, letter: DeadLetter) -> None:
+        """Dead-letter ``letter`` without sending it (it cannot be)."""
         with self._cond:
             if self._closed:
-                raise RuntimeError("this BulkIndexer is closed; create a new one")
+                raise self._session.closed_error()
             self._engine.reject(letter)
             letters = self._engine.drain()
         self._write_dead(letters)
         self._raise_if_stopped()
 
-    def _carry_over(self, raw: bytes, why: str) -> None:
-        """Account for a dead-letter record that is not sent again: it goes to this indexer's
-        dead-letter file as it was, with ``why`` in front of its reason."""
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict):
-            record = {"reason": "", "document_repr": raw[:2000].decode("utf-8", "replace")}
-        action = record.get("action")
-        if not isinstance(action, dict) or len(action) != 1:
-            action = {}
-        document = record.get("document")
-        line = None
-        if action and next(iter(action)) == "delete":
-            line = _dumps(action) + b"\n"
-        elif action and isinstance(document, dict):
-            line = _dumps(action) + b"\n" + _dumps(document) + b"\n"
-        status, error_type, attempts = (
-            record.get("status"),
-            record.get("error_type"),
-            record.get("attempts"),
-        )
-        letter = DeadLetter(
-            line,
-            str(record.get("outcome") or "rejected"),
-            f"{why}; before: {record.get('reason') or ''}",
-            status=status if isinstance(status, int) else None,
-            error_type=error_type if isinstance(error_type, str) else None,
-            attempts=attempts if isinstance(attempts, int) else 0,
-            action=action if line is None else None,
-            document_repr=None if line is not None else str(record.get("document_repr")),
-        )
+    def _carry_over(self, letter: DeadLetter) -> None:
+        """Account for a dead-letter record that a replay does not send again: it goes to
+        this indexer's dead-letter file as ``session.carried_over`` rebuilt it."""
         with self._lock:
             if self._stopping:
                 self._refuse()
@@ -602,22 +498,10 @@ class BulkIndexer:
         from ``on_send``, once the connection is held and the request is about to be written;
         after that, waiting for the GIL costs nothing, as the server is busy with the request.
         """
+        session = self._session
         started = _monotonic()
-        scope = self._batch_scope(batch, started)
-        spec = RequestSpec(
-            "POST",
-            self._path,
-            params=self._params,
-            body=b"".join(batch.lines),
-            idempotent=batch.idempotent,
-            timeout=timeout,
-            long_running=True,
-            content_type="application/x-ndjson",
-            retry=ONE_ATTEMPT,
-            on_send=self._wake_producer,
-            decode=decode_answer,
-            parent=scope,
-        )
+        scope = session.batch_scope(batch, started)
+        spec = session.request(batch, timeout, scope, self._wake_producer)
         self._woken.flag = False
         body: Any = None
         failure: SturdySearchError | None = None
@@ -631,14 +515,11 @@ class BulkIndexer:
         with self._cond:
             now = _monotonic()
             engine = self._engine
-            if failure is None:
-                settlement = engine.settle_answer(batch, body, now, random.random())
-            else:
-                settlement = engine.settle_error(batch, failure, now, random.random())
+            settlement = session.settle(batch, body, failure, now, random.random())
             if engine.aborted is not None:
                 self._stopping = True
             letters = engine.drain()
-            stats = engine.stats() if self._on_progress is not None else None
+            stats = session.progress_stats()
             # The next batch, before anyone else can run (see above).
             following = engine.take(now)
             following_timeout = (
@@ -651,25 +532,11 @@ class BulkIndexer:
                 self._room.notify_all()
             # else the producer hears of the room when ``following`` is being written
         if letters:
-            self._write_dead(letters)
-        if scope is not None or self._tracer.active:
-            event = batch_event(batch, settlement, failure, now - started)
-            if scope is not None:
-                scope.ended(now, event)
-            self._tracer.emit("bulk.batch", **event)
-        if settlement.successes and self._on_success is not None:
-            for item in item_results(settlement, self.default_index):
-                self._hook(self._on_success, item)
-        if stats is not None:
-            self._hook(self._on_progress, stats)
+            self._write_dead(letters)  # its on_progress, after the letters, covers the request
+        else:
+            session.progress(stats)
+        session.batch_done(batch, settlement, failure, scope, started, now)
         return following, following_timeout
-
-    def _batch_scope(self, batch: Batch, now: float) -> BatchScope | None:
-        if not self._tracer.instruments:
-            return None
-        return self._tracer.batch_scope(
-            kind=batch.kind, actions=len(batch), nbytes=batch.nbytes, now=now
-        )
 
     def _wake_producer(self) -> None:
         """``on_send`` of every request: wake the producer (see ``_send``)."""
@@ -687,57 +554,26 @@ class BulkIndexer:
     def _write_dead(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return
-        at = time.time()
-        records = [encode_record(letter, index=self.default_index, at=at) for letter in letters]
-        failed = False
+        session = self._session
+        records = session.records(letters, time.time())
+        written = True
         try:
-            if self._dl_error is not None:
-                raise self._dl_error
+            if session.dl_error is not None:
+                raise session.dl_error
             self._dead_letters.write(records)
         except OSError as exc:
-            failed = True
+            written = False
             with self._cond:
-                if self._dl_error is None:
-                    self._dl_error = exc
-                    self._stopping = True
-                    logger.error(
-                        "cannot write the dead-letter file %s (%s): the BulkIndexer stops "
-                        "taking documents",
-                        self._dead_letters.path,
-                        exc,
-                    )
-                self._unwritten.extend(records)
+                session.write_failed(exc, records)
+                self._stopping = True
                 self._notify_all()
         stats = None
-        if not failed:
+        if written:
             with self._cond:
                 self._engine.dead_letters_written(len(letters))
-                if self._on_progress is not None:
-                    stats = self._engine.stats()
+                stats = session.progress_stats()
                 self._notify_all()
-        summary = self._dl_log.add(letters, _monotonic())
-        if summary is not None:
-            self._tracer.emit("bulk.dead_letter_summary", **summary)
-        if self._tracer.active:
-            outcomes: dict[str, int] = {}
-            for letter in letters:
-                outcomes[letter.outcome] = outcomes.get(letter.outcome, 0) + 1
-            self._tracer.emit(
-                "bulk.dead_letter", count=len(letters), outcomes=outcomes, written=not failed
-            )
-        if self._on_failure is not None:
-            for letter in letters:
-                self._hook(self._on_failure, letter)
-        if stats is not None:
-            self._hook(self._on_progress, stats)
-
-    def _hook(self, hook: Callable[[Any], None] | None, value: Any) -> None:
-        if hook is None:
-            return
-        try:
-            hook(value)
-        except Exception:
-            logger.exception("BulkIndexer hook %r failed", hook)
+        session.letters_done(letters, written, stats, _monotonic())
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -752,29 +588,17 @@ class BulkIndexer:
             self._dead_letters.close()
         except OSError as exc:
             with self._cond:
-                if self._dl_error is None:
-                    self._dl_error = exc
-        summary = self._dl_log.closing(_monotonic())
-        if summary is not None:
-            self._tracer.emit("bulk.dead_letter_summary", **summary)
-        if self._tracer.active:
-            stats = self.stats
-            self._tracer.emit(
-                "bulk.closed",
-                seconds=_monotonic() - self._started,
-                **{f.name: getattr(stats, f.name) for f in fields(BulkStats)},
-            )
+                if self._session.dl_error is None:
+                    self._session.dl_error = exc
+        self._session.closed(self.stats, _monotonic())
 
     def _raise_if_stopped(self, *, closing: bool = False) -> None:
-        if self._dl_error is not None:
-            with self._cond:
-                records = list(self._unwritten)
-            raise dead_letter_error(self._dead_letters.path, self._dl_error, records) from (
-                self._dl_error
-            )
-        fatal = self._engine.fatal
-        if fatal is not None:
-            raise fatal
+        if self._session.dl_error is None and self._engine.fatal is None:
+            return
+        with self._cond:
+            error = self._session.stop_error()
+        if error is not None:
+            raise error
 
 
 def bulk_index(
@@ -821,32 +645,18 @@ def replay_dead_letters(
     actions may already have been applied once) and records that cannot be sent (a document
     that could not be serialized) are copied to the new file unchanged in substance.
     ``config=`` is the :class:`BulkIndexer`'s. Returns its final stats."""
-    from sturdysearch._core.bulk.deadletter import BadRecord, decode_record
-
-    source_path = os.fspath(path)
-    if dead_letter is None:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        dead_letter = f"{source_path}.replay-{stamp}.jsonl"
-    if os.path.abspath(os.fspath(dead_letter)) == os.path.abspath(source_path):
-        raise ConfigError("the replay's dead-letter file must not be the file being replayed")
+    source_path, target, lines = open_replay(path, dead_letter)
     skip = frozenset(skip_outcomes)
     with (
-        open(source_path, "rb") as records,
+        lines,
         BulkIndexer(
-            client, None, dead_letter=dead_letter, config=config, on_progress=on_progress
+            client, None, dead_letter=target, config=config, on_progress=on_progress
         ) as bulk,
     ):
-        for number, raw in enumerate(records, 1):
-            if not raw.strip():
-                continue
-            try:
-                op, meta, document, record = decode_record(raw)
-            except BadRecord as exc:
-                bulk._carry_over(raw, f"line {number} of {source_path} cannot be replayed: {exc}")
-                continue
-            if record.get("outcome") in skip:
-                bulk._carry_over(raw, f"skipped: outcome {record.get('outcome')!r}")
-                continue
-            body = None if document is None else _dumps(document)
-            bulk.add_raw(op, meta, body)
+        for number, raw in enumerate(lines, 1):
+            step = replay_step(raw, number, source_path, skip)
+            if isinstance(step, CarryOver):
+                bulk._carry_over(step.letter)
+            elif step is not None:
+                bulk.add_raw(step.op, step.meta, step.source)
     return bulk.stats
