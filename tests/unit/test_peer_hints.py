@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from sturdysearch import AsyncClient, Client
+from sturdysearch._core.config import build_config
 from sturdysearch._core.hints import hint_peer_keywords
 from sturdysearch.errors import ConfigError, SerializationError
+from sturdysearch.tls import TLSConfig
 
 
 @pytest.fixture
@@ -94,3 +96,16 @@ def test_the_constructor_takes_a_timeouts_object() -> None:
         Client("http://127.0.0.1:9", timeouts=Timeouts(), read_timeout=3)
     with pytest.raises(ConfigError):
         Client("http://127.0.0.1:9", timeout=None)  # type: ignore[arg-type]
+
+
+def test_tls_settings_are_an_object_or_keywords() -> None:
+    pin = "ab" * 32
+    with Client("https://127.0.0.1:9", tls=TLSConfig(ssl_assert_fingerprint=pin)) as c:
+        assert c.config.tls.ssl_assert_fingerprint == pin
+    assert "tls" in inspect.signature(AsyncClient.__init__).parameters
+    with pytest.raises(ConfigError, match=r"give tls=TLSConfig\(\.\.\.\) or ca_certs=, not both"):
+        Client("https://127.0.0.1:9", tls=TLSConfig(), ca_certs="-----BEGIN CERTIFICATE-----")
+    with pytest.raises(ConfigError, match="dangerously_skip_tls_verify=, not both"):
+        Client("https://127.0.0.1:9", tls=TLSConfig(), dangerously_skip_tls_verify=True)
+    with pytest.raises(ConfigError, match="verify_certs=False is not accepted"):
+        build_config("https://127.0.0.1:9", tls=TLSConfig(), verify_certs=False)

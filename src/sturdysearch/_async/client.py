@@ -38,8 +38,9 @@ from sturdysearch._core.timeouts import (
     Timeouts,
     call_budget,
 )
-from sturdysearch.errors import ApiError, ConfigError, MalformedResponseError, SturdySearchError
+from sturdysearch.errors import ApiError, MalformedResponseError, SturdySearchError
 from sturdysearch.observability import Observability, install
+from sturdysearch.tls import TLSConfig
 
 logger = logging.getLogger("sturdysearch")
 T = TypeVar("T")
@@ -52,10 +53,11 @@ class AsyncClient(AsyncRootApi):
 
     ``Client(["https://es1:9200", "https://es2:9200"], api_key=..., ca_certs="http_ca.crt")``
 
-    Options (all keyword): ``basic_auth``, ``api_key``, ``bearer_auth``; ``ca_certs``,
-    ``ssl_assert_fingerprint``, ``client_cert``, ``client_key``, ``dangerously_skip_tls_verify``;
-    ``timeout`` (the per-call deadline, default 30 s), ``connect_timeout`` (2 s), ``read_timeout``
-    (10 s); ``connections_per_node`` (16), ``idle_timeout`` (30 s); ``headers``,
+    Options (all keyword): ``basic_auth``, ``api_key``, ``bearer_auth``; ``tls`` (a
+    :class:`~sturdysearch.tls.TLSConfig`) or its ``ca_certs``, ``ssl_assert_fingerprint``,
+    ``client_cert``, ``client_key``, ``dangerously_skip_tls_verify``; ``timeouts`` (a
+    :class:`Timeouts`) or ``timeout`` (the per-call deadline, default 30 s), ``connect_timeout``
+    (2 s), ``read_timeout`` (10 s); ``connections_per_node`` (16), ``idle_timeout`` (30 s); ``headers``,
     ``http_compress``, ``allow_credentials_over_http``; ``retry`` (a :class:`RetryPolicy`);
     ``retry_budget_ratio`` (0.1) and ``retry_budget_max_tokens`` (10); node health:
     ``probe_timeout`` (2 s), ``probe_backoff_base`` (0.5 s), ``probe_backoff_cap`` (60 s);
@@ -72,6 +74,7 @@ class AsyncClient(AsyncRootApi):
         basic_auth: str | Sequence[str] | None = None,
         api_key: str | Sequence[str] | None = None,
         bearer_auth: str | None = None,
+        tls: TLSConfig | None = None,
         ca_certs: str | None = None,
         ssl_assert_fingerprint: str | None = None,
         client_cert: str | None = None,
@@ -100,20 +103,9 @@ class AsyncClient(AsyncRootApi):
         observability: Observability | None = None,
     ) -> None:
         """``timeouts=Timeouts(connect=, read=, total=)`` or the three ``connect_timeout=``,
-        ``read_timeout=``, ``timeout=`` (the per-call deadline), not both."""
-        if timeouts is not None:
-            changed = [
-                name
-                for name, value, default in (
-                    ("timeout", timeout, DEFAULT_TOTAL),
-                    ("connect_timeout", connect_timeout, DEFAULT_CONNECT),
-                    ("read_timeout", read_timeout, DEFAULT_READ),
-                )
-                if value != default
-            ]
-            if changed:
-                raise ConfigError(f"give timeouts=Timeouts(...) or {', '.join(changed)}=, not both")
-            timeout, connect_timeout, read_timeout = timeouts.total, timeouts.connect, timeouts.read
+        ``read_timeout=``, ``timeout=`` (the per-call deadline), not both; likewise
+        ``tls=TLSConfig(...)`` or ``ca_certs=``, ``ssl_assert_fingerprint=``, ``client_cert=``,
+        ``client_key=``, ``dangerously_skip_tls_verify=``."""
         observability = observability or Observability()
         if isinstance(observability.opaque_id, str) and not any(
             name.lower() == "x-opaque-id" for name in headers or {}
@@ -125,6 +117,7 @@ class AsyncClient(AsyncRootApi):
             basic_auth=basic_auth,
             api_key=api_key,
             bearer_auth=bearer_auth,
+            tls=tls,
             ca_certs=ca_certs,
             ssl_assert_fingerprint=ssl_assert_fingerprint,
             client_cert=client_cert,
@@ -145,6 +138,7 @@ class AsyncClient(AsyncRootApi):
             sniff_on_node_failure=sniff_on_node_failure,
             sniff_timeout=sniff_timeout,
             hedge_after=hedge_after,
+            timeouts=timeouts,
             timeout=timeout,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,

@@ -7,9 +7,9 @@ here, with a message that says how to fix it, rather than on the first request i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sturdysearch._core.auth import Secret, authorization_header
 from sturdysearch._core.budget import BudgetConfig
@@ -105,12 +105,14 @@ def build_config(
     basic_auth: str | Sequence[str] | None = None,
     api_key: str | Sequence[str] | None = None,
     bearer_auth: str | None = None,
+    tls: TLSConfig | None = None,
     ca_certs: str | None = None,
     ssl_assert_fingerprint: str | None = None,
     client_cert: str | None = None,
     client_key: str | None = None,
     dangerously_skip_tls_verify: bool = False,
     verify_certs: bool | None = None,
+    timeouts: Timeouts | None = None,
     timeout: float = DEFAULT_TOTAL,
     connect_timeout: float = DEFAULT_CONNECT,
     read_timeout: float = DEFAULT_READ,
@@ -131,78 +133,40 @@ def build_config(
     hedge_after: float | None = None,
     **unknown: Any,
 ) -> ClientConfig:
-    """Validate the client's keyword options into a :class:`ClientConfig`."""
-    if unknown:
-        names = ", ".join(sorted(unknown))
-        hint = ""
-        if "request_timeout" in unknown:
-            hint = " (use timeout= for the per-call deadline, read_timeout= per socket read)"
-        elif "ssl_context" in unknown:
-            hint = " (use ca_certs=, ssl_assert_fingerprint=, client_cert=)"
-        raise ConfigError(f"unknown option(s): {names}{hint}")
-    if verify_certs is False:
-        raise ConfigError(
-            "verify_certs=False is not accepted: trust the cluster's CA with ca_certs=..., or pin "
-            "its certificate with ssl_assert_fingerprint=...; if you really must accept any "
-            "certificate, say so with dangerously_skip_tls_verify=True"
-        )
-    if hosts is None:
-        raise ConfigError("give the cluster's node URLs, e.g. Client(['https://localhost:9200'])")
-    host_list = [hosts] if isinstance(hosts, (str, NodeConfig)) else list(hosts)
-    if not host_list:
-        raise ConfigError("the list of nodes is empty")
-    nodes: list[NodeConfig] = []
-    url_user: tuple[str, str] | None = None
-    for item in host_list:
-        parsed = parse_node(item)
-        if parsed.username is not None:
-            pair = (parsed.username, parsed.password or "")
-            if url_user is not None and url_user != pair:
-                raise ConfigError("node URLs carry different credentials; use basic_auth= once")
-            url_user = pair
-        if parsed.node in nodes:
-            raise ConfigError(f"node {parsed.node.url} is listed twice")
-        nodes.append(parsed.node)
-    if url_user is not None:
-        if basic_auth is not None or api_key is not None or bearer_auth is not None:
-            raise ConfigError("credentials are given both in a node URL and as an option")
-        basic_auth = url_user
-    authorization = authorization_header(
-        basic_auth=basic_auth, api_key=api_key, bearer_auth=bearer_auth
+    """Validate the client's keyword options into a :class:`ClientConfig`, one concern per
+    helper below; each raises :class:`ConfigError` saying how to fix what it refuses."""
+    check_unknown(unknown)
+    nodes, url_user = parse_hosts(hosts)
+    authorization = check_credentials(
+        nodes,
+        url_user,
+        basic_auth=basic_auth,
+        api_key=api_key,
+        bearer_auth=bearer_auth,
+        allow_credentials_over_http=allow_credentials_over_http,
     )
-    if authorization is not None and not allow_credentials_over_http:
-        exposed = [n.url for n in nodes if not n.is_tls and not n.is_loopback]
-        if exposed:
-            raise ConfigError(
-                f"credentials would be sent in clear over http:// to {', '.join(exposed)}; use "
-                "https:// URLs, or pass allow_credentials_over_http=True if the network is "
-                "trusted (e.g. a sidecar)"
-            )
-    tls = TLSConfig(
-        ca_certs=ca_certs,
-        ssl_assert_fingerprint=ssl_assert_fingerprint,
-        client_cert=client_cert,
-        client_key=client_key,
-        dangerously_skip_tls_verify=dangerously_skip_tls_verify,
-    )
-    extra_headers: list[tuple[str, str]] = []
-    for name, value in (headers or {}).items():
-        if name.lower() == "authorization":
-            raise ConfigError("pass credentials with basic_auth=, api_key= or bearer_auth=")
-        if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
-            raise ConfigError(f"header {name!r} frames the request and is set by the client itself")
-        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
-            raise ConfigError(f"header {name!r} contains a line break")
-        # lower-case, so that they replace the built-in headers of the same name (accept,
-        # user-agent) instead of being sent beside them
-        extra_headers.append((name.lower(), value))
     return ClientConfig(
-        nodes=tuple(nodes),
-        timeouts=Timeouts(connect=connect_timeout, read=read_timeout, total=timeout),
-        tls=tls,
+        nodes=nodes,
+        timeouts=one_of(
+            "timeouts",
+            timeouts,
+            lambda: Timeouts(connect=connect_timeout, read=read_timeout, total=timeout),
+            timeout=(timeout, DEFAULT_TOTAL),
+            connect_timeout=(connect_timeout, DEFAULT_CONNECT),
+            read_timeout=(read_timeout, DEFAULT_READ),
+        ),
+        tls=tls_settings(
+            tls,
+            ca_certs=ca_certs,
+            ssl_assert_fingerprint=ssl_assert_fingerprint,
+            client_cert=client_cert,
+            client_key=client_key,
+            dangerously_skip_tls_verify=dangerously_skip_tls_verify,
+            verify_certs=verify_certs,
+        ),
         pool=PoolConfig(connections_per_node=connections_per_node, idle_timeout=idle_timeout),
         authorization=authorization,
-        headers=tuple(extra_headers),
+        headers=header_pairs(headers),
         http_compress=bool(http_compress),
         allow_credentials_over_http=allow_credentials_over_http,
         health=HealthConfig(
@@ -223,3 +187,137 @@ def build_config(
         ),
         hedge_after=None if hedge_after is None else check_seconds("hedge_after", hedge_after),
     )
+
+
+def check_unknown(unknown: Mapping[str, Any]) -> None:
+    """Options the client does not have (the typed constructor catches most of them first)."""
+    if not unknown:
+        return
+    names = ", ".join(sorted(unknown))
+    hint = ""
+    if "request_timeout" in unknown:
+        hint = " (use timeout= for the per-call deadline, read_timeout= per socket read)"
+    elif "ssl_context" in unknown:
+        hint = " (use ca_certs=, ssl_assert_fingerprint=, client_cert=)"
+    raise ConfigError(f"unknown option(s): {names}{hint}")
+
+
+T = TypeVar("T")
+
+
+def one_of(name: str, given: T | None, build: Callable[[], T], **keywords: tuple[Any, Any]) -> T:
+    """A settings object given as ``name=`` or built from its keywords, not both: ``keywords``
+    maps each keyword to ``(value, default)``; one that differs from its default next to the
+    object is a ``ConfigError`` naming both spellings."""
+    if given is None:
+        return build()
+    changed = [key for key, (value, default) in keywords.items() if value != default]
+    if changed:
+        spelled = ", ".join(f"{key}=" for key in changed)
+        raise ConfigError(f"give {name}={type(given).__name__}(...) or {spelled}, not both")
+    return given
+
+
+def parse_hosts(
+    hosts: str | Sequence[str | NodeConfig] | None,
+) -> tuple[tuple[NodeConfig, ...], tuple[str, str] | None]:
+    """The nodes, each once, and the credentials their URLs carry (the same in every URL)."""
+    if hosts is None:
+        raise ConfigError("give the cluster's node URLs, e.g. Client(['https://localhost:9200'])")
+    host_list = [hosts] if isinstance(hosts, (str, NodeConfig)) else list(hosts)
+    if not host_list:
+        raise ConfigError("the list of nodes is empty")
+    nodes: list[NodeConfig] = []
+    url_user: tuple[str, str] | None = None
+    for item in host_list:
+        parsed = parse_node(item)
+        if parsed.username is not None:
+            pair = (parsed.username, parsed.password or "")
+            if url_user is not None and url_user != pair:
+                raise ConfigError("node URLs carry different credentials; use basic_auth= once")
+            url_user = pair
+        if parsed.node in nodes:
+            raise ConfigError(f"node {parsed.node.url} is listed twice")
+        nodes.append(parsed.node)
+    return tuple(nodes), url_user
+
+
+def check_credentials(
+    nodes: Sequence[NodeConfig],
+    url_user: tuple[str, str] | None,
+    *,
+    basic_auth: str | Sequence[str] | None,
+    api_key: str | Sequence[str] | None,
+    bearer_auth: str | None,
+    allow_credentials_over_http: bool,
+) -> Secret | None:
+    """The ``Authorization`` header value, refusing credentials that would travel in clear to
+    a host that is not this machine."""
+    if url_user is not None:
+        if basic_auth is not None or api_key is not None or bearer_auth is not None:
+            raise ConfigError("credentials are given both in a node URL and as an option")
+        basic_auth = url_user
+    authorization = authorization_header(
+        basic_auth=basic_auth, api_key=api_key, bearer_auth=bearer_auth
+    )
+    if authorization is not None and not allow_credentials_over_http:
+        exposed = [n.url for n in nodes if not n.is_tls and not n.is_loopback]
+        if exposed:
+            raise ConfigError(
+                f"credentials would be sent in clear over http:// to {', '.join(exposed)}; use "
+                "https:// URLs, or pass allow_credentials_over_http=True if the network is "
+                "trusted (e.g. a sidecar)"
+            )
+    return authorization
+
+
+def tls_settings(
+    tls: TLSConfig | None,
+    *,
+    ca_certs: str | None,
+    ssl_assert_fingerprint: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    dangerously_skip_tls_verify: bool,
+    verify_certs: bool | None,
+) -> TLSConfig:
+    """``tls=TLSConfig(...)`` or the TLS keywords; ``verify_certs=False`` is refused with the
+    safe ways to say what the caller meant."""
+    if verify_certs is False:
+        raise ConfigError(
+            "verify_certs=False is not accepted: trust the cluster's CA with ca_certs=..., or pin "
+            "its certificate with ssl_assert_fingerprint=...; if you really must accept any "
+            "certificate, say so with dangerously_skip_tls_verify=True"
+        )
+    return one_of(
+        "tls",
+        tls,
+        lambda: TLSConfig(
+            ca_certs=ca_certs,
+            ssl_assert_fingerprint=ssl_assert_fingerprint,
+            client_cert=client_cert,
+            client_key=client_key,
+            dangerously_skip_tls_verify=dangerously_skip_tls_verify,
+        ),
+        ca_certs=(ca_certs, None),
+        ssl_assert_fingerprint=(ssl_assert_fingerprint, None),
+        client_cert=(client_cert, None),
+        client_key=(client_key, None),
+        dangerously_skip_tls_verify=(dangerously_skip_tls_verify, False),
+    )
+
+
+def header_pairs(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """The caller's extra headers, lower-cased (so that they replace the built-in ones of the
+    same name, ``accept`` or ``user-agent``, instead of being sent beside them), refusing
+    credentials, framing headers and line breaks."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in (headers or {}).items():
+        if name.lower() == "authorization":
+            raise ConfigError("pass credentials with basic_auth=, api_key= or bearer_auth=")
+        if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+            raise ConfigError(f"header {name!r} frames the request and is set by the client itself")
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            raise ConfigError(f"header {name!r} contains a line break")
+        pairs.append((name.lower(), value))
+    return tuple(pairs)
