@@ -106,6 +106,6 @@ def test_tls_settings_are_an_object_or_keywords() -> None:
     with pytest.raises(ConfigError, match=r"give tls=TLSConfig\(\.\.\.\) or ca_certs=, not both"):
         Client("https://127.0.0.1:9", tls=TLSConfig(), ca_certs="-----BEGIN CERTIFICATE-----")
     with pytest.raises(ConfigError, match="dangerously_skip_tls_verify=, not both"):
-        Client("https://127.0.0.1:9", tls=TLSConfig(), dangerously_skip_tls_verify=True)
+        Client("https://127.0.0.1:9", tls=TLSConfig(), dangerously_skip_tls_verify=True)  # noqa: SSP101 (refused)
     with pytest.raises(ConfigError, match="verify_certs=False is not accepted"):
         build_config("https://127.0.0.1:9", tls=TLSConfig(), verify_certs=False)
