@@ -28,7 +28,7 @@ from typing import Any
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import connect_timeout_error, violation_error
-from sturdysearch._core.timeouts import Deadline
+from sturdysearch._core.timeouts import Deadline, deadline_ends_wait, read_wait
 from sturdysearch.errors import (
     ConnectionError,
     DeadlineExceeded,
@@ -144,14 +144,13 @@ class _ResponseProtocol(asyncio.Protocol):
                 min(_SENDING_RECHECK, self.read_timeout, self.deadline_at - now), self.check_timers
             )
             return
-        quiet_until = self.last_data + self.read_timeout
-        if now >= quiet_until:
-            self.failure = _SILENT
+        wait = read_wait(now, self.deadline_at, self.last_data, self.read_timeout)
+        if wait <= 0:
+            ends = deadline_ends_wait(now, self.deadline_at, self.last_data, self.read_timeout)
+            self.failure = _DEADLINE if ends else _SILENT
             self._wake()
             return
-        self.timer = loop.call_later(
-            min(quiet_until, self.deadline_at) - now + 0.0005, self.check_timers
-        )
+        self.timer = loop.call_later(wait + 0.0005, self.check_timers)
 
     def _wake(self) -> None:
         waiter = self.waiter

@@ -113,3 +113,25 @@ class Deadline:
     def read_timeout(self, read: float, now: float) -> float:
         """Timeout for one socket read: the smaller of ``read`` and what is left."""
         return min(read, self.at - now)
+
+
+def read_wait(now: float, deadline_at: float, quiet_since: float, read_timeout: float) -> float:
+    """How long a connection may still wait for the next bytes of an answer: until the call's
+    deadline or until the server has been silent for ``read_timeout`` since ``quiet_since``
+    (the end of the send, or the last bytes received), whichever comes first. Zero or less:
+    the wait is over; :func:`deadline_ends_wait` says which limit ended it. Both drivers'
+    connections use it (the blocking one per ``recv``, the asyncio one per timer), so that
+    they cut an answer at the same moment for the same reason."""
+    remaining = deadline_at - now
+    quiet_left = read_timeout - (now - quiet_since)
+    return remaining if remaining <= quiet_left else quiet_left
+
+
+def deadline_ends_wait(
+    now: float, deadline_at: float, quiet_since: float, read_timeout: float
+) -> bool:
+    """Whether the call's deadline (not the read timeout) is what ends, or would end, the wait
+    of :func:`read_wait`: a deadline cut is the caller's time running out, a read timeout the
+    server's silence."""
+    remaining = deadline_at - now
+    return remaining <= 0 or remaining <= read_timeout - (now - quiet_since)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import connect_timeout_error, violation_error
-from sturdysearch._core.timeouts import Deadline
+from sturdysearch._core.timeouts import Deadline, deadline_ends_wait, read_wait
 from sturdysearch.errors import (
     ConnectionError,
     DeadlineExceeded,
@@ -112,9 +112,33 @@ class Connection:
         ``ReadTimeout``, ``DeadlineExceeded`` or ``MalformedResponseError``; after any of them
         the connection is unusable and the caller must close it.
         """
+        self._send(data, body, deadline)
+        parser = ResponseParser(head_request=head_request)
+        try:
+            self._receive(parser, deadline, read_timeout, hedge_at, on_hedge)
+        except ProtocolViolation as exc:
+            raise violation_error(exc, parser, self.node) from None
+        except (ssl.SSLError, OSError) as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            if isinstance(exc, ssl.SSLError) and is_tls_alert(exc):
+                # TLS 1.3 servers reject a missing/bad client certificate after the client's
+                # side of the handshake is done: the alert arrives on the first read.
+                raise describe_tls_failure(exc, self.node) from None
+            raise ConnectionError(
+                f"connection failed while reading the response: {exc}",
+                node=self.node,
+                request_sent=True,
+            ) from exc
+        head = parser.head
+        assert head is not None
+        return head, parser.body(), parser.reusable
+
+    def _send(self, data: bytes, body: bytes | None, deadline: Deadline) -> None:
+        """Write the request within the deadline (a server that stops reading cannot hold
+        the call past it)."""
         sock = self.sock
-        now = _monotonic()
-        remaining = deadline.at - now
+        remaining = deadline.at - _monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("the call's deadline passed before the request was sent")
         try:
@@ -140,74 +164,67 @@ class Connection:
             raise ConnectionError(
                 f"connection failed while sending: {exc}", node=self.node, request_sent=True
             ) from exc
-        parser = ResponseParser(head_request=head_request)
+
+    def _receive(
+        self,
+        parser: ResponseParser,
+        deadline: Deadline,
+        read_timeout: float,
+        hedge_at: float | None,
+        on_hedge: Callable[[], None] | None,
+    ) -> None:
+        """Feed ``parser`` until the answer is complete, each ``recv`` bounded by
+        ``read_wait`` (and by ``hedge_at``, when ``on_hedge`` is called once)."""
+        sock = self.sock
         recv = sock.recv
-        silent_since = _monotonic()
-        try:
-            while True:
+        at = deadline.at
+        quiet_since = _monotonic()
+        while True:
+            now = _monotonic()
+            limit = read_wait(now, at, quiet_since, read_timeout)
+            if limit <= 0:
+                raise self._cut(parser, now, at, quiet_since, read_timeout)
+            hedge_wait = False
+            if hedge_at is not None:
+                if hedge_at - now <= 0:
+                    hedge_at = None
+                    assert on_hedge is not None
+                    on_hedge()
+                    continue
+                if hedge_at - now < limit:
+                    limit = hedge_at - now
+                    hedge_wait = True
+            sock.settimeout(limit)
+            try:
+                chunk = recv(_RECV_SIZE)
+            except TimeoutError:
+                if hedge_wait:
+                    continue
                 now = _monotonic()
-                remaining = deadline.at - now
-                if remaining <= 0:
-                    raise DeadlineExceeded(
-                        "the call's deadline passed while reading the response",
-                        node=self.node,
-                        request_sent=True,
-                        unanswered=parser.received == 0,
-                    )
-                quiet_left = read_timeout - (now - silent_since)
-                limit = quiet_left if quiet_left < remaining else remaining
-                hedge_wait = False
-                if hedge_at is not None:
-                    if hedge_at - now <= 0:
-                        hedge_at = None
-                        assert on_hedge is not None
-                        on_hedge()
-                        continue
-                    if hedge_at - now < limit:
-                        limit = hedge_at - now
-                        hedge_wait = True
-                sock.settimeout(limit if limit > 0 else 0.000001)
-                try:
-                    chunk = recv(_RECV_SIZE)
-                except TimeoutError:
-                    if hedge_wait:
-                        continue
-                    if limit >= remaining:
-                        raise DeadlineExceeded(
-                            "the call's deadline passed while reading the response",
-                            node=self.node,
-                            request_sent=True,
-                            unanswered=parser.received == 0,
-                        ) from None
-                    what = "response head" if parser.head is None else "rest of the response"
-                    raise ReadTimeout(
-                        f"no data for {read_timeout:g} s while waiting for the {what}",
-                        node=self.node,
-                    ) from None
-                if not chunk:
-                    parser.feed_eof()
-                    break
-                silent_since = _monotonic()
-                parser.feed(chunk)
-                if parser.done:
-                    break
-        except ProtocolViolation as exc:
-            raise violation_error(exc, parser, self.node) from None
-        except (ssl.SSLError, OSError) as exc:
-            if isinstance(exc, TimeoutError):
-                raise
-            if isinstance(exc, ssl.SSLError) and is_tls_alert(exc):
-                # TLS 1.3 servers reject a missing/bad client certificate after the client's
-                # side of the handshake is done: the alert arrives on the first read.
-                raise describe_tls_failure(exc, self.node) from None
-            raise ConnectionError(
-                f"connection failed while reading the response: {exc}",
+                raise self._cut(parser, now, at, quiet_since, read_timeout) from None
+            if not chunk:
+                parser.feed_eof()
+                return
+            quiet_since = _monotonic()
+            parser.feed(chunk)
+            if parser.done:
+                return
+
+    def _cut(
+        self, parser: ResponseParser, now: float, at: float, quiet_since: float, read_timeout: float
+    ) -> DeadlineExceeded | ReadTimeout:
+        """Why the wait for the answer ended: the call's deadline, or the server's silence."""
+        if deadline_ends_wait(now, at, quiet_since, read_timeout):
+            return DeadlineExceeded(
+                "the call's deadline passed while reading the response",
                 node=self.node,
                 request_sent=True,
-            ) from exc
-        head = parser.head
-        assert head is not None
-        return head, parser.body(), parser.reusable
+                unanswered=parser.received == 0,
+            )
+        what = "response head" if parser.head is None else "rest of the response"
+        return ReadTimeout(
+            f"no data for {read_timeout:g} s while waiting for the {what}", node=self.node
+        )
 
 
 def open_connection(

@@ -181,3 +181,21 @@ def test_deadline_bounds_per_socket_timeouts() -> None:
 def test_deadline_values_are_finite() -> None:
     d = Deadline(0.0, DEFAULT_TOTAL)
     assert math.isfinite(d.at)
+
+
+def test_read_wait_is_the_nearer_of_the_deadline_and_the_read_timeout() -> None:
+    from sturdysearch._core.timeouts import deadline_ends_wait, read_wait
+
+    # 10 s read timeout, silent since t=0, deadline at t=30: at t=4 the silence ends first.
+    assert read_wait(4.0, 30.0, 0.0, 10.0) == 6.0
+    assert not deadline_ends_wait(4.0, 30.0, 0.0, 10.0)
+    # Deadline at t=5: it comes first.
+    assert read_wait(4.0, 5.0, 0.0, 10.0) == 1.0
+    assert deadline_ends_wait(4.0, 5.0, 0.0, 10.0)
+    # Over: silence for 10 s (deadline still ahead), then both over (the deadline is named).
+    assert read_wait(10.5, 30.0, 0.0, 10.0) < 0
+    assert not deadline_ends_wait(10.5, 30.0, 0.0, 10.0)
+    assert deadline_ends_wait(31.0, 30.0, 0.0, 10.0)
+    # New bytes restart the silence, never the deadline.
+    assert read_wait(12.0, 30.0, 11.0, 10.0) == 9.0
+    assert read_wait(29.0, 30.0, 28.5, 10.0) == 1.0
