@@ -3,6 +3,10 @@
 The accounting checks are the point of every test: the index holds exactly the documents that
 should be there (count, and no id that should not), the dead-letter file holds exactly the
 others, nothing twice, and ``added == succeeded + dead_lettered`` after ``close()``.
+
+The tests that take ``indexers`` run against both drivers in turn: the threaded
+``BulkIndexer`` and the asyncio ``AsyncBulkIndexer`` (on an ``AsyncClient``, driven through the
+blocking facade of ``conftest.py``), as the client's own integration tests do.
 """
 
 from __future__ import annotations
@@ -17,8 +21,19 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import Blocking, LoopThread
 
-from sturdysearch import BulkIndexer, BulkStats, Client, bulk_index, replay_dead_letters
+from sturdysearch import (
+    AsyncBulkIndexer,
+    AsyncClient,
+    BulkIndexer,
+    BulkStats,
+    Client,
+    bulk_index,
+    replay_dead_letters,
+)
+from sturdysearch._async.bulk import async_bulk_index, async_replay_dead_letters
+from sturdysearch._core.events import Tracer
 from sturdysearch.errors import DeadLetterError
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
@@ -83,6 +98,60 @@ def bulk_index_name(client: Client) -> Iterator[str]:
 @pytest.fixture
 def dlq(tmp_path: Path) -> Path:
     return tmp_path / "dlq.jsonl"
+
+
+class Indexers:
+    """Indexers of one driver, on a client of the same driver, with the same arguments:
+    ``indexers(index, **options)`` is a ``BulkIndexer``, or an ``AsyncBulkIndexer`` behind the
+    blocking facade; ``bulk_index`` and ``replay`` are the one-call helpers of that driver."""
+
+    def __init__(self, kind: str, node_url: str, loop_thread: LoopThread) -> None:
+        self.kind = kind
+        self._loop = loop_thread
+        if kind == "sync":
+            self._client: Any = Client([node_url])
+            self.tracer: Tracer = self._client.tracer
+        else:
+            self._client = loop_thread.run(_make_async_client(node_url))
+            self.tracer = self._client.tracer
+
+    def __call__(self, index: str | None, **options: Any) -> Any:
+        if self.kind == "sync":
+            return BulkIndexer(self._client, index, **options)
+        return Blocking(AsyncBulkIndexer(self._client, index, **options), self._loop)
+
+    def bulk_index(self, documents: Any, index: str, **options: Any) -> BulkStats:
+        if self.kind == "sync":
+            return bulk_index(self._client, documents, index, **options)
+        stats: BulkStats = self._loop.run(
+            async_bulk_index(self._client, documents, index, **options)
+        )
+        return stats
+
+    def replay(self, path: Path, **options: Any) -> BulkStats:
+        if self.kind == "sync":
+            return replay_dead_letters(self._client, path, **options)
+        stats: BulkStats = self._loop.run(async_replay_dead_letters(self._client, path, **options))
+        return stats
+
+    def close(self) -> None:
+        if self.kind == "sync":
+            self._client.close()
+        else:
+            self._loop.run(self._client.close())
+
+
+async def _make_async_client(url: str) -> AsyncClient:
+    return AsyncClient([url])
+
+
+@pytest.fixture(params=["sync", "async"])
+def indexers(
+    request: pytest.FixtureRequest, node_url: str, loop_thread: LoopThread
+) -> Iterator[Indexers]:
+    made = Indexers(request.param, node_url, loop_thread)
+    yield made
+    made.close()
 
 
 def test_twenty_thousand_logs_through_connection_resets(
@@ -181,7 +250,7 @@ def test_413_splits_the_batch_and_a_lone_action_is_too_large(
 
 
 def test_unserializable_documents_are_dead_lettered_and_the_stream_goes_on(
-    client: Client, bulk_index_name: str, dlq: Path
+    indexers: Indexers, bulk_index_name: str, dlq: Path
 ) -> None:
     cycle: dict[str, Any] = {"n": 3}
     cycle["me"] = cycle
@@ -193,7 +262,7 @@ def test_unserializable_documents_are_dead_lettered_and_the_stream_goes_on(
         {"n": 2**80},
         log_doc(5),
     ]
-    with BulkIndexer(client, bulk_index_name, dead_letter=dlq) as bulk:
+    with indexers(bulk_index_name, dead_letter=dlq) as bulk:
         for i, doc in enumerate(docs):
             bulk.index(doc, id=str(i))
     assert_accounted(bulk.stats)
@@ -205,12 +274,13 @@ def test_unserializable_documents_are_dead_lettered_and_the_stream_goes_on(
     assert "document['when']" in records[1]["reason"]
 
 
-def test_operations_and_their_results(client: Client, bulk_index_name: str, dlq: Path) -> None:
+def test_operations_and_their_results(
+    indexers: Indexers, client: Client, bulk_index_name: str, dlq: Path
+) -> None:
     successes: list[Any] = []
     failures: list[Any] = []
     progress: list[BulkStats] = []
-    with BulkIndexer(
-        client,
+    with indexers(
         bulk_index_name,
         dead_letter=dlq,
         on_success=successes.append,
@@ -219,7 +289,7 @@ def test_operations_and_their_results(client: Client, bulk_index_name: str, dlq:
     ) as bulk:
         bulk.create(log_doc(1), id="1")
         bulk.index(log_doc(2), id="2")
-    with BulkIndexer(client, bulk_index_name, dead_letter=dlq) as bulk:
+    with indexers(bulk_index_name, dead_letter=dlq) as bulk:
         bulk.create(log_doc(1), id="1")  # exists: 409
         bulk.update("2", doc={"level": "debug"})
         bulk.update("2", doc={"level": "debug"})  # same again: noop
@@ -341,11 +411,10 @@ def test_keyboard_interrupt_in_the_producer_still_delivers_what_was_added(
 
 
 def test_replay_sends_again_and_keeps_what_still_fails(
-    client: Client, bulk_index_name: str, tmp_path: Path
+    indexers: Indexers, client: Client, bulk_index_name: str, tmp_path: Path
 ) -> None:
     first = tmp_path / "first.jsonl"
-    stats = bulk_index(
-        client,
+    stats = indexers.bulk_index(
         (log_doc(i, bad=i % 4 == 0) for i in range(40)),
         bulk_index_name,
         id_field="n",
@@ -354,7 +423,7 @@ def test_replay_sends_again_and_keeps_what_still_fails(
     assert stats.dead_lettered == 10
     # Replayed unchanged, they fail again, into a new file; the old one is left alone.
     second = tmp_path / "second.jsonl"
-    again = replay_dead_letters(client, first, dead_letter=second)
+    again = indexers.replay(first, dead_letter=second)
     assert again.added == 10 and again.dead_lettered == 10
     assert len(read_dead_letters(first)) == 10
     assert sorted(dead_ids(read_dead_letters(second))) == sorted(dead_ids(read_dead_letters(first)))
@@ -363,18 +432,18 @@ def test_replay_sends_again_and_keeps_what_still_fails(
     mappings = {**MAPPINGS, "properties": {**MAPPINGS["properties"], "status": {"type": "keyword"}}}
     client.indices.create(index=bulk_index_name, mappings=mappings, settings=SETTINGS)
     third = tmp_path / "third.jsonl"
-    fixed = replay_dead_letters(client, second, dead_letter=third)
+    fixed = indexers.replay(second, dead_letter=third)
     assert fixed.succeeded == 10 and fixed.dead_lettered == 0 and not third.exists()
     assert_index_holds_exactly(
         client, bulk_index_name, set(dead_ids(read_dead_letters(first))), set()
     )
 
 
-def test_trace_events(client: Client, bulk_index_name: str, dlq: Path) -> None:
+def test_trace_events(indexers: Indexers, bulk_index_name: str, dlq: Path) -> None:
     events: list[Any] = []
-    unsubscribe = client.tracer.subscribe(events.append)
+    unsubscribe = indexers.tracer.subscribe(events.append)
     try:
-        with BulkIndexer(client, bulk_index_name, dead_letter=dlq, max_actions=5) as bulk:
+        with indexers(bulk_index_name, dead_letter=dlq, max_actions=5) as bulk:
             for i in range(10):
                 bulk.index(log_doc(i, bad=i == 4), id=str(i))
     finally:
