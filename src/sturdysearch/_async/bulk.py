@@ -82,7 +82,9 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
                 asyncio.create_task(self._send_loop(), name=f"sturdysearch-bulk-{i}")
                 for i in range(self.config.workers)
             ]
-            self._tasks.append(asyncio.create_task(self._timer_loop(), name="bulk-timer"))
+            self._tasks.append(
+                asyncio.create_task(self._timer_loop(), name="sturdysearch-bulk-timer")
+            )
         return self
 
     async def __aenter__(self) -> AsyncBulkIndexer:

@@ -234,30 +234,12 @@ class CallPlan:
     def failed(self, node: NodeConfig, exc: SturdySearchError, now: float, rand: float) -> float:
         """Record a failed attempt; return the delay before the next one, or raise the error
         the caller should see."""
-        eject = ejects(exc)
-        self._counts.attempts += 1
-        self._counts.attempts_failed += 1
-        with self._guard:
-            state = self._health.states.get(node)
-            if state is not None:
-                state.in_flight -= 1
-            if eject:
-                ejected = self._health.eject(node, now=now, rand=rand, reason=str(exc))
-                reason = type(exc).__name__
-            elif isinstance(exc, DeadlineExceeded) and exc.unanswered:
-                ejected = self._health.deadline_cut(node, now=now, rand=rand)
-                reason = "calls running out of time without an answer"
-            else:
-                ejected = False
-        self.ejected_last = ejected
-        if ejected:
-            self._counts.ejections += 1
-            self._tracer.emit("node.ejected", node=node.url, reason=reason)
+        self._judge_node(node, exc, now, rand)
         failure = failure_of(exc)
         spec = self.spec
-        remaining = self.deadline.at - now
         if failure is None:
             raise final_error(exc, idempotent=spec.idempotent, history=self.history)
+        remaining = self.deadline.at - now
         decision = self._retry.decide(
             failure,
             attempt=self.attempt,
@@ -266,19 +248,7 @@ class CallPlan:
             rand=rand,
         )
         if not decision.retry:
-            # A transport failure once time is up is reported as the deadline; the server's
-            # own answers (4xx/5xx) and TLS failures keep their type, so that handlers such as
-            # ``except NotFoundError`` still work.
-            if remaining <= 0 and not isinstance(exc, (DeadlineExceeded, ApiError, TLSError)):
-                self.history.append(exc)
-                timeout = DeadlineExceeded(
-                    f"the call's deadline of {self.deadline.budget:g} s passed after "
-                    f"{self.attempt} attempt(s); last error: {exc}",
-                    request_sent=failure.sent,
-                )
-                timeout.__cause__ = exc
-                raise final_error(timeout, idempotent=spec.idempotent, history=self.history)
-            raise final_error(exc, idempotent=spec.idempotent, history=self.history)
+            raise self._final(exc, remaining, sent=failure.sent)
         # Every retry is charged, also after a connection that failed before sending: during
         # an outage those are most of the traffic, and uncharged they would be unbounded.
         with self._guard:
@@ -302,6 +272,46 @@ class CallPlan:
             error=type(exc).__name__,
         )
         return decision.delay
+
+    def _judge_node(
+        self, node: NodeConfig, exc: SturdySearchError, now: float, rand: float
+    ) -> None:
+        """What a failed attempt says about its node: eject it on a transport failure or a
+        502/503/504, count an unanswered deadline cut towards ejecting it, else nothing."""
+        self._counts.attempts += 1
+        self._counts.attempts_failed += 1
+        with self._guard:
+            state = self._health.states.get(node)
+            if state is not None:
+                state.in_flight -= 1
+            if ejects(exc):
+                ejected = self._health.eject(node, now=now, rand=rand, reason=str(exc))
+                reason = type(exc).__name__
+            elif isinstance(exc, DeadlineExceeded) and exc.unanswered:
+                ejected = self._health.deadline_cut(node, now=now, rand=rand)
+                reason = "calls running out of time without an answer"
+            else:
+                ejected = False
+        self.ejected_last = ejected
+        if ejected:
+            self._counts.ejections += 1
+            self._tracer.emit("node.ejected", node=node.url, reason=reason)
+
+    def _final(self, exc: SturdySearchError, remaining: float, *, sent: bool) -> Exception:
+        """The error a call that is not retried raises. A transport failure once time is up is
+        reported as the deadline; the server's own answers (4xx/5xx) and TLS failures keep
+        their type, so that handlers such as ``except NotFoundError`` still work."""
+        idempotent = self.spec.idempotent
+        if remaining > 0 or isinstance(exc, (DeadlineExceeded, ApiError, TLSError)):
+            return final_error(exc, idempotent=idempotent, history=self.history)
+        self.history.append(exc)
+        timeout = DeadlineExceeded(
+            f"the call's deadline of {self.deadline.budget:g} s passed after "
+            f"{self.attempt} attempt(s); last error: {exc}",
+            request_sent=sent,
+        )
+        timeout.__cause__ = exc
+        return final_error(timeout, idempotent=idempotent, history=self.history)
 
     def requeue(self, node: NodeConfig) -> None:
         """The attempt on ``node`` never started: the node was ejected while the call waited
