@@ -595,10 +595,41 @@ class BulkEngine:
                 self.fatal = exc
                 settlement.dead_lettered += self.abort(f"the indexer stopped: {reason}")
             return settlement
+        retry = self._resendable(states, verdict == "lost", status, error_type, reason, settlement)
+        if status == 429:
+            self._decrease_limit(batch)
+        # Every resend is charged, also after NoLiveNodesError and refused connections: in an
+        # outage those are all there is, and uncharged they would never meet the budget.
+        if retry:
+            settlement.delay, settlement.retried, dead = self._schedule(
+                retry, now, rand, _retry_after(exc)
+            )
+            settlement.dead_lettered += dead
+            if status is None:
+                # No answer at all (lost, refused, no live node): hold every sender until
+                # the retry, then send one request at a time until answers come back (the
+                # limit grows by one per clean answer), as TCP restarts from one segment
+                # after a retransmission timeout.
+                self._hold_until = max(self._hold_until, now + settlement.delay)
+                self.limit = 1
+        return settlement
+
+    def _resendable(
+        self,
+        states: list[Item],
+        lost: bool,
+        status: int | None,
+        error_type: str | None,
+        reason: str,
+        settlement: Settlement,
+    ) -> list[Item]:
+        """The actions of a failed request that may be sent again. After a lost request (it
+        may have reached the server) an action that is not safe to apply twice is
+        dead-lettered as ``unknown`` instead."""
         retry: list[Item] = []
         for item in states:
             item.failed(status, error_type, reason)
-            if verdict == "lost":
+            if lost:
                 item.attempts += 1
                 item.lost = True
                 if not item.safe:
@@ -617,30 +648,7 @@ class BulkEngine:
                     settlement.dead_lettered += 1
                     continue
             retry.append(item)
-        if status == 429:
-            self._decrease_limit(batch)
-        if isinstance(exc, ApiError):
-            retry_after = exc.retry_after
-        elif isinstance(exc, NoLiveNodesError):
-            # Nothing can be sent before the next probe of the client's shared schedule.
-            retry_after = exc.next_probe_in
-        else:
-            retry_after = None
-        # Every resend is charged, also after NoLiveNodesError and refused connections: in an
-        # outage those are all there is, and uncharged they would never meet the budget.
-        if retry:
-            settlement.delay, settlement.retried, dead = self._schedule(
-                retry, now, rand, retry_after
-            )
-            settlement.dead_lettered += dead
-            if status is None:
-                # No answer at all (lost, refused, no live node): hold every sender until
-                # the retry, then send one request at a time until answers come back (the
-                # limit grows by one per clean answer), as TCP restarts from one segment
-                # after a retransmission timeout.
-                self._hold_until = max(self._hold_until, now + settlement.delay)
-                self.limit = 1
-        return settlement
+        return retry
 
     def _split(
         self, batch: Batch, states: list[Item], now: float, settlement: Settlement, reason: str
@@ -750,3 +758,13 @@ class BulkEngine:
             self._give_up(item, reason)
             count += 1
         return count
+
+
+def _retry_after(exc: SturdySearchError | None) -> float | None:
+    """How long the failure itself says to wait: the server's ``Retry-After``, or the time to
+    the next probe of the client's shared schedule when no node is live."""
+    if isinstance(exc, ApiError):
+        return exc.retry_after
+    if isinstance(exc, NoLiveNodesError):
+        return exc.next_probe_in
+    return None
