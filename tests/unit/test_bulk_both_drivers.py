@@ -272,3 +272,16 @@ def test_the_one_call_loaders(kind: str, tmp_path: Path) -> None:
 
     stats = run_clean(main)
     assert (stats.added, stats.succeeded, stats.pending) == (25, 25, 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_timer_has_the_same_name_in_both(kind: str, tmp_path: Path) -> None:
+    """What a thread dump or ``asyncio.all_tasks()`` shows of an indexer."""
+
+    async def scenario(side: Side, client: FakeClient) -> list[str]:
+        if kind == "sync":
+            return [t.name for t in side.bulk._threads]
+        return [t.get_name() for t in side.bulk._tasks]
+
+    names, _ = run(kind, scenario, dead_letter=tmp_path / "d.jsonl", workers=2)
+    assert names == ["sturdysearch-bulk-0", "sturdysearch-bulk-1", "sturdysearch-bulk-timer"]
