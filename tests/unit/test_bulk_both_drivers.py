@@ -285,3 +285,11 @@ def test_the_timer_has_the_same_name_in_both(kind: str, tmp_path: Path) -> None:
 
     names, _ = run(kind, scenario, dead_letter=tmp_path / "d.jsonl", workers=2)
     assert names == ["sturdysearch-bulk-0", "sturdysearch-bulk-1", "sturdysearch-bulk-timer"]
+
+
+def test_help_shows_each_indexers_client_and_every_option() -> None:
+    sync, asyncio_ = inspect.signature(BulkIndexer), inspect.signature(AsyncBulkIndexer)
+    assert sync.parameters["client"].annotation == "Client"
+    assert asyncio_.parameters["client"].annotation == "AsyncClient"
+    assert list(sync.parameters) == list(asyncio_.parameters)
+    assert {"max_actions", "workers", "delivery_timeout", "dead_letter"} <= set(sync.parameters)

@@ -40,7 +40,7 @@ from sturdysearch._core.bulk.session import (
     update_action,
 )
 from sturdysearch._core.hints import hint_constructor_keywords
-from sturdysearch._io.indexer import IndexerBase
+from sturdysearch._io.indexer import IndexerBase, show_client_type
 from sturdysearch._io.replay import open_replay
 from sturdysearch.errors import SturdySearchError, TransportError
 
@@ -400,6 +400,9 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         error = self._session.stop_error()
         if error is not None:
             raise error
+
+
+show_client_type(AsyncBulkIndexer, "AsyncClient")
 
 
 async def async_bulk_index(

@@ -9,6 +9,7 @@ Each driver then adds its own waiting machinery in ``_start_driver``.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -99,3 +100,15 @@ class IndexerBase(Generic[ClientT]):
     @property
     def dead_letter_path(self) -> str:
         return self._dead_letters.path
+
+
+def show_client_type(cls: type, client_type: str) -> None:
+    """Make ``help(cls)`` and editors show ``client: <client_type>`` rather than the base's
+    type variable (``mypy`` already resolves it from ``IndexerBase[...]``)."""
+    init = cls.__init__  # type: ignore[misc]
+    signature = inspect.signature(init)
+    parameters = [
+        p.replace(annotation=client_type) if p.name == "client" else p
+        for p in signature.parameters.values()
+    ]
+    init.__signature__ = signature.replace(parameters=parameters)

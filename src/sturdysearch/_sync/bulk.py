@@ -57,7 +57,7 @@ from sturdysearch._core.bulk.session import (
     update_action,
 )
 from sturdysearch._core.hints import hint_constructor_keywords
-from sturdysearch._io.indexer import IndexerBase
+from sturdysearch._io.indexer import IndexerBase, show_client_type
 from sturdysearch._io.replay import open_replay
 from sturdysearch.errors import SerializationError, SturdySearchError, TransportError
 
@@ -599,6 +599,9 @@ class BulkIndexer(IndexerBase["Client"]):
             error = self._session.stop_error()
         if error is not None:
             raise error
+
+
+show_client_type(BulkIndexer, "Client")
 
 
 def bulk_index(
