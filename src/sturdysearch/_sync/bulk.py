@@ -7,9 +7,11 @@
             bulk.index(doc, id=doc["id"])
     bulk.stats   # added == succeeded + dead_lettered
 
-Every decision is made by :class:`~sturdysearch._core.bulk.engine.BulkEngine`; this module
-encodes documents in the caller's thread, runs ``workers`` sender threads and one timer thread,
-writes the dead-letter file and calls the hooks. All engine calls happen under one condition
+Every decision is made by :class:`~sturdysearch._core.bulk.engine.BulkEngine`, and what both
+indexers do around it (requests, events, hooks, dead-letter records, stop conditions) by
+:class:`~sturdysearch._core.bulk.session.BulkSession`; this module encodes documents in the
+caller's thread (the common case of ``index`` inlined), runs ``workers`` sender threads and one
+timer thread, and writes the dead-letter file. All engine calls happen under one condition
 variable; sockets, file writes and hooks run outside it.
 
 Who retries what. The indexer owns every retry of a bulk request: each request is sent with a
