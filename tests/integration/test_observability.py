@@ -200,11 +200,13 @@ def _bulk_docs(n: int) -> list[dict[str, Any]]:
     return docs
 
 
-def _check_bulk_spans(otel: Otel, n: int) -> None:
+def _check_bulk_spans(otel: Otel, n: int, parent: Any) -> None:
     batches = otel.calls("bulk.batch")
     assert batches, "no bulk.batch span"
     totals = {"succeeded": 0, "dead_lettered": 0}
     for batch in batches:
+        # The span current where the indexer was created (blocking) or started (async).
+        assert batch.parent is not None and batch.parent.span_id == parent.context.span_id
         attrs: dict[str, Any] = dict(batch.attributes or {})
         totals["succeeded"] += int(attrs.get("sturdysearch.bulk.succeeded", 0))
         totals["dead_lettered"] += int(attrs.get("sturdysearch.bulk.dead_lettered", 0))
@@ -227,11 +229,13 @@ def typed_index(client: Client, index_name: str) -> str:
 def test_bulk_batch_spans_blocking(
     node_url: str, typed_index: str, otel: Otel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    tracer = otel.tracer_provider.get_tracer("load-job")
     with Client([node_url], observability=otel.observability()) as c:
         with caplog.at_level(logging.WARNING, logger="sturdysearch"):
-            with BulkIndexer(c, index=typed_index, dead_letter=tmp_path / "dl.ndjson") as bulk:
-                bulk.add_many(_bulk_docs(50), id_field="id")
-    _check_bulk_spans(otel, 50)
+            with tracer.start_as_current_span("load") as load:
+                with BulkIndexer(c, index=typed_index, dead_letter=tmp_path / "dl.ndjson") as bulk:
+                    bulk.add_many(_bulk_docs(50), id_field="id")
+    _check_bulk_spans(otel, 50, load)
     summaries = [r for r in caplog.records if r.name == "sturdysearch.bulk"]
     assert summaries, "a load that dead-letters must say so"
     closing = [r for r in summaries if r.sturdysearch_event.fields["closing"]]  # type: ignore[attr-defined]
@@ -246,15 +250,19 @@ def test_bulk_batch_spans_async(
 ) -> None:
     from sturdysearch import AsyncClient
 
-    async def run() -> None:
-        async with AsyncClient([node_url], observability=otel.observability()) as c:
-            async with AsyncBulkIndexer(
-                c, index=typed_index, dead_letter=tmp_path / "dl.ndjson"
-            ) as bulk:
-                await bulk.add_many(_bulk_docs(50), id_field="id")
+    tracer = otel.tracer_provider.get_tracer("load-job")
 
-    loop_thread.run(run())
-    _check_bulk_spans(otel, 50)
+    async def run() -> Any:
+        async with AsyncClient([node_url], observability=otel.observability()) as c:
+            with tracer.start_as_current_span("load") as load:
+                async with AsyncBulkIndexer(
+                    c, index=typed_index, dead_letter=tmp_path / "dl.ndjson"
+                ) as bulk:
+                    await bulk.add_many(_bulk_docs(50), id_field="id")
+        return load
+
+    load = loop_thread.run(run())
+    _check_bulk_spans(otel, 50, load)
 
 
 def test_no_provider_builds_nothing(node_url: str) -> None:

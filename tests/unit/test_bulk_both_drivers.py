@@ -7,6 +7,7 @@ block in the test's thread, which is all the loop runs)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -293,3 +294,31 @@ def test_help_shows_each_indexers_client_and_every_option() -> None:
     assert asyncio_.parameters["client"].annotation == "AsyncClient"
     assert list(sync.parameters) == list(asyncio_.parameters)
     assert {"max_actions", "workers", "delivery_timeout", "dead_letter"} <= set(sync.parameters)
+
+
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="none")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_requests_run_in_the_context_the_indexer_was_made_in(kind: str, tmp_path: Path) -> None:
+    """A trace span (any context variable) current where the indexer was created is current
+    in its senders too, threads as tasks: batch spans get the caller's span as parent."""
+    seen: list[str] = []
+
+    async def scenario(side: Side, client: FakeClient) -> None:
+        perform = client.perform
+
+        def recording(spec: RequestSpec) -> Any:
+            seen.append(CALLER.get())
+            return perform(spec)
+
+        client.perform = recording  # type: ignore[method-assign]
+        await side.index({"n": 1}, id="1")
+        await side.flush()
+
+    token = CALLER.set("load-job")
+    try:
+        run(kind, scenario, dead_letter=tmp_path / "d.jsonl")
+    finally:
+        CALLER.reset(token)
+    assert seen and set(seen) == {"load-job"}

@@ -24,6 +24,7 @@ counts every resend.
 from __future__ import annotations
 
 import atexit
+import contextvars
 import logging
 import os
 import random
@@ -141,12 +142,26 @@ class BulkIndexer(IndexerBase["Client"]):
         self._stopping = False
         """Set once adding must raise: closed, aborted, stopped by a fatal error, or the
         dead-letter file failed (one flag, so the hot path checks one attribute)."""
+        # The threads run in (a copy each of) the context the indexer was created in, as the
+        # asyncio indexer's tasks do: a trace span current then is the parent of every batch
+        # span, instead of each batch starting a trace of its own.
+        context = contextvars.copy_context()
         self._threads = [
-            threading.Thread(target=self._send_loop, name=f"sturdysearch-bulk-{i}", daemon=True)
+            threading.Thread(
+                target=context.copy().run,
+                args=(self._send_loop,),
+                name=f"sturdysearch-bulk-{i}",
+                daemon=True,
+            )
             for i in range(self.config.workers)
         ]
         self._threads.append(
-            threading.Thread(target=self._timer_loop, name="sturdysearch-bulk-timer", daemon=True)
+            threading.Thread(
+                target=context.copy().run,
+                args=(self._timer_loop,),
+                name="sturdysearch-bulk-timer",
+                daemon=True,
+            )
         )
         for thread in self._threads:
             thread.start()
