@@ -61,13 +61,8 @@ class AsyncNodePool(PoolBooks[AsyncConnection]):
             self._forget_after_fork()
         if self._closed:
             raise TransportError("the client is closed", node=self.node.url)
-        idle = self._idle
-        while idle:
-            conn = idle.pop()
-            if self._stale(conn, _monotonic()):
-                conn.abort()
-                self._open -= 1
-                continue
+        conn = self._usable_idle(_monotonic()) if self._idle else None
+        if conn is not None:
             return conn
         if self._open < self._config.connections_per_node:
             self._open += 1
@@ -76,6 +71,9 @@ class AsyncNodePool(PoolBooks[AsyncConnection]):
         if handed is not None:
             return handed
         return await self._connect(deadline)  # a slot was handed over: open a connection
+
+    def _discard(self, conn: AsyncConnection) -> None:
+        conn.abort()
 
     async def _connect(self, deadline: Deadline) -> AsyncConnection:
         """Open a connection in a slot already counted in ``_open``."""

@@ -79,3 +79,20 @@ class PoolBooks(Generic[C]):
         and load balancers drop idle connections silently; reusing one costs a failed
         attempt)."""
         return now - conn.idle_since > self._config.idle_timeout or conn.is_dropped()
+
+    def _usable_idle(self, now: float) -> C | None:
+        """The newest idle connection that is still usable, or ``None``; the stale ones met on
+        the way are discarded (``_discard``) and leave the bound."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not self._stale(conn, now):
+                return conn
+            self._discard(conn)
+            self._open -= 1
+        return None
+
+    def _discard(self, conn: C) -> None:
+        """Drop a connection without using it again (the blocking pool closes it, the asyncio
+        one aborts its transport)."""
+        raise NotImplementedError

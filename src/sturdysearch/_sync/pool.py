@@ -77,12 +77,8 @@ class NodePool(PoolBooks[Connection]):
         with self._lock:
             if self._closed:
                 raise TransportError("the client is closed", node=self.node.url)
-            while self._idle:
-                conn = self._idle.pop()
-                if self._stale(conn, _monotonic()):
-                    conn.close()
-                    self._open -= 1
-                    continue
+            conn = self._usable_idle(_monotonic()) if self._idle else None
+            if conn is not None:
                 return conn
             if self._open < self._config.connections_per_node:
                 self._open += 1
@@ -116,6 +112,9 @@ class NodePool(PoolBooks[Connection]):
             f"{self._config.connections_per_node} pooled connections",
             node=self.node.url,
         )
+
+    def _discard(self, conn: Connection) -> None:
+        conn.close()
 
     def _connect(self, deadline: Deadline) -> Connection:
         """Open a connection in a slot already counted in ``_open``."""
