@@ -31,7 +31,6 @@ def client() -> Any:
         ({"verify_certs": False}, "dangerously_skip_tls_verify=True"),
         ({"request_timeout": 5}, "timeout="),
         ({"maxsize": 3}, "connections_per_node="),
-        ({"cloud_id": "x:y"}, "https:// URL"),
     ],
 )
 def test_constructor_names_the_replacement(options: dict[str, Any], replacement: str) -> None:

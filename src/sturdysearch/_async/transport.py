@@ -302,7 +302,7 @@ class AsyncTransport(TransportBase):
         if budget <= 0:
             return "no time left for a probe"
         try:
-            response = await self._attempt(probe_exchange(now, budget), node)
+            response = await self._attempt(probe_exchange(now, budget, self.signer), node)
         except DeadlineExceeded:
             return f"no answer within {budget:.3g} s"
         except SturdySearchError as exc:

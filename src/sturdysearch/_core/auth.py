@@ -3,6 +3,10 @@
 The only place a secret exists in clear is the ``Authorization`` header bytes handed to the
 socket. :class:`Secret` wraps the header value so that printing a config, a client or a
 traceback's locals shows ``<redacted>``.
+
+:class:`Auth` is what the transport knows of a credential: a fixed ``Authorization`` value
+(basic, API key, bearer and service tokens), or a signer that computes headers from each
+attempt's exact bytes (AWS SigV4). The user-facing types live in :mod:`sturdysearch.auth`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,41 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("credentials are not picklable, so they cannot leak through pickles")
+
+
+class Auth:
+    """One way of authenticating: the base of the types in :mod:`sturdysearch.auth`.
+
+    A scheme with a fixed header returns it from :meth:`authorization`; a signing scheme sets
+    ``signs`` and computes its headers per attempt in :meth:`sign`, which the transport calls
+    once it holds a connection, right before the request is written (so a retry is signed
+    anew, and what is signed is what goes on the wire: the encoded target, the body after
+    compression)."""
+
+    __slots__ = ()
+
+    signs: bool = False
+    """Whether :meth:`sign` must be called for every attempt."""
+
+    def authorization(self) -> Secret | None:
+        """The fixed ``Authorization`` header value, if the scheme has one."""
+        return None
+
+    def sign(
+        self, method: str, host: str, target: str, body: bytes | None
+    ) -> list[tuple[str, str]]:
+        """Headers (lower-case names) that authenticate this exact request."""
+        return []
+
+    @property
+    def scheme(self) -> str:
+        """A short name for logs and ``doctor``: ``basic``, ``api_key``, ``sigv4``..."""
+        return type(self).__name__
+
+
+def check_secret_text(name: str, value: str) -> None:
+    """Refuse a credential with a line break (it would inject a header), never echoing it."""
+    _check_secret_text(name, value)
 
 
 def _check_secret_text(name: str, value: str) -> None:

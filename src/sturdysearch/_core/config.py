@@ -6,12 +6,13 @@ here, with a message that says how to fix it, rather than on the first request i
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sturdysearch._core.auth import Secret, authorization_header
+from sturdysearch._core.auth import Auth, Secret
 from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.health import HealthConfig
 from sturdysearch._core.nodes import NodeConfig, parse_node
@@ -22,6 +23,7 @@ from sturdysearch._core.timeouts import (
     Timeouts,
     check_seconds,
 )
+from sturdysearch.auth import from_options
 from sturdysearch.errors import ConfigError
 from sturdysearch.tls import TLSConfig
 
@@ -80,7 +82,8 @@ class ClientConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     tls: TLSConfig = field(default_factory=TLSConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
-    authorization: Secret | None = None
+    auth: Auth | None = None
+    """How the client authenticates (``sturdysearch.auth``); ``None``: anonymously."""
     headers: tuple[tuple[str, str], ...] = ()
     http_compress: bool = False
     allow_credentials_over_http: bool = False
@@ -91,20 +94,26 @@ class ClientConfig:
     """Seconds after which an unanswered idempotent call is also sent to another node (never
     a ``long_running`` one: bulk requests and waits for tasks are slow by nature)."""
 
+    @property
+    def authorization(self) -> Secret | None:
+        """The fixed ``Authorization`` value of a non-signing scheme."""
+        return None if self.auth is None else self.auth.authorization()
+
     def __repr__(self) -> str:
-        auth = "<redacted>" if self.authorization else None
         return (
             f"ClientConfig(nodes={[n.url for n in self.nodes]}, timeouts={self.timeouts}, "
-            f"pool={self.pool}, authorization={auth}, http_compress={self.http_compress})"
+            f"pool={self.pool}, auth={self.auth!r}, http_compress={self.http_compress})"
         )
 
 
 def build_config(
     hosts: str | Sequence[str | NodeConfig] | None,
     *,
+    auth: Auth | None = None,
     basic_auth: str | Sequence[str] | None = None,
     api_key: str | Sequence[str] | None = None,
     bearer_auth: str | None = None,
+    cloud_id: str | None = None,
     tls: TLSConfig | None = None,
     ca_certs: str | None = None,
     ssl_assert_fingerprint: str | None = None,
@@ -136,10 +145,15 @@ def build_config(
     """Validate the client's keyword options into a :class:`ClientConfig`, one concern per
     helper below; each raises :class:`ConfigError` saying how to fix what it refuses."""
     check_unknown(unknown)
+    if cloud_id is not None:
+        if hosts is not None:
+            raise ConfigError("give the node URLs or cloud_id=, not both")
+        hosts = [cloud_id_url(cloud_id)]
     nodes, url_user = parse_hosts(hosts)
-    authorization = check_credentials(
+    chosen = check_credentials(
         nodes,
         url_user,
+        auth=auth,
         basic_auth=basic_auth,
         api_key=api_key,
         bearer_auth=bearer_auth,
@@ -165,7 +179,7 @@ def build_config(
             verify_certs=verify_certs,
         ),
         pool=PoolConfig(connections_per_node=connections_per_node, idle_timeout=idle_timeout),
-        authorization=authorization,
+        auth=chosen,
         headers=header_pairs(headers),
         http_compress=bool(http_compress),
         allow_credentials_over_http=allow_credentials_over_http,
@@ -246,21 +260,22 @@ def check_credentials(
     nodes: Sequence[NodeConfig],
     url_user: tuple[str, str] | None,
     *,
+    auth: Auth | None = None,
     basic_auth: str | Sequence[str] | None,
     api_key: str | Sequence[str] | None,
     bearer_auth: str | None,
     allow_credentials_over_http: bool,
-) -> Secret | None:
-    """The ``Authorization`` header value, refusing credentials that would travel in clear to
-    a host that is not this machine."""
+) -> Auth | None:
+    """The one way the client authenticates, refusing credentials that would travel in clear
+    to a host that is not this machine."""
     if url_user is not None:
-        if basic_auth is not None or api_key is not None or bearer_auth is not None:
+        if any(v is not None for v in (auth, basic_auth, api_key, bearer_auth)):
             raise ConfigError("credentials are given both in a node URL and as an option")
         basic_auth = url_user
-    authorization = authorization_header(
-        basic_auth=basic_auth, api_key=api_key, bearer_auth=bearer_auth
+    chosen = from_options(
+        auth=auth, basic_auth=basic_auth, api_key=api_key, bearer_auth=bearer_auth
     )
-    if authorization is not None and not allow_credentials_over_http:
+    if chosen is not None and not chosen.signs and not allow_credentials_over_http:
         exposed = [n.url for n in nodes if not n.is_tls and not n.is_loopback]
         if exposed:
             raise ConfigError(
@@ -268,7 +283,32 @@ def check_credentials(
                 "https:// URLs, or pass allow_credentials_over_http=True if the network is "
                 "trusted (e.g. a sidecar)"
             )
-    return authorization
+    return chosen
+
+
+def cloud_id_url(cloud_id: str) -> str:
+    """The Elasticsearch URL an Elastic Cloud id names.
+
+    A cloud id is ``name:base64("host[:port]$es_uuid$kibana_uuid")``; the deployment answers at
+    ``https://es_uuid.host:port``, port 443 unless the id says otherwise."""
+    if not isinstance(cloud_id, str) or ":" not in cloud_id:
+        raise ConfigError(
+            "cloud_id must look like 'name:base64...' (copy it from the Cloud console)"
+        )
+    _, _, encoded = cloud_id.partition(":")
+    try:
+        decoded = base64.b64decode(encoded.encode("ascii"), validate=False).decode("utf-8")
+    except (ValueError, UnicodeError):
+        raise ConfigError("cloud_id is not valid: its part after ':' is not base64") from None
+    parts = decoded.split("$")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ConfigError("cloud_id is not valid: it does not name a host and a deployment")
+    host, _, port = parts[0].partition(":")
+    es_uuid, _, es_port = parts[1].partition(":")
+    port = es_port or port or "443"
+    if not port.isdigit():
+        raise ConfigError("cloud_id is not valid: its port is not a number")
+    return f"https://{es_uuid}.{host}:{port}"
 
 
 def tls_settings(
@@ -314,7 +354,10 @@ def header_pairs(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ..
     pairs: list[tuple[str, str]] = []
     for name, value in (headers or {}).items():
         if name.lower() == "authorization":
-            raise ConfigError("pass credentials with basic_auth=, api_key= or bearer_auth=")
+            raise ConfigError(
+                "pass credentials with auth= (sturdysearch.auth), basic_auth=, api_key= or "
+                "bearer_auth=, not as a header"
+            )
         if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
             raise ConfigError(f"header {name!r} frames the request and is set by the client itself")
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value:

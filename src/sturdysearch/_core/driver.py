@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from sturdysearch._core.auth import Auth
 from sturdysearch._core.budget import RetryBudget
 from sturdysearch._core.config import USER_AGENT, ClientConfig
 from sturdysearch._core.counts import CallCounts
@@ -60,6 +61,8 @@ class Exchange:
     """Names of fixed headers (``accept``, ``user-agent``...) that ``headers`` replaces."""
     scope: CallScope | None
     """What the instruments (traces, metrics, logs) see of the call; ``None``: nobody."""
+    signer: Auth | None
+    """A signing scheme (SigV4) that adds headers computed from each attempt's bytes."""
 
 
 @dataclass(slots=True)
@@ -84,9 +87,29 @@ class BackgroundStep:
 SNIFF_PATH = "/_nodes/http"
 
 
-def probe_exchange(now: float, budget: float) -> Exchange:
-    """The exchange of one health probe with ``budget`` seconds."""
-    return Exchange(PROBE_SPEC, Deadline(now, budget), budget, None, {}, frozenset(), None)
+def probe_exchange(now: float, budget: float, signer: Auth | None = None) -> Exchange:
+    """The exchange of one health probe with ``budget`` seconds (signed like any request when
+    the client signs: a SigV4 endpoint refuses unsigned probes)."""
+    return Exchange(PROBE_SPEC, Deadline(now, budget), budget, None, {}, frozenset(), None, signer)
+
+
+class CallerTransport:
+    """A client's transport as a view made by ``client.options(auth=...)`` sees it: every call
+    carries the view's credentials; everything else (connections, node health, budget) is
+    the client's own. ``perform`` hands back what the transport's does (a coroutine, for the
+    asyncio driver), so one class serves both drivers."""
+
+    __slots__ = ("auth", "transport")
+
+    def __init__(self, transport: Any, auth: Auth) -> None:
+        self.transport = transport
+        self.auth = auth
+
+    def perform(self, spec: RequestSpec) -> Any:
+        return self.transport.perform(spec._replace(auth=self.auth))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class TransportBase:
@@ -114,6 +137,10 @@ class TransportBase:
         self._closed = False
         self._fixed_heads: dict[NodeConfig, bytes] = {}
         self._fixed_names = _FIXED_NAMES | {name for name, _ in config.headers}
+        self.signer: Auth | None = (
+            config.auth if config.auth is not None and config.auth.signs else None
+        )
+        """The client's signing scheme, applied to every attempt and probe (``None``: none)."""
         self._last_sniff = 0.0
         self._sniff_requested = config.sniff.on_start
         tls_nodes = [n.url for n in config.nodes if n.is_tls]
@@ -159,6 +186,9 @@ class TransportBase:
             if added:
                 # the caller's own (a traceparent or X-Opaque-Id given per call) win
                 headers = {**added, **headers}
+        if call.signer is not None:
+            signed = call.signer.sign(spec.method, node.host_header, target, call.body)
+            headers = {**headers, **dict(signed)}
         head = encode_request_head(spec.method, target, fixed, headers, call.body)
         if spec.on_send is not None:
             spec.on_send()
@@ -285,7 +315,18 @@ class TransportBase:
         # Caller headers replace the client's of the same name, whatever their case: sent
         # beside them, a second Content-Type or Accept is refused by the servers (400).
         headers = {k.lower(): v for k, v in spec.headers.items()} if spec.headers else {}
+        signer = self.signer
+        if spec.auth is not None:
+            # this call's credentials replace the client's (which may sign, or not)
+            signer = spec.auth if spec.auth.signs else None
+            fixed_auth = spec.auth.authorization()
+            if fixed_auth is not None:
+                headers["authorization"] = fixed_auth.reveal()
+            elif self.config.authorization is not None:
+                headers["authorization"] = ""  # replaced below: dropped from the fixed head
         replaces = frozenset(headers) & self._fixed_names if headers else frozenset()
+        if headers.get("authorization") == "":
+            del headers["authorization"]
         if body is not None:
             headers.setdefault("content-type", spec.content_type)
             if self.config.http_compress and len(body) >= COMPRESS_MIN:
@@ -316,6 +357,7 @@ class TransportBase:
             if self.tracer.instruments
             else None,
             hedge_after=self.config.hedge_after if hedging else None,
+            signer=signer,
         )
 
     def attempt_failed(

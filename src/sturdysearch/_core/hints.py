@@ -38,7 +38,6 @@ CONSTRUCTOR: Mapping[str, str] = {
     "scheme": "the scheme in the node URL (https://host:9200)",
     "port": "the port in the node URL (https://host:9200)",
     "host": "the node URL as the first argument: Client('https://host:9200')",
-    "cloud_id": "the deployment's https:// URL (port 443)",
     "request_timeout": "timeout= (the per-call deadline, retries included); read_timeout= bounds one socket read",
     "max_retries": _RETRY,
     "retry_on_timeout": _RETRY + " (timeouts are retried for idempotent calls by default)",

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from sturdysearch._core.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from sturdysearch._core.auth import Auth
     from sturdysearch._core.observe import BatchScope
 
 _PATH_SAFE_INDEX = ",*"
@@ -59,6 +60,8 @@ class RequestSpec(NamedTuple):
     parent: BatchScope | None = None
     """The bulk batch this request sends, for the instruments (a batch span is the parent of
     its request's span)."""
+    auth: Auth | None = None
+    """This call's credentials instead of the client's (``client.options(auth=...)``)."""
 
     @property
     def target(self) -> str:

@@ -16,14 +16,17 @@ import logging
 import random
 import time
 from collections.abc import Iterator, Callable, Collection, Mapping, Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import Any, TypeVar
 
 from sturdysearch._sync.api.root import RootApi
 from sturdysearch._sync.transport import Transport
 from sturdysearch._core import api, flows, results
+from sturdysearch._core.auth import Auth
 from sturdysearch._core.config import DEFAULT_CONNECTIONS_PER_NODE, ClientConfig, build_config
 from sturdysearch._core.dialect import Dialect, ServerInfo, dialect_for
+from sturdysearch._core.driver import CallerTransport
 from sturdysearch._core.endpoint import Endpoint, adjust, build, merge_query
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.hints import hint_peer_keywords
@@ -39,12 +42,18 @@ from sturdysearch._core.timeouts import (
     Timeouts,
     call_budget,
 )
-from sturdysearch.errors import ApiError, MalformedResponseError, SturdySearchError
+from sturdysearch.auth import from_options
+from sturdysearch.errors import ApiError, ConfigError, MalformedResponseError, SturdySearchError
 from sturdysearch.observability import Observability, install
 from sturdysearch.tls import TLSConfig
 
 logger = logging.getLogger("sturdysearch")
 T = TypeVar("T")
+#: The namespaces (``client.indices``...): cached per client, bound to it, so a view made by
+#: ``options()`` makes its own.
+_NAMESPACES = frozenset(
+    name for name, value in vars(RootApi).items() if isinstance(value, cached_property)
+)
 
 
 @hint_peer_keywords
@@ -54,7 +63,9 @@ class Client(RootApi):
 
     ``Client(["https://es1:9200", "https://es2:9200"], api_key=..., ca_certs="http_ca.crt")``
 
-    Options (all keyword): ``basic_auth``, ``api_key``, ``bearer_auth``; ``tls`` (a
+    Options (all keyword): ``auth`` (a :mod:`sturdysearch.auth` value: ``BasicAuth``,
+    ``ApiKey``, ``BearerToken``, ``ServiceToken``, ``AwsSigV4``) or the peers' ``basic_auth``,
+    ``api_key``, ``bearer_auth``; ``cloud_id`` instead of node URLs; ``tls`` (a
     :class:`~sturdysearch.tls.TLSConfig`) or its ``ca_certs``, ``ssl_assert_fingerprint``,
     ``client_cert``, ``client_key``, ``dangerously_skip_tls_verify``; ``timeouts`` (a
     :class:`Timeouts`) or ``timeout`` (the per-call deadline, default 30 s), ``connect_timeout``
@@ -72,9 +83,11 @@ class Client(RootApi):
         self,
         hosts: str | Sequence[str | NodeConfig] | None = None,
         *,
+        auth: Auth | None = None,
         basic_auth: str | Sequence[str] | None = None,
         api_key: str | Sequence[str] | None = None,
         bearer_auth: str | None = None,
+        cloud_id: str | None = None,
         tls: TLSConfig | None = None,
         ca_certs: str | None = None,
         ssl_assert_fingerprint: str | None = None,
@@ -115,9 +128,11 @@ class Client(RootApi):
             headers = {**(headers or {}), "X-Opaque-Id": observability.opaque_id}
         self.config: ClientConfig = build_config(
             hosts,
+            auth=auth,
             basic_auth=basic_auth,
             api_key=api_key,
             bearer_auth=bearer_auth,
+            cloud_id=cloud_id,
             tls=tls,
             ca_certs=ca_certs,
             ssl_assert_fingerprint=ssl_assert_fingerprint,
@@ -168,8 +183,33 @@ class Client(RootApi):
         self.close()
 
     def close(self) -> None:
-        """Close every pooled connection; later calls raise ``TransportError``."""
+        """Close every pooled connection; later calls raise ``TransportError``. On a view
+        made by :meth:`options` it does nothing: the view shares its client's connections."""
+        if isinstance(self._transport, CallerTransport):
+            return
         self._transport.close()
+
+    def options(self, *, auth: Auth) -> Client:
+        """A view of this client whose calls authenticate with ``auth`` instead (an end user's
+        API key, a run-as service token...). It shares the connections, node health, retry
+        budget and dialect of this client, so making one per request is cheap; it needs no
+        closing, and closing the client closes it too.
+
+        ``client.options(auth=ApiKey(user_key)).search(index="logs")``"""
+        chosen = from_options(auth=auth)
+        if chosen is None:
+            raise ConfigError("options(auth=...) needs a sturdysearch.auth value")
+        view = object.__new__(type(self))
+        # Everything but the namespaces (``cached_property`` values bound to this client).
+        view.__dict__.update(
+            (name, value) for name, value in self.__dict__.items() if name not in _NAMESPACES
+        )
+        base = self._transport
+        if isinstance(base, CallerTransport):
+            base = base.transport
+        view._transport = CallerTransport(base, chosen)  # type: ignore[assignment]
+        view._client = view
+        return view
 
     def nodes_status(self) -> list[dict[str, Any]]:
         """For operators: per node its state (alive / ejected / probing), consecutive failures,

@@ -331,7 +331,7 @@ class Transport(TransportBase):
         if budget <= 0:
             return "no time left for a probe"
         try:
-            status = self._attempt(probe_exchange(now, budget), node).meta.status
+            status = self._attempt(probe_exchange(now, budget, self.signer), node).meta.status
         except DeadlineExceeded:
             return f"no answer within {budget:.3g} s"
         except SturdySearchError as exc:
