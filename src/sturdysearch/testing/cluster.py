@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,7 @@ from sturdysearch.testing.node_config import (
 from sturdysearch.testing.node_user import NodeUser, resolve_node_user
 from sturdysearch.testing.paths import SYSTEM_CACHE_DIR, cache_root, traversable_by
 from sturdysearch.testing.ports import allocate_ports
+from sturdysearch.testing.security import ClusterSecurity, SecurityInfo
 from sturdysearch.testing.specs import Flavor, ServerSpec
 from sturdysearch.testing.state import ClusterState, NodeState
 
@@ -86,9 +88,15 @@ class LocalNode:
     """One node of a LocalCluster: its fixed address and files, and its current process."""
 
     def __init__(
-        self, index: int, address: NodeAddress, directory: Path, profile: ServerProfile
+        self,
+        index: int,
+        address: NodeAddress,
+        directory: Path,
+        profile: ServerProfile,
+        scheme: str = "http",
     ) -> None:
         self.index = index
+        self.scheme = scheme
         self.name = address.name
         self.http_port = address.http_port
         self.transport_port = address.transport_port
@@ -100,7 +108,7 @@ class LocalNode:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.http_port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.http_port}"
 
     @property
     def config_dir(self) -> Path:
@@ -175,6 +183,11 @@ class LocalCluster:
     distribution if needed, picks a JDK, starts the nodes and waits until the cluster reports
     ``yellow`` or better with all nodes joined.
 
+    ``security=True`` (or a ``+security`` spec) runs the nodes as production clusters run:
+    TLS with a CA made for the cluster and passwords (``sturdysearch.testing.security``);
+    ``cluster.security`` then says how to connect and ``cluster.client_options()`` gives the
+    client keywords.
+
     ``jvm_options`` are added to each node's JVM options; ``optimize_for_startup=False``
     drops the C1-only JIT setting (``STARTUP_JVM_OPTIONS``), e.g. for benchmarks against the
     nodes. ``die_with_parent=False`` is for nodes that must outlive this process (the CLI's
@@ -195,8 +208,11 @@ class LocalCluster:
         die_with_parent: bool = True,
         keep_workdir: bool = False,
         cache_dir: Path | None = None,
+        security: bool = False,
     ) -> None:
         self.spec = spec if isinstance(spec, ServerSpec) else ServerSpec.parse(spec)
+        if security and not self.spec.security:
+            self.spec = ServerSpec(self.spec.flavor, self.spec.version, security=True)
         if nodes < 1:
             raise ValueError(f"a cluster needs at least one node, not {nodes}")
         self.profile = profile_for(self.spec)
@@ -217,6 +233,8 @@ class LocalCluster:
         self._jdk: JdkInstall | None = None
         self._user: NodeUser | None = None
         self._has_security_module = False
+        self._security: ClusterSecurity | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         self._started = False
         self._closed = False
 
@@ -244,6 +262,17 @@ class LocalCluster:
         """The first node's URL: enough for single-node clusters."""
         self._require_started()
         return self._nodes[0].url
+
+    @property
+    def security(self) -> SecurityInfo | None:
+        """How to connect to a secured cluster (CA, fingerprint, users); ``None`` when
+        security is off."""
+        return self._security.info if self._security is not None else None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keywords for ``Client``/``AsyncClient`` beside ``cluster.urls``: the CA and the admin
+        user when security is on, nothing otherwise."""
+        return self._security.info.client_options() if self._security is not None else {}
 
     @property
     def jdk(self) -> JdkInstall | None:
@@ -346,6 +375,7 @@ class LocalCluster:
                 )
                 for node in self._nodes
             ),
+            security=self.security.to_dict() if self.security is not None else None,
         )
         for node in self._nodes:
             node._popen = None
@@ -414,7 +444,7 @@ class LocalCluster:
                 wait = min(5.0, max(remaining, 1.0))
                 url = health_url(node.url, status=status, nodes=expected, wait_seconds=wait)
                 try:
-                    code, body = get_json(url, timeout=wait + 5.0)
+                    code, body = self._get_json(url, timeout=wait + 5.0)
                 except NodeUnreachable as exc:
                     last_answer = f"{node.name}: {exc}"
                     continue
@@ -437,7 +467,7 @@ class LocalCluster:
         new one has joined. The nodes-info API reports each member's pid, which tells them apart.
         """
         try:
-            _, body = get_json(f"{asked.url}/_nodes/process", timeout=30.0)
+            _, body = self._get_json(f"{asked.url}/_nodes/process", timeout=30.0)
         except NodeUnreachable:
             return ["(nodes info unavailable)"]
         members = body.get("nodes", {}) if isinstance(body, dict) else {}
@@ -452,6 +482,20 @@ class LocalCluster:
             if node.is_running() and (node.name, node.pid) not in reported
         ]
 
+    def _get_json(self, url: str, timeout: float) -> tuple[int, Any]:
+        """The harness's own HTTP (urllib, not the client under test), as the admin when
+        security is on."""
+        if self._security is None:
+            return get_json(url, timeout=timeout)
+        if self._ssl_context is None:
+            self._ssl_context = self._security.ssl_context()
+        return get_json(
+            url,
+            timeout=timeout,
+            context=self._ssl_context,
+            authorization=self._security.basic_header(),
+        )
+
     def log_report(self) -> str:
         """Every node's recent log output, for failure messages."""
         return "\n".join(node.log_tail() for node in self._nodes)
@@ -465,9 +509,15 @@ class LocalCluster:
         self._jdk = self._choose_jdk()
         self._user = resolve_node_user()
         root = self._cache_dir or cache_root()
-        zip_path = DistributionCache(root).fetch(self.spec)
+        cache = DistributionCache(root)
+        zip_path = cache.fetch(self.spec)
+        plugin_zip = None
+        if self.spec.security and self.flavor is Flavor.OPENSEARCH:
+            plugin_zip = cache.fetch_plugin(self.spec)
         install_root = _install_root(root, self._user)
-        self._distribution_home = install_distribution(zip_path, self.spec, install_root)
+        self._distribution_home = install_distribution(
+            zip_path, self.spec, install_root, plugin_zip
+        )
         self._has_security_module = (
             self._distribution_home / "modules" / "x-pack-security"
         ).is_dir()
@@ -475,12 +525,17 @@ class LocalCluster:
         if removed:
             log.info("removed %d stale working directories", len(removed))
         self._workdir = workdirs.make_workdir(self.spec, self._user)
+        scheme = "http"
+        if self.spec.security:
+            self._security = ClusterSecurity(self.profile)
+            self._security.prepare(self._workdir / "client")
+            scheme = "https"
         ports = allocate_ports(2 * self.node_count)
         addresses = [
             NodeAddress(f"node-{i}", ports[2 * i], ports[2 * i + 1]) for i in range(self.node_count)
         ]
         for index, address in enumerate(addresses):
-            node = LocalNode(index, address, self._workdir / address.name, self.profile)
+            node = LocalNode(index, address, self._workdir / address.name, self.profile, scheme)
             for directory in (node.directory, node.data_dir, node.logs_dir, node.tmp_dir):
                 directory.mkdir(parents=True, exist_ok=True)
             self._nodes.append(node)
@@ -516,7 +571,10 @@ class LocalCluster:
                 data_dir=node.data_dir,
                 logs_dir=node.logs_dir,
                 has_security_module=self._has_security_module,
-                extra=self.settings,
+                extra={
+                    **(self._security.settings() if self._security is not None else {}),
+                    **self.settings,
+                },
             )
         )
         write_node_config(
@@ -529,6 +587,8 @@ class LocalCluster:
             jdk_modules=self._jdk.modules if self._jdk is not None else frozenset(),
             extra_jvm_options=self.jvm_options,
         )
+        if self._security is not None:
+            self._security.write_node_files(node.config_dir)
         self._user.own(node.config_dir)
 
     def _environment(self, node: LocalNode) -> dict[str, str]:
@@ -601,7 +661,7 @@ class LocalCluster:
                     f"{node.name} exited with code {node.exit_code()}\n{node.log_tail()}"
                 )
             try:
-                get_json(node.url, timeout=5.0)
+                self._get_json(node.url, timeout=5.0)
                 return
             except NodeUnreachable:
                 time.sleep(0.3)

@@ -116,6 +116,15 @@ def artifact_for(spec: ServerSpec) -> MavenArtifact:
     return MavenArtifact(group, spec.flavor.value, spec.version)
 
 
+def security_plugin_for(spec: ServerSpec) -> MavenArtifact:
+    """The OpenSearch security plugin zip for ``spec``: published per release as
+    ``org.opensearch.plugin:opensearch-security:<version>.0``, and only loadable by exactly
+    that server version (not every release has one: 2.19.4 and 3.4.0 do, 2.19.6 does not)."""
+    if spec.flavor is not Flavor.OPENSEARCH:
+        raise DistributionError("only OpenSearch takes the security plugin")
+    return MavenArtifact("org.opensearch.plugin", "opensearch-security", f"{spec.version}.0")
+
+
 def pinned_digest(spec: ServerSpec) -> ExpectedDigest | None:
     value = PINNED_SHA512.get(str(spec))
     return ExpectedDigest("sha512", value, "pinned in sturdysearch") if value else None
@@ -202,26 +211,46 @@ class DistributionCache:
         return self.root / "distributions"
 
     def zip_path(self, spec: ServerSpec) -> Path:
-        return self.directory / artifact_for(spec).filename
+        return self.directory / artifact_for(spec.release).filename
 
     def fetch(self, spec: ServerSpec) -> Path:
         """Returns the verified zip for ``spec``, downloading it once if needed.
 
         A file lock serialises concurrent test processes so they share one download.
         """
-        target = self.zip_path(spec)
+        release = spec.release
+        return self.fetch_artifact(
+            artifact_for(release), pinned_digest(release), label=str(release), key=release.id
+        )
+
+    def fetch_plugin(self, spec: ServerSpec) -> Path:
+        """The OpenSearch security plugin built for exactly ``spec``'s version."""
+        artifact = security_plugin_for(spec)
+        return self.fetch_artifact(
+            artifact,
+            None,
+            label=artifact.coordinates,
+            key=f"{artifact.artifact_id}-{artifact.version}",
+        )
+
+    def fetch_artifact(
+        self, artifact: MavenArtifact, pinned: ExpectedDigest | None, *, label: str, key: str
+    ) -> Path:
+        """Returns the verified file of ``artifact``, downloading it once (``key`` names its
+        lock; ``label`` is how messages name it)."""
+        target = self.directory / artifact.filename
         if target.is_file():
             return target
-        with file_lock(self.root / "locks" / f"{spec.id}.download.lock"):
+        with file_lock(self.root / "locks" / f"{key}.download.lock"):
             if target.is_file():
                 return target
             self.directory.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f".{spec.id}-", dir=self.directory))
+            work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=self.directory))
             try:
                 if self.config.use_maven:
-                    downloaded = self._download_with_maven(spec, work)
+                    downloaded = self._download_with_maven(artifact, pinned, label, work)
                 else:
-                    downloaded = self._download_with_urllib(spec, work)
+                    downloaded = self._download_with_urllib(artifact, pinned, label, work)
                 check_zip_integrity(downloaded)
                 os.chmod(downloaded, 0o644)
                 _fsync(downloaded)
@@ -229,16 +258,17 @@ class DistributionCache:
                 _fsync_dir(self.directory)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-        log.info("cached %s at %s", spec, target)
+        log.info("cached %s at %s", label, target)
         return target
 
-    def _download_with_urllib(self, spec: ServerSpec, work: Path) -> Path:
-        artifact = artifact_for(spec)
+    def _download_with_urllib(
+        self, artifact: MavenArtifact, pinned: ExpectedDigest | None, label: str, work: Path
+    ) -> Path:
         url = artifact.url(self.config.repository)
-        expected = pinned_digest(spec) or self._published_digest(artifact)
+        expected = pinned or self._published_digest(artifact)
         if expected is None and not self.config.allow_unverified:
             self._require_exists(url)  # "no such release" beats "no checksum" as an answer
-            raise DistributionError(_no_checksum_message(spec, url))
+            raise DistributionError(_no_checksum_message(label, url))
         destination = work / artifact.filename
         log.info("downloading %s", url)
         hasher = hashlib.new(expected.algorithm) if expected else None
@@ -295,9 +325,9 @@ class DistributionCache:
             )
         return None
 
-    def _download_with_maven(self, spec: ServerSpec, work: Path) -> Path:
-        artifact = artifact_for(spec)
-        pinned = pinned_digest(spec)
+    def _download_with_maven(
+        self, artifact: MavenArtifact, pinned: ExpectedDigest | None, label: str, work: Path
+    ) -> Path:
         # With a pinned digest we verify ourselves, so Maven may be lenient (some releases have
         # no published checksum at all); without one, Maven's strict mode verifies the
         # published checksum for us.
@@ -330,7 +360,7 @@ class DistributionCache:
         if result.returncode != 0 or not destination.is_file():
             output = _ANSI_RE.sub("", result.stdout + result.stderr).strip()
             if "no checksums available" in output:
-                raise DistributionError(_no_checksum_message(spec, artifact.coordinates))
+                raise DistributionError(_no_checksum_message(label, artifact.coordinates))
             tail = "\n".join(output.splitlines()[-15:])
             raise DistributionError(
                 f"`mvn dependency:copy -Dartifact={artifact.coordinates}` failed "
@@ -342,13 +372,19 @@ class DistributionCache:
         return destination
 
 
-def install_distribution(zip_path: Path, spec: ServerSpec, install_root: Path) -> Path:
+def install_distribution(
+    zip_path: Path, spec: ServerSpec, install_root: Path, plugin_zip: Path | None = None
+) -> Path:
     """Unpacks ``zip_path`` into ``install_root/<spec.id>`` once; returns the server home.
 
     The tree is made world-readable because the nodes may run as another user, and it is never
     written to afterwards: per-node config, data and logs live elsewhere, so one unpacked copy
-    serves every node and every run.
+    serves every node and every run. ``plugin_zip`` (the OpenSearch security plugin) is
+    unpacked into ``plugins/`` of a copy of its own (``opensearch-2.19.4-security``), as
+    ``opensearch-plugin install`` would lay it out, so the plain copy stays plain.
     """
+    if plugin_zip is None:
+        spec = spec.release
     home = install_root / spec.id
     if home.is_dir():
         return home
@@ -360,10 +396,57 @@ def install_distribution(zip_path: Path, spec: ServerSpec, install_root: Path) -
         work = Path(tempfile.mkdtemp(prefix=f".{spec.id}-", dir=install_root))
         try:
             top = extract_zip(zip_path, work)
+            if plugin_zip is not None:
+                _add_plugin(plugin_zip, top)
             os.rename(top, home)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return home
+
+
+def _add_plugin(plugin_zip: Path, home: Path) -> None:
+    """Lay a plugin zip out as the plugin installer does: its files under
+    ``plugins/<name>/``, its ``config/`` directory as ``config/<name>/``."""
+    unpacked = home / ".plugin-unpack"
+    unpacked.mkdir()
+    with zipfile.ZipFile(plugin_zip) as archive:
+        for info in archive.infolist():
+            member = PurePosixPath(info.filename)
+            if member.is_absolute() or ".." in member.parts or not member.parts:
+                raise DistributionError(f"{plugin_zip.name}: unsafe member {info.filename!r}")
+            target = unpacked.joinpath(*member.parts)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, target.open("wb") as out:
+                shutil.copyfileobj(source, out, _CHUNK)
+            mode = (info.external_attr >> 16) & 0o111
+            os.chmod(target, 0o755 if mode else 0o644)
+    name = _plugin_name(unpacked / "plugin-descriptor.properties", plugin_zip)
+    if (unpacked / "config").is_dir():
+        os.rename(unpacked / "config", home / "config" / name)
+    plugins = home / "plugins"
+    plugins.mkdir(exist_ok=True)
+    os.rename(unpacked, plugins / name)
+    for directory in (home / "config" / name, plugins / name, plugins):
+        if directory.is_dir():
+            os.chmod(directory, 0o755)
+            for sub in directory.rglob("*"):
+                if sub.is_dir():
+                    os.chmod(sub, 0o755)
+
+
+def _plugin_name(descriptor: Path, plugin_zip: Path) -> str:
+    try:
+        lines = descriptor.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DistributionError(f"{plugin_zip.name} has no plugin descriptor: {exc}") from exc
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "name" and re.fullmatch(r"[a-z0-9\-_]+", value.strip()):
+            return value.strip()
+    raise DistributionError(f"{plugin_zip.name}: its descriptor names no plugin")
 
 
 def extract_zip(zip_path: Path, destination: Path) -> Path:
@@ -423,7 +506,7 @@ def _copy_stream(source: BinaryIO, out: BinaryIO, hasher: hashlib._Hash | None) 
             hasher.update(chunk)
 
 
-def _no_checksum_message(spec: ServerSpec, where: str) -> str:
+def _no_checksum_message(spec: ServerSpec | str, where: str) -> str:
     return (
         f"{where} has no published .sha1/.sha512 and sturdysearch has no pinned digest for "
         f"{spec}, so its integrity cannot be verified. Use a pinned release (see "

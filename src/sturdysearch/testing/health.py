@@ -7,6 +7,7 @@ able to hide behind a harness that cannot tell whether the server is up.
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,11 +20,22 @@ class NodeUnreachable(Exception):
     """The node did not answer HTTP (not started yet, or gone)."""
 
 
-def get_json(url: str, timeout: float) -> tuple[int, Any]:
-    """GETs ``url``; returns (status, decoded body) for any HTTP answer, even 4xx/5xx."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+def get_json(
+    url: str,
+    timeout: float,
+    *,
+    context: ssl.SSLContext | None = None,
+    authorization: str | None = None,
+) -> tuple[int, Any]:
+    """GETs ``url``; returns (status, decoded body) for any HTTP answer, even 4xx/5xx.
+
+    ``context`` trusts a secured cluster's CA, ``authorization`` is its admin's header."""
+    headers = {"Accept": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         body = exc.read()
@@ -31,7 +43,7 @@ def get_json(url: str, timeout: float) -> tuple[int, Any]:
             return exc.code, json.loads(body or b"null")
         except ValueError:
             return exc.code, body.decode(errors="replace")
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError) as exc:
         raise NodeUnreachable(str(exc)) from exc
     except ValueError as exc:
         raise NodeUnreachable(f"not JSON: {exc}") from exc

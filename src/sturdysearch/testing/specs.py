@@ -39,12 +39,18 @@ class Flavor(str, enum.Enum):
         return format(self.value, format_spec)
 
 
+SECURITY_SUFFIX = "+security"
+
+
 @dataclass(frozen=True)
 class ServerSpec:
-    """A server flavor plus an exact release version (no ranges: tests must be reproducible)."""
+    """A server flavor plus an exact release version (no ranges: tests must be reproducible),
+    with security on or off (``elasticsearch:9.5.4+security``: TLS and passwords, see
+    ``sturdysearch.testing.security``)."""
 
     flavor: Flavor
     version: str
+    security: bool = False
 
     def __post_init__(self) -> None:
         if not _VERSION_RE.match(self.version):
@@ -60,6 +66,9 @@ class ServerSpec:
         line; the canonical rendering (``str(spec)``) always uses the full name.
         """
         raw = text.strip()
+        security = raw.lower().endswith(SECURITY_SUFFIX) or raw.lower().endswith("-security")
+        if security:
+            raw = raw[: -len(SECURITY_SUFFIX)]
         match = re.match(r"^([A-Za-z]+)[:\-=](.+)$", raw)
         if not match:
             raise InvalidSpecError(
@@ -72,7 +81,7 @@ class ServerSpec:
                 f"unknown server flavor {match.group(1)!r} in {text!r}: "
                 "use opensearch (os) or elasticsearch (es)"
             )
-        return cls(Flavor(_ALIASES[name]), version)
+        return cls(Flavor(_ALIASES[name]), version, security)
 
     @property
     def version_tuple(self) -> tuple[int, int, int]:
@@ -86,11 +95,17 @@ class ServerSpec:
 
     @property
     def id(self) -> str:
-        """A filesystem- and pytest-id-safe name, e.g. ``opensearch-2.19.6``."""
-        return f"{self.flavor.value}-{self.version}"
+        """A filesystem- and pytest-id-safe name, e.g. ``opensearch-2.19.6`` (or
+        ``elasticsearch-9.5.4-security``)."""
+        return f"{self.flavor.value}-{self.version}" + ("-security" if self.security else "")
+
+    @property
+    def release(self) -> ServerSpec:
+        """The same release with security off: what is downloaded and unpacked."""
+        return ServerSpec(self.flavor, self.version) if self.security else self
 
     def __str__(self) -> str:
-        return f"{self.flavor.value}:{self.version}"
+        return f"{self.flavor.value}:{self.version}" + (SECURITY_SUFFIX if self.security else "")
 
 
 def parse_server_specs(text: str | None) -> tuple[ServerSpec, ...]:

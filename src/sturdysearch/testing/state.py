@@ -38,6 +38,8 @@ class ClusterState:
     cluster_name: str
     workdir: str
     nodes: tuple[NodeState, ...]
+    security: dict[str, str] | None = None
+    """``SecurityInfo.to_dict()`` of a secured cluster: CA, fingerprint, users, passwords."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
