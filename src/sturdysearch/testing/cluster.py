@@ -37,6 +37,7 @@ from sturdysearch.testing.errors import (
     ClusterStartError,
     ClusterStateError,
 )
+from sturdysearch.testing.es_analysis import install_analysis_plugin
 from sturdysearch.testing.flavors import ServerProfile, profile_for
 from sturdysearch.testing.health import (
     NodeUnreachable,
@@ -512,11 +513,18 @@ class LocalCluster:
         cache = DistributionCache(root)
         zip_path = cache.fetch(self.spec)
         plugin_zip = None
+        customize = None
         if self.spec.security and self.flavor is Flavor.OPENSEARCH:
             plugin_zip = cache.fetch_plugin(self.spec)
+        elif self.spec.security:
+            version = self.spec.version
+
+            def customize(home: Path) -> None:
+                install_analysis_plugin(home, version)
+
         install_root = _install_root(root, self._user)
         self._distribution_home = install_distribution(
-            zip_path, self.spec, install_root, plugin_zip
+            zip_path, self.spec, install_root, plugin_zip, customize
         )
         self._has_security_module = (
             self._distribution_home / "modules" / "x-pack-security"

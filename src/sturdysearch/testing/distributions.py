@@ -27,7 +27,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -373,7 +373,11 @@ class DistributionCache:
 
 
 def install_distribution(
-    zip_path: Path, spec: ServerSpec, install_root: Path, plugin_zip: Path | None = None
+    zip_path: Path,
+    spec: ServerSpec,
+    install_root: Path,
+    plugin_zip: Path | None = None,
+    customize: Callable[[Path], None] | None = None,
 ) -> Path:
     """Unpacks ``zip_path`` into ``install_root/<spec.id>`` once; returns the server home.
 
@@ -381,9 +385,11 @@ def install_distribution(
     written to afterwards: per-node config, data and logs live elsewhere, so one unpacked copy
     serves every node and every run. ``plugin_zip`` (the OpenSearch security plugin) is
     unpacked into ``plugins/`` of a copy of its own (``opensearch-2.19.4-security``), as
-    ``opensearch-plugin install`` would lay it out, so the plain copy stays plain.
+    ``opensearch-plugin install`` would lay it out, so the plain copy stays plain;
+    ``customize`` likewise changes a copy of its own before it is put in place (the
+    security-on Elasticsearch gets its analysis plugin so).
     """
-    if plugin_zip is None:
+    if plugin_zip is None and customize is None:
         spec = spec.release
     home = install_root / spec.id
     if home.is_dir():
@@ -398,6 +404,8 @@ def install_distribution(
             top = extract_zip(zip_path, work)
             if plugin_zip is not None:
                 _add_plugin(plugin_zip, top)
+            if customize is not None:
+                customize(top)
             os.rename(top, home)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -5,6 +5,7 @@ Fixtures (all session-scoped):
 * ``search_cluster`` - a single-node ``LocalCluster``, parametrized over the configured servers
   (test ids such as ``opensearch-2.19.6``); each is started on first use and stopped at the end
   of the session.
+* ``secured_cluster`` - like ``search_cluster``, over the configured ``+security`` servers only.
 * ``cluster_factory`` - ``(spec=None, nodes=3, settings=None, **options) -> LocalCluster``: a
   started cluster for multi-node and fault tests, stopped at the end of the session (or earlier
   by the test, e.g. ``with cluster_factory(nodes=3) as cluster:``). ``spec=None`` means the
@@ -12,7 +13,11 @@ Fixtures (all session-scoped):
 * ``sturdy_servers`` - the configured ``ServerSpec`` tuple.
 
 Servers come from ``--sturdy-servers`` or else ``$STURDY_TEST_SERVERS`` (comma-separated specs
-such as ``opensearch:2.19.6,elasticsearch:9.5.4``). Tests using these fixtures are marked
+such as ``opensearch:2.19.6,elasticsearch:9.5.4``). A spec with ``+security``
+(``elasticsearch:9.5.4+security``) is a cluster with TLS and passwords; ``search_cluster`` is
+parametrized with such specs only for tests marked ``sturdysearch_secured`` (tests that connect
+with ``search_cluster.client_options()``), since a test written for a plain node cannot reach a
+secured one. Tests using these fixtures are marked
 ``sturdysearch_integration`` (mark others by hand, e.g. a module's ``pytestmark``); when no
 server is configured every test so marked is skipped with a reason saying so. Select or
 deselect them with ``-m sturdysearch_integration`` / ``-m "not sturdysearch_integration"``.
@@ -41,9 +46,16 @@ if TYPE_CHECKING:
 
 SERVERS_ENV = "STURDY_TEST_SERVERS"
 SERVERS_OPTION = "--sturdy-servers"
-INTEGRATION_FIXTURES = ("search_cluster", "cluster_factory")
+INTEGRATION_FIXTURES = ("search_cluster", "secured_cluster", "cluster_factory")
 MARKER = "sturdysearch_integration"
 """The plugin's own marker: what it adds to tests using its clusters, and what it skips."""
+SECURED_MARKER = "sturdysearch_secured"
+"""Marks tests that also run against security-on servers (they connect with the cluster's
+``client_options()``)."""
+NO_SECURED_REASON = (
+    "no security-on server configured: add one such as elasticsearch:9.5.4+security to "
+    f"{SERVERS_ENV}"
+)
 NO_SERVERS_REASON = (
     f"no test servers configured: {SERVERS_ENV} is empty or unset (set it, e.g. "
     f"{SERVERS_ENV}=opensearch:2.19.6,elasticsearch:9.5.4, or pass {SERVERS_OPTION}=...)"
@@ -81,6 +93,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}: needs real OpenSearch/Elasticsearch nodes started by the sturdysearch harness",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{SECURED_MARKER}: also runs against the configured security-on servers (+security specs)",
+    )
     option = config.getoption("sturdy_servers", default=None)
     raw = option if option is not None else os.environ.get(SERVERS_ENV, "")
     try:
@@ -95,17 +111,36 @@ def configured_servers(config: pytest.Config) -> tuple[ServerSpec, ...]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "secured_cluster" in metafunc.fixturenames:
+        secured = [s for s in configured_servers(metafunc.config) if s.security]
+        metafunc.parametrize(
+            "secured_cluster",
+            secured or [pytest.param(None, marks=pytest.mark.skip(reason=NO_SECURED_REASON))],
+            ids=[s.id for s in secured] or ["no-secured-servers"],
+            indirect=True,
+            scope="session",
+        )
     if "search_cluster" not in metafunc.fixturenames:
         return
     specs = configured_servers(metafunc.config)
+    if metafunc.definition.get_closest_marker(SECURED_MARKER) is None:
+        specs = tuple(s for s in specs if not s.security)
     if specs:
         metafunc.parametrize(
             "search_cluster", specs, ids=[s.id for s in specs], indirect=True, scope="session"
         )
     else:
+        reason = (
+            NO_SERVERS_REASON
+            if not configured_servers(metafunc.config)
+            else (
+                "only security-on servers are configured, and this test is not marked "
+                f"{SECURED_MARKER}"
+            )
+        )
         metafunc.parametrize(
             "search_cluster",
-            [pytest.param(None, marks=pytest.mark.skip(reason=NO_SERVERS_REASON))],
+            [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
             ids=["no-servers"],
             indirect=True,
             scope="session",
@@ -194,6 +229,18 @@ def search_cluster(
     spec: ServerSpec | None = getattr(request, "param", None)
     if spec is None:
         pytest.skip(NO_SERVERS_REASON)
+    return sturdy_cluster_pool.shared(spec)
+
+
+@pytest.fixture(scope="session")
+def secured_cluster(
+    request: pytest.FixtureRequest, sturdy_cluster_pool: ClusterPool
+) -> LocalCluster:
+    """A single-node security-on cluster, parametrized over the configured ``+security``
+    servers (the same cluster ``search_cluster`` gives tests marked ``sturdysearch_secured``)."""
+    spec: ServerSpec | None = getattr(request, "param", None)
+    if spec is None:
+        pytest.skip(NO_SECURED_REASON)
     return sturdy_cluster_pool.shared(spec)
 
 

@@ -95,6 +95,9 @@ class ClusterSecurity:
             key_type=trustme.KeyType.RSA,
         )
         self._admin = self._ca.issue_cert(
+            # a SAN is needed: an empty one (trustme's default without identities) is invalid,
+            # and Java refuses the whole certificate
+            "admin.sturdysearch.test",
             common_name=_ADMIN_DN_CN,
             organization_name=_ORG,
             organization_unit_name=_UNIT,
