@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.sturdysearch_integration
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "server_spec" in metafunc.fixturenames:
-        specs = configured_servers(metafunc.config)
+        specs = [s for s in configured_servers(metafunc.config) if not s.security]
         params = [pytest.param(s, id=s.id) for s in specs] or [
             pytest.param(None, id="no-servers", marks=pytest.mark.skip(reason=NO_SERVERS_REASON))
         ]
@@ -216,14 +217,17 @@ def test_cli_cluster_outlives_the_command(
             [*command, "cluster", *args], env=env, capture_output=True, text=True, timeout=300
         )
 
-    started = cli("start", "--server", str(sturdy_servers[0]), "--nodes", "1")
+    plain = [s for s in sturdy_servers if not s.security]
+    if not plain:
+        pytest.skip("no security-off server configured in STURDY_TEST_SERVERS")
+    started = cli("start", "--server", str(plain[0]), "--nodes", "1")
     assert started.returncode == 0, started.stderr
     (url,) = started.stdout.split()
     state = json.loads((tmp_path / "state.json").read_text())
     pgid = state["nodes"][0]["pgid"]
     try:
         assert get(f"{url}/_cluster/health")["number_of_nodes"] == 1
-        again = cli("start", "--server", str(sturdy_servers[0]))
+        again = cli("start", "--server", str(plain[0]))
         assert again.returncode == 1 and "cluster stop" in again.stderr
 
         status = cli("status")
@@ -237,5 +241,53 @@ def test_cli_cluster_outlives_the_command(
         assert not Path(state["workdir"]).exists()
         assert cli("status").returncode == 1
     finally:
+        if processes.processes_in_group(pgid):
+            processes.signal_group(pgid, signal.SIGKILL)
+
+
+def test_cli_secured_cluster_reports_how_to_connect(
+    tmp_path: Path, sturdy_servers: tuple[ServerSpec, ...]
+) -> None:
+    """`cluster start --security`, then `cluster status --json`: what it prints is enough for a
+    client to connect with verification on, and nothing less is."""
+    from sturdysearch import Client
+    from sturdysearch.auth import BasicAuth
+    from sturdysearch.errors import AuthenticationError, TLSError
+
+    secured = [s for s in sturdy_servers if s.security]
+    if not secured:
+        pytest.skip("no +security server configured in STURDY_TEST_SERVERS")
+    env = {**os.environ, "STURDY_CLI_STATE_FILE": str(tmp_path / "state.json")}
+    command = [sys.executable, "-m", "sturdysearch.cli", "cluster"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    plain = ServerSpec(secured[0].flavor, secured[0].version)
+    started = cli("start", "--server", str(plain), "--security")
+    assert started.returncode == 0, started.stderr
+    state = json.loads((tmp_path / "state.json").read_text())
+    pgid = state["nodes"][0]["pgid"]
+    try:
+        status = cli("status", "--json")
+        assert status.returncode == 0, status.stdout + status.stderr
+        report = json.loads(status.stdout)
+        security = report["security"]
+        assert report["url"].startswith("https://") and report["health"] in ("green", "yellow")
+        assert set(security) >= {"ca_certs", "ca_fingerprint", "user", "password"}
+        assert re.fullmatch(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", security["ca_fingerprint"])
+        auth = BasicAuth(security["user"], security["password"])
+        with Client(report["urls"], ca_certs=security["ca_certs"], auth=auth) as client:
+            assert client.info().version == plain.version
+        with Client(report["urls"], auth=auth) as client, pytest.raises(TLSError):
+            client.info(timeout=10)
+        with Client(report["urls"], ca_certs=security["ca_certs"]) as client:
+            with pytest.raises(AuthenticationError):
+                client.count(index="*")
+        assert security["password"] not in cli("status").stdout  # only --json shows it
+    finally:
+        cli("stop")
         if processes.processes_in_group(pgid):
             processes.signal_group(pgid, signal.SIGKILL)

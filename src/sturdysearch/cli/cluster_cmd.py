@@ -46,9 +46,24 @@ def register(sub: Any) -> None:
     start.add_argument(
         "--timeout", type=float, default=180.0, help="seconds to wait for health (default: 180)"
     )
+    start.add_argument(
+        "--security",
+        action="store_true",
+        help=(
+            "security on, as production clusters run: HTTPS with a CA made for the cluster, and "
+            "passwords (OpenSearch: the security plugin, so a version that has one, e.g. "
+            "opensearch:2.19.4); `cluster status --json` prints the CA, fingerprint and users"
+        ),
+    )
     start.set_defaults(func=run_start)
 
     status = actions.add_parser("status", help="show the cluster started by `cluster start`")
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="print URLs, health and (security on) the CA file, its fingerprint, users and "
+        "passwords as JSON",
+    )
     status.set_defaults(func=run_status)
 
     stop = actions.add_parser("stop", help="stop the cluster started by `cluster start`")
@@ -109,6 +124,7 @@ def run_start(args: argparse.Namespace) -> int:
             heap=args.heap,
             startup_timeout=args.timeout,
             die_with_parent=False,
+            security=args.security,
         )
         with cluster:
             state = cluster.detach()
@@ -120,37 +136,92 @@ def run_start(args: argparse.Namespace) -> int:
         "`sturdysearch cluster stop`",
         file=sys.stderr,
     )
+    if state.security is not None:
+        security = state.security
+        print(
+            f"security on: CA {security['ca_certs']} (SHA-256 fingerprint "
+            f"{security['ca_fingerprint']}); user {security['user']!r}, password "
+            f"{security['password']!r} (also in `sturdysearch cluster status --json`)",
+            file=sys.stderr,
+        )
     for url in state.urls:
         print(url)
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from sturdysearch.testing.health import NodeUnreachable, get_json
     from sturdysearch.testing.state import load_state, node_is_ours
 
     state = load_state(_state_path())
     if state is None:
-        print("no cluster started by `sturdysearch cluster start`")
+        if args.json:
+            print(json.dumps({"running": False, "nodes": []}))
+        else:
+            print("no cluster started by `sturdysearch cluster start`")
         return 1
-    running = 0
+    alive = {node.name: node_is_ours(state, node) for node in state.nodes}
+    health = _health(state)
+    if args.json:
+        report: dict[str, Any] = {
+            "running": all(alive.values()),
+            "spec": state.spec,
+            "cluster_name": state.cluster_name,
+            "workdir": state.workdir,
+            "url": state.urls[0] if state.urls else None,
+            "urls": state.urls,
+            "nodes": [
+                {"name": n.name, "url": n.url, "pid": n.pid, "running": alive[n.name]}
+                for n in state.nodes
+            ],
+            "health": health.get("status") if health else None,
+            "security": state.security,
+        }
+        print(json.dumps(report, indent=2))
+        return 0 if all(alive.values()) else 1
     print(f"{state.spec} cluster {state.cluster_name} (files in {state.workdir})")
     for node in state.nodes:
-        alive = node_is_ours(state, node)
-        running += alive
         print(
-            f"  {node.name}  {node.url}  pid {node.pid}  {'running' if alive else 'NOT running'}"
-            f"  log {node.log_path}"
+            f"  {node.name}  {node.url}  pid {node.pid}  "
+            f"{'running' if alive[node.name] else 'NOT running'}  log {node.log_path}"
         )
+    if health:
+        print(f"health: {health.get('status')} with {health.get('number_of_nodes')} node(s)")
+    if state.security is not None:
+        print(
+            f"security on: CA {state.security['ca_certs']}, fingerprint "
+            f"{state.security['ca_fingerprint']}, user {state.security['user']!r} "
+            "(password: `sturdysearch cluster status --json`)"
+        )
+    return 0 if all(alive.values()) else 1
+
+
+def _health(state: Any) -> dict[str, Any] | None:
+    """The first answer of ``_cluster/health`` from any node (as the admin when security is
+    on), or ``None``."""
+    import base64
+    import ssl
+
+    from sturdysearch.testing.health import NodeUnreachable, get_json
+
+    context = None
+    authorization = None
+    if state.security is not None:
+        context = ssl.create_default_context(cafile=state.security["ca_certs"])
+        pair = f"{state.security['user']}:{state.security['password']}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
     for node in state.nodes:
         try:
-            _, body = get_json(f"{node.url}/_cluster/health", timeout=3.0)
-        except NodeUnreachable:
+            _, body = get_json(
+                f"{node.url}/_cluster/health",
+                timeout=3.0,
+                context=context,
+                authorization=authorization,
+            )
+        except (NodeUnreachable, OSError):
             continue
         if isinstance(body, dict):
-            print(f"health: {body.get('status')} with {body.get('number_of_nodes')} node(s)")
-            break
-    return 0 if running == len(state.nodes) else 1
+            return body
+    return None
 
 
 def run_stop(args: argparse.Namespace) -> int:

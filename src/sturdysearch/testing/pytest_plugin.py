@@ -9,7 +9,7 @@ Fixtures (all session-scoped):
 * ``cluster_factory`` - ``(spec=None, nodes=3, settings=None, **options) -> LocalCluster``: a
   started cluster for multi-node and fault tests, stopped at the end of the session (or earlier
   by the test, e.g. ``with cluster_factory(nodes=3) as cluster:``). ``spec=None`` means the
-  first configured server.
+  first configured security-off server.
 * ``sturdy_servers`` - the configured ``ServerSpec`` tuple.
 
 Servers come from ``--sturdy-servers`` or else ``$STURDY_TEST_SERVERS`` (comma-separated specs
@@ -255,9 +255,10 @@ def cluster_factory(
         **options: Any,
     ) -> LocalCluster:
         if spec is None:
-            if not sturdy_servers:
+            plain = [s for s in sturdy_servers if not s.security]
+            if not plain:
                 pytest.skip(NO_SERVERS_REASON)
-            spec = sturdy_servers[0]
+            spec = plain[0]
         resolved = spec if isinstance(spec, ServerSpec) else ServerSpec.parse(spec)
         return sturdy_cluster_pool.create(resolved, nodes, settings, options)
 
