@@ -9,8 +9,10 @@ EXTRAS := dev,async,cli,bench,otel,lint
 # Server set for the integration tests: the newest OpenSearch 2.x and the newest Elasticsearch,
 # and both with security on (TLS, passwords; the newest OpenSearch 2.x that has a security
 # plugin on Maven Central is 2.19.4). Tests marked sturdysearch_secured (the API and bulk
-# suites, tests/integration/test_security.py) run against the +security ones too.
-STURDY_TEST_SERVERS ?= opensearch:2.19.6,elasticsearch:9.5.4,elasticsearch:9.5.4+security,opensearch:2.19.4+security
+# suites, tests/integration/test_security.py) run against the +security ones too, and through
+# the SigV4 verifier (+sigv4: the plain node behind a proxy checking every signature with
+# botocore's signer).
+STURDY_TEST_SERVERS ?= opensearch:2.19.6,elasticsearch:9.5.4,elasticsearch:9.5.4+security,opensearch:2.19.4+security,opensearch:2.19.6+sigv4
 export STURDY_TEST_SERVERS
 
 .PHONY: demo test test-all test-unit lint typecheck system-deps toxiproxy venv bench clean

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import ssl
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -64,6 +65,12 @@ class Blocking:
             return call
         if hasattr(attr, "_client") and not callable(attr):  # a namespace such as .indices
             return Blocking(attr, self._runner)
+        if name == "options":  # a view of the client: as blocking as the client
+
+            def view(*args: Any, **kwargs: Any) -> Blocking:
+                return Blocking(attr(*args, **kwargs), self._runner)
+
+            return view
         return attr
 
     def __repr__(self) -> str:
@@ -117,22 +124,41 @@ def node_url(search_cluster: Any) -> str:
 
 
 @pytest.fixture
-def client(node_url: str) -> Iterator[Client]:
+def connection(search_cluster: Any) -> Iterator[dict[str, Any]]:
+    """Client keywords beside the node URL: nothing for a plain node; the cluster's CA and
+    admin credentials for a security-on one; SigV4 signing through the verifier (tests marked
+    ``sturdysearch_secured`` pass them to every client they make). Through the verifier, the
+    test fails if any signature it saw did not check out."""
+    options: dict[str, Any] = search_cluster.client_options()
+    rejected_before = getattr(search_cluster, "rejected", None)
+    yield options
+    if rejected_before is not None:
+        failures = search_cluster.failures[-5:]
+        assert search_cluster.rejected == rejected_before, f"signatures rejected: {failures}"
+
+
+@pytest.fixture
+def client(node_url: str, connection: dict[str, Any]) -> Iterator[Client]:
     """A blocking client for setting up and checking (not parametrized)."""
-    with Client([node_url]) as c:
+    with Client([node_url], **connection) as c:
         yield c
 
 
 @pytest.fixture
-def any_client(make_client: MakeClient, node_url: str) -> Iterator[Any]:
+def any_client(make_client: MakeClient, node_url: str, connection: dict[str, Any]) -> Iterator[Any]:
     """The client under test, blocking and async in turn."""
-    with make_client([node_url]) as c:
+    with make_client([node_url], **connection) as c:
         yield c
 
 
 @pytest.fixture
-def proxy(node_url: str) -> Iterator[FaultProxy]:
-    with FaultProxy(node_url) as p:
+def proxy(node_url: str, search_cluster: Any) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the node; for a secured node it speaks TLS upstream with the
+    cluster's CA (clients reach it over loopback HTTP, with the ``connection`` credentials)."""
+    upstream_tls = None
+    if search_cluster.security is not None:
+        upstream_tls = ssl.create_default_context(cafile=search_cluster.security.ca_certs)
+    with FaultProxy(node_url, upstream_ssl_context=upstream_tls) as p:
         yield p
 
 

@@ -11,6 +11,10 @@ import pytest
 from sturdysearch import Client, ClusterHealth, ServerInfo
 from sturdysearch.errors import ApiError, BadRequestError, NotFoundError
 
+#: These tests also run against the security-on servers (TLS, passwords), connecting with the
+#: ``connection`` fixture.
+pytestmark = pytest.mark.sturdysearch_secured
+
 
 def test_detection_matches_the_server(client: Client, search_cluster: Any) -> None:
     info = client.info()

@@ -19,6 +19,10 @@ from sturdysearch import (
 )
 from sturdysearch.errors import ApiError, ConflictError, NotFoundError
 
+#: These tests also run against the security-on servers (TLS, passwords), connecting with the
+#: ``connection`` fixture.
+pytestmark = pytest.mark.sturdysearch_secured
+
 
 def test_write_results_carry_the_concurrency_token(client: Client, index_name: str) -> None:
     created = client.index(index=index_name, id="1", document={"n": 1})

@@ -13,7 +13,9 @@ from sturdysearch import Client, PointInTime
 from sturdysearch.errors import NotFoundError, UnsupportedApiError
 from sturdysearch.testing.proxy import FaultProxy
 
-pytestmark = pytest.mark.sturdysearch_integration
+#: These tests also run against the security-on servers (TLS, passwords), connecting with the
+#: ``connection`` fixture.
+pytestmark = [pytest.mark.sturdysearch_integration, pytest.mark.sturdysearch_secured]
 
 
 def load(client: Client, index: str, n: int = 5) -> None:
@@ -143,10 +145,10 @@ def test_point_in_time_speaks_the_servers_dialect(
 
 
 def test_an_api_the_flavor_lacks_is_refused_before_sending(
-    make_client: Any, client: Client, proxy: FaultProxy
+    make_client: Any, client: Client, proxy: FaultProxy, connection: dict[str, Any]
 ) -> None:
     flavor = client.info().flavor
-    with make_client([proxy.url]) as c:
+    with make_client([proxy.url], **connection) as c:
         c.info()  # detection happens once; after it, a refusal sends nothing
         seen = proxy.stats.requests_seen
         if flavor == "opensearch":

@@ -13,6 +13,10 @@ from sturdysearch import ByQueryResult, Client
 from sturdysearch.errors import BadRequestError, DeadlineExceeded
 from sturdysearch.query import escape_query_string, query_string, simple_query_string
 
+#: These tests also run against the security-on servers (TLS, passwords), connecting with the
+#: ``connection`` fixture.
+pytestmark = pytest.mark.sturdysearch_secured
+
 TEXTS = {
     "1": "C++ (the language) for beginners",
     "2": "title:secret and other notes",

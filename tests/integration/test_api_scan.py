@@ -14,6 +14,10 @@ from api_support import fill, open_contexts
 from sturdysearch import AsyncClient, Client
 from sturdysearch.errors import NotFoundError
 
+#: These tests also run against the security-on servers (TLS, passwords), connecting with the
+#: ``connection`` fixture.
+pytestmark = pytest.mark.sturdysearch_secured
+
 SMALL = 5_000
 LARGE = 100_000
 
@@ -92,13 +96,13 @@ def test_scan_of_a_missing_index_raises(client: Client, index_name: str) -> None
 
 
 def test_async_scan_closed_early_leaves_nothing_open(
-    client: Client, index_name: str, node_url: str
+    client: Client, index_name: str, node_url: str, connection: dict[str, Any]
 ) -> None:
     fill(client, index_name, 2_000)
     baseline = open_contexts(client)
 
     async def run() -> tuple[int, list[str]]:
-        async with AsyncClient([node_url]) as aclient:
+        async with AsyncClient([node_url], **connection) as aclient:
             total = 0
             async for _ in aclient.scan(index=index_name, size=300):
                 total += 1

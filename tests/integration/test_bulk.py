@@ -38,6 +38,10 @@ from sturdysearch.errors import DeadLetterError
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
 
+#: These tests also run against the security-on servers (TLS, passwords), connecting with the
+#: ``connection`` fixture.
+pytestmark = pytest.mark.sturdysearch_secured
+
 MAPPINGS = {
     "dynamic": "strict",
     "properties": {
@@ -105,14 +109,16 @@ class Indexers:
     ``indexers(index, **options)`` is a ``BulkIndexer``, or an ``AsyncBulkIndexer`` behind the
     blocking facade; ``bulk_index`` and ``replay`` are the one-call helpers of that driver."""
 
-    def __init__(self, kind: str, node_url: str, loop_thread: LoopThread) -> None:
+    def __init__(
+        self, kind: str, node_url: str, loop_thread: LoopThread, connection: dict[str, Any]
+    ) -> None:
         self.kind = kind
         self._loop = loop_thread
         if kind == "sync":
-            self._client: Any = Client([node_url])
+            self._client: Any = Client([node_url], **connection)
             self.tracer: Tracer = self._client.tracer
         else:
-            self._client = loop_thread.run(_make_async_client(node_url))
+            self._client = loop_thread.run(_make_async_client(node_url, connection))
             self.tracer = self._client.tracer
 
     def __call__(self, index: str | None, **options: Any) -> Any:
@@ -141,21 +147,24 @@ class Indexers:
             self._loop.run(self._client.close())
 
 
-async def _make_async_client(url: str) -> AsyncClient:
-    return AsyncClient([url])
+async def _make_async_client(url: str, connection: dict[str, Any]) -> AsyncClient:
+    return AsyncClient([url], **connection)
 
 
 @pytest.fixture(params=["sync", "async"])
 def indexers(
-    request: pytest.FixtureRequest, node_url: str, loop_thread: LoopThread
+    request: pytest.FixtureRequest,
+    node_url: str,
+    loop_thread: LoopThread,
+    connection: dict[str, Any],
 ) -> Iterator[Indexers]:
-    made = Indexers(request.param, node_url, loop_thread)
+    made = Indexers(request.param, node_url, loop_thread, connection)
     yield made
     made.close()
 
 
 def test_twenty_thousand_logs_through_connection_resets(
-    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path
+    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path, connection: dict[str, Any]
 ) -> None:
     """20,000 documents with ids, 0.1% violating the mapping, through a proxy that resets 2% of
     the requests (before or after they reach the node)."""
@@ -163,7 +172,7 @@ def test_twenty_thousand_logs_through_connection_resets(
     bad = {str(i) for i in range(7, n, 1000)}
     proxy.set_fault(Fault.random(0.02, seed=7).matching(path_regex="_bulk"))
     with (
-        Client([proxy.url]) as via_proxy,
+        Client([proxy.url], **connection) as via_proxy,
         BulkIndexer(
             via_proxy, bulk_index_name, dead_letter=dlq, max_actions=100, workers=3
         ) as bulk,
@@ -185,14 +194,14 @@ def test_twenty_thousand_logs_through_connection_resets(
 
 
 def test_lost_request_resends_documents_with_ids_and_dead_letters_the_others(
-    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path
+    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path, connection: dict[str, Any]
 ) -> None:
     """The node applies the batch, then the connection is reset before its answer: documents
     with an id are sent again (no duplicate: same id), documents without one are
     dead-lettered as ``unknown`` (they are in the index, once)."""
     proxy.set_fault(Fault.reset_after_request().times(1).matching(path_regex="_bulk"))
     with (
-        Client([proxy.url]) as via_proxy,
+        Client([proxy.url], **connection) as via_proxy,
         BulkIndexer(via_proxy, bulk_index_name, dead_letter=dlq, max_actions=100) as bulk,
     ):
         for i in range(60):
@@ -208,11 +217,11 @@ def test_lost_request_resends_documents_with_ids_and_dead_letters_the_others(
 
 
 def test_truncated_answer_is_not_trusted(
-    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path
+    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path, connection: dict[str, Any]
 ) -> None:
     proxy.set_fault(Fault.truncate(after_bytes=150).times(2).matching(path_regex="_bulk"))
     with (
-        Client([proxy.url]) as via_proxy,
+        Client([proxy.url], **connection) as via_proxy,
         BulkIndexer(via_proxy, bulk_index_name, dead_letter=dlq, max_actions=50) as bulk,
     ):
         for i in range(200):
@@ -225,11 +234,11 @@ def test_truncated_answer_is_not_trusted(
 
 
 def test_413_splits_the_batch_and_a_lone_action_is_too_large(
-    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path
+    client: Client, proxy: FaultProxy, bulk_index_name: str, dlq: Path, connection: dict[str, Any]
 ) -> None:
     proxy.set_fault(Fault.status(413).times(3).matching(path_regex="_bulk"))
     with (
-        Client([proxy.url]) as via_proxy,
+        Client([proxy.url], **connection) as via_proxy,
         BulkIndexer(via_proxy, bulk_index_name, dead_letter=dlq, max_actions=8) as bulk,
     ):
         for i in range(8):
@@ -240,7 +249,7 @@ def test_413_splits_the_batch_and_a_lone_action_is_too_large(
 
     proxy.set_fault(Fault.status(413).matching(path_regex="_bulk"))
     with (
-        Client([proxy.url]) as via_proxy,
+        Client([proxy.url], **connection) as via_proxy,
         BulkIndexer(via_proxy, bulk_index_name, dead_letter=dlq, max_actions=2) as bulk,
     ):
         bulk.index(log_doc(100), id="100")
@@ -338,14 +347,14 @@ def test_missing_index_with_auto_create_off_is_dead_lettered(client: Client, dlq
 
 
 def test_delivery_timeout_bounds_every_document(
-    proxy: FaultProxy, bulk_index_name: str, dlq: Path
+    proxy: FaultProxy, bulk_index_name: str, dlq: Path, connection: dict[str, Any]
 ) -> None:
     """A node that never answers: every document is dead-lettered within the delivery
     timeout (plus a little), none waits forever."""
     proxy.set_fault(Fault.blackhole().matching(path_regex="_bulk"))
     started = time.monotonic()
     with (
-        Client([proxy.url]) as via_proxy,
+        Client([proxy.url], **connection) as via_proxy,
         BulkIndexer(
             via_proxy, bulk_index_name, dead_letter=dlq, max_actions=10, delivery_timeout=3.0
         ) as bulk,

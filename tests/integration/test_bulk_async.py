@@ -17,6 +17,10 @@ from sturdysearch.errors import DeadLetterError
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
 
+#: These tests also run against the security-on servers (TLS, passwords), connecting with the
+#: ``connection`` fixture.
+pytestmark = pytest.mark.sturdysearch_secured
+
 MAPPINGS = {"properties": {"n": {"type": "long"}, "text": {"type": "text"}}}
 
 
@@ -35,7 +39,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 
 def test_async_every_document_accounted_through_resets(
-    client: Client, proxy: FaultProxy, async_index: str, tmp_path: Path
+    client: Client, proxy: FaultProxy, async_index: str, tmp_path: Path, connection: dict[str, Any]
 ) -> None:
     n = 6000
     bad = {i for i in range(n) if i % 1000 == 5}
@@ -48,7 +52,7 @@ def test_async_every_document_accounted_through_resets(
 
     async def run() -> Any:
         async with (
-            AsyncClient([proxy.url]) as aclient,
+            AsyncClient([proxy.url], **connection) as aclient,
             AsyncBulkIndexer(aclient, async_index, dead_letter=dlq, max_actions=100) as bulk,
         ):
             await bulk.add_many(documents(), id_field="id")
@@ -70,14 +74,14 @@ def test_async_every_document_accounted_through_resets(
 
 
 def test_async_lost_request_without_ids_is_unknown(
-    client: Client, proxy: FaultProxy, async_index: str, tmp_path: Path
+    client: Client, proxy: FaultProxy, async_index: str, tmp_path: Path, connection: dict[str, Any]
 ) -> None:
     dlq = tmp_path / "dlq.jsonl"
     proxy.set_fault(Fault.reset_after_request().times(1).matching(path_regex="_bulk"))
 
     async def run() -> Any:
         async with (
-            AsyncClient([proxy.url]) as aclient,
+            AsyncClient([proxy.url], **connection) as aclient,
             AsyncBulkIndexer(aclient, async_index, dead_letter=dlq) as bulk,
         ):
             for i in range(20):
@@ -91,9 +95,11 @@ def test_async_lost_request_without_ids_is_unknown(
     assert client.count(index=async_index)["count"] == 20  # applied once each
 
 
-def test_async_unwritable_dead_letter_file_stops_it(node_url: str, async_index: str) -> None:
+def test_async_unwritable_dead_letter_file_stops_it(
+    node_url: str, async_index: str, connection: dict[str, Any]
+) -> None:
     async def run() -> None:
-        async with AsyncClient([node_url]) as aclient:
+        async with AsyncClient([node_url], **connection) as aclient:
             bulk = await AsyncBulkIndexer(
                 aclient, async_index, dead_letter="/dev/full", max_actions=5
             ).start()

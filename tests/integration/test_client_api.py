@@ -151,10 +151,10 @@ def test_bulk_and_request(any_client: Any, index_name: str) -> None:
 
 
 def test_gzip_compression_both_ways(
-    make_client: Any, node_url: str, index_name: str, client: Client
+    make_client: Any, node_url: str, index_name: str, client: Client, connection: dict[str, Any]
 ) -> None:
     big = {"text": "lorem ipsum dolor sit amet " * 200}
-    with make_client([node_url], http_compress=True) as compressing:
+    with make_client([node_url], http_compress=True, **connection) as compressing:
         compressing.index(index=index_name, id="big", document=big, refresh=True)
         got = compressing.get(index=index_name, id="big")
         assert got["_source"] == big

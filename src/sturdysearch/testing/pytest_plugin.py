@@ -17,7 +17,8 @@ such as ``opensearch:2.19.6,elasticsearch:9.5.4``). A spec with ``+security``
 (``elasticsearch:9.5.4+security``) is a cluster with TLS and passwords; ``search_cluster`` is
 parametrized with such specs only for tests marked ``sturdysearch_secured`` (tests that connect
 with ``search_cluster.client_options()``), since a test written for a plain node cannot reach a
-secured one. Tests using these fixtures are marked
+secured one. Likewise ``+sigv4`` (``opensearch:2.19.6+sigv4``): the plain node of that release
+behind the SigV4 verifier, every request signed (``sturdysearch.testing.sigv4_route``). Tests using these fixtures are marked
 ``sturdysearch_integration`` (mark others by hand, e.g. a module's ``pytestmark``); when no
 server is configured every test so marked is skipped with a reason saying so. Select or
 deselect them with ``-m sturdysearch_integration`` / ``-m "not sturdysearch_integration"``.
@@ -50,8 +51,8 @@ INTEGRATION_FIXTURES = ("search_cluster", "secured_cluster", "cluster_factory")
 MARKER = "sturdysearch_integration"
 """The plugin's own marker: what it adds to tests using its clusters, and what it skips."""
 SECURED_MARKER = "sturdysearch_secured"
-"""Marks tests that also run against security-on servers (they connect with the cluster's
-``client_options()``)."""
+"""Marks tests that also run against security-on servers and through the SigV4 verifier
+(they connect with the cluster's ``client_options()``)."""
 NO_SECURED_REASON = (
     "no security-on server configured: add one such as elasticsearch:9.5.4+security to "
     f"{SERVERS_ENV}"
@@ -124,7 +125,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     specs = configured_servers(metafunc.config)
     if metafunc.definition.get_closest_marker(SECURED_MARKER) is None:
-        specs = tuple(s for s in specs if not s.security)
+        specs = tuple(s for s in specs if not (s.security or s.sigv4))
     if specs:
         metafunc.parametrize(
             "search_cluster", specs, ids=[s.id for s in specs], indirect=True, scope="session"
@@ -168,10 +169,19 @@ class ClusterPool:
 
     def __init__(self) -> None:
         self._shared: dict[ServerSpec, LocalCluster] = {}
+        self._routes: dict[ServerSpec, Any] = {}
         self._failures: dict[ServerSpec, str] = {}
         self._created: list[LocalCluster] = []
 
     def shared(self, spec: ServerSpec) -> LocalCluster:
+        if spec.sigv4:
+            # the plain cluster of the release, each node behind a SigV4 verifier
+            route = self._routes.get(spec)
+            if route is None:
+                from sturdysearch.testing.sigv4_route import SigV4Route
+
+                route = self._routes[spec] = SigV4Route(self.shared(spec.release), spec)
+            return route  # type: ignore[no-any-return]
         if spec in self._failures:
             pytest.fail(self._failures[spec], pytrace=False)
         cluster = self._shared.get(spec)
@@ -201,6 +211,9 @@ class ClusterPool:
         return cluster.start()
 
     def close_all(self) -> None:
+        for route in self._routes.values():
+            route.close()
+        self._routes.clear()
         clusters = [*self._created, *self._shared.values()]
         self._created.clear()
         self._shared.clear()

@@ -49,6 +49,9 @@ class SecurityInfo:
     ca_fingerprint: str
     """SHA-256 of the CA certificate, colon-separated upper-case hex, as Elasticsearch prints
     it at set-up ("CA fingerprint")."""
+    node_fingerprint: str
+    """SHA-256 of the nodes' own certificate (all nodes share one), for
+    ``ssl_assert_fingerprint=``."""
     user: str
     password: str
     limited_user: str
@@ -123,6 +126,7 @@ class ClusterSecurity:
         self._info = SecurityInfo(
             ca_certs=str(ca_path),
             ca_fingerprint=_colon_fingerprint(self._ca.cert_pem.bytes()),
+            node_fingerprint=_colon_fingerprint(self._node.cert_chain_pems[0].bytes()),
             user=ADMIN_USER,
             password=self.password,
             limited_user=LIMITED_USER,

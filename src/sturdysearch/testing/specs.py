@@ -40,17 +40,21 @@ class Flavor(str, enum.Enum):
 
 
 SECURITY_SUFFIX = "+security"
+SIGV4_SUFFIX = "+sigv4"
 
 
 @dataclass(frozen=True)
 class ServerSpec:
     """A server flavor plus an exact release version (no ranges: tests must be reproducible),
     with security on or off (``elasticsearch:9.5.4+security``: TLS and passwords, see
-    ``sturdysearch.testing.security``)."""
+    ``sturdysearch.testing.security``), or reached through the SigV4 verifier
+    (``opensearch:2.19.6+sigv4``: every request signed as for Amazon OpenSearch Service and
+    checked by botocore's signer, see ``sturdysearch.testing.sigv4``)."""
 
     flavor: Flavor
     version: str
     security: bool = False
+    sigv4: bool = False
 
     def __post_init__(self) -> None:
         if not _VERSION_RE.match(self.version):
@@ -66,9 +70,17 @@ class ServerSpec:
         line; the canonical rendering (``str(spec)``) always uses the full name.
         """
         raw = text.strip()
-        security = raw.lower().endswith(SECURITY_SUFFIX) or raw.lower().endswith("-security")
-        if security:
-            raw = raw[: -len(SECURITY_SUFFIX)]
+        security = sigv4 = False
+        for suffix in ("security", "sigv4"):
+            if raw.lower().endswith((f"+{suffix}", f"-{suffix}")):
+                raw = raw[: -len(suffix) - 1]
+                security = security or suffix == "security"
+                sigv4 = sigv4 or suffix == "sigv4"
+        if security and sigv4:
+            raise InvalidSpecError(
+                f"{text!r}: +sigv4 puts the verifier in front of a plain node; it cannot be "
+                "combined with +security"
+            )
         match = re.match(r"^([A-Za-z]+)[:\-=](.+)$", raw)
         if not match:
             raise InvalidSpecError(
@@ -81,7 +93,7 @@ class ServerSpec:
                 f"unknown server flavor {match.group(1)!r} in {text!r}: "
                 "use opensearch (os) or elasticsearch (es)"
             )
-        return cls(Flavor(_ALIASES[name]), version, security)
+        return cls(Flavor(_ALIASES[name]), version, security, sigv4)
 
     @property
     def version_tuple(self) -> tuple[int, int, int]:
@@ -97,15 +109,19 @@ class ServerSpec:
     def id(self) -> str:
         """A filesystem- and pytest-id-safe name, e.g. ``opensearch-2.19.6`` (or
         ``elasticsearch-9.5.4-security``)."""
-        return f"{self.flavor.value}-{self.version}" + ("-security" if self.security else "")
+        return f"{self.flavor.value}-{self.version}" + self._suffix.replace("+", "-")
 
     @property
     def release(self) -> ServerSpec:
-        """The same release with security off: what is downloaded and unpacked."""
-        return ServerSpec(self.flavor, self.version) if self.security else self
+        """The same release, plain: what is downloaded and unpacked."""
+        return ServerSpec(self.flavor, self.version) if self._suffix else self
+
+    @property
+    def _suffix(self) -> str:
+        return (SECURITY_SUFFIX if self.security else "") + (SIGV4_SUFFIX if self.sigv4 else "")
 
     def __str__(self) -> str:
-        return f"{self.flavor.value}:{self.version}" + (SECURITY_SUFFIX if self.security else "")
+        return f"{self.flavor.value}:{self.version}{self._suffix}"
 
 
 def parse_server_specs(text: str | None) -> tuple[ServerSpec, ...]:

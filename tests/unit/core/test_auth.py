@@ -1,4 +1,5 @@
-"""Credentials (``sturdysearch._core.auth``): header values, and never shown."""
+"""Credentials (``sturdysearch.auth`` over ``sturdysearch._core.auth``): header values from the
+peers' keywords and from the typed values, and never shown."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from typing import Any
 
 import pytest
 
-from sturdysearch._core.auth import Secret, authorization_header
+from sturdysearch._core.auth import Secret
+from sturdysearch.auth import ApiKey, BasicAuth, BearerToken, ServiceToken, from_options
 from sturdysearch.errors import ConfigError
+
+
+def authorization_header(**kwargs: Any) -> Secret | None:
+    """The header value the client sends for these keywords."""
+    auth = from_options(**kwargs)
+    return None if auth is None else auth.authorization()
 
 
 def b64(text: str) -> str:
@@ -137,3 +145,65 @@ def test_secret_has_no_dict() -> None:
     assert not hasattr(s, "__dict__")
     with pytest.raises(AttributeError):
         s.other = 1  # type: ignore[attr-defined]
+
+
+# -- the typed values --------------------------------------------------------------------------
+
+
+SECRET = "s3cr3t-VALUE-never-shown"
+
+
+@pytest.mark.parametrize(
+    ("auth", "shown"),
+    [
+        (BasicAuth("elastic", SECRET), "BasicAuth(username='elastic', password=<redacted>)"),
+        (ApiKey(id="key-id", api_key=SECRET), "ApiKey(id='key-id', api_key=<redacted>)"),
+        (ApiKey(b64(f"key-id:{SECRET}")), "ApiKey(id='key-id', api_key=<redacted>)"),
+        (ApiKey(SECRET), "ApiKey(id=None, api_key=<redacted>)"),
+        (BearerToken(SECRET), "BearerToken(<redacted>)"),
+        (ServiceToken(SECRET), "ServiceToken(<redacted>)"),
+    ],
+)
+def test_typed_values_never_show_the_secret(auth: Any, shown: str) -> None:
+    assert repr(auth) == shown
+    assert str(auth) == shown
+    assert SECRET not in repr([auth]) and SECRET not in f"{auth}"
+    with pytest.raises(TypeError, match="not picklable"):
+        pickle.dumps(auth)
+    assert copy.copy(auth) == auth
+
+
+def test_typed_values_and_keywords_send_the_same_header() -> None:
+    assert BasicAuth("u", "p") == from_options(basic_auth=("u", "p"))
+    assert ApiKey(id="i", api_key="k") == from_options(api_key=("i", "k"))
+    assert ApiKey("abc") == from_options(api_key="abc")
+    assert BearerToken("t") == from_options(bearer_auth="t")
+    # a service token is a bearer token on the wire, but not the same kind of credential
+    assert ServiceToken("t").authorization() == BearerToken("t").authorization()
+    assert ServiceToken("t") != BearerToken("t")
+    assert {a.scheme for a in (BasicAuth("u", "p"), ApiKey("k"), ServiceToken("t"))} == {
+        "basic",
+        "api_key",
+        "service_token",
+    }
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BasicAuth("", "p"), "empty user name"),
+        (lambda: BasicAuth("a:b", "p"), "cannot contain ':'"),
+        (lambda: BasicAuth("u", "p\n"), "line break"),
+        (lambda: ApiKey(), "encoded key, or both id= and api_key="),
+        (lambda: ApiKey("x", id="i", api_key="k"), "not both"),
+        (lambda: ApiKey(id="i"), "both id= and api_key="),
+        (lambda: BearerToken(""), "non-empty token"),
+        (lambda: ServiceToken("a\r\nX-Evil: 1"), "line break"),
+        (lambda: from_options(auth=("u", "p")), "basic_auth="),  # type: ignore[arg-type]
+        (lambda: from_options(auth=BasicAuth("u", "p"), api_key="k"), "one kind of credentials"),
+    ],
+)
+def test_bad_typed_values(make: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert message in str(info.value)
