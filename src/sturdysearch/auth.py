@@ -199,6 +199,8 @@ def from_options(
         return BasicAuth(user, password)
     if api_key is not None:
         if isinstance(api_key, str):
+            if not api_key:
+                raise ConfigError("api_key is empty")
             return ApiKey(api_key)
         pair = list(api_key)
         if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):

@@ -12,7 +12,9 @@
     │   ├── ConnectionError          refused, reset, or closed; ``.request_sent`` says whether the
     │   │   │                        request may have reached the server
     │   │   ├── ConnectTimeout       TCP connect or TLS handshake did not finish in time
-    │   │   └── TLSError             certificate or handshake failure (never retried)
+    │   │   ├── TLSError             certificate or handshake failure (never retried)
+    │   │   └── ProxyError           the HTTP proxy could not be reached or refused the tunnel
+    │   │       └── ProxyAuthenticationError  the proxy answered 407 (never retried)
     │   ├── ReadTimeout              the server stopped sending (response head, or between bytes)
     │   ├── DeadlineExceeded         the call's overall deadline passed (attempts, waits, backoff)
     │   ├── NoLiveNodesError         no node could be tried within the deadline
@@ -59,6 +61,8 @@ __all__ = [
     "NoLiveNodesError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ProxyAuthenticationError",
+    "ProxyError",
     "ReadTimeout",
     "SerializationError",
     "ServerError",
@@ -177,6 +181,30 @@ class TLSError(ConnectionError):
     mismatch, or the handshake itself. The message says which and how to fix it."""
 
 
+class ProxyError(ConnectionError):
+    """The HTTP proxy (``proxy=``, or ``proxy_from_env=True``) could not be reached, or it
+    refused to open a tunnel to the node (``status`` is its answer: 403, 502...) or answered
+    with something that is not HTTP. Nothing reached the node (``request_sent`` is false)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        errors: Sequence[BaseException] = (),
+        request_sent: bool = False,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, node=node, errors=errors, request_sent=request_sent)
+        self.status = status
+
+
+class ProxyAuthenticationError(ProxyError):
+    """The proxy answered 407 Proxy Authentication Required: the user and password in the proxy
+    URL are missing or wrong. Not retried, and the node is not blamed for it: every attempt
+    would go through the same proxy with the same credentials."""
+
+
 class ReadTimeout(TransportError, builtins.TimeoutError):
     """The server did not send the response head, or paused between bytes, for longer than
     ``read_timeout``. The request was sent, so it may have taken effect."""
@@ -267,7 +295,15 @@ class ApiError(SturdySearchError):
         self.body = body
         self.node = node
         self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        self.credentials: str | None = None
+        """For a 401/403: which credentials the request carried, secret redacted (set by the
+        transport: an expired API key is then named, not just "unable to authenticate")."""
         super().__init__(self._message())
+
+    def sent_with(self, credentials: str) -> None:
+        """Record which (redacted) credentials the refused request carried, in the message."""
+        self.credentials = credentials
+        self.args = (self._message(),)
 
     def _message(self) -> str:
         what = self.error_type or "error"
@@ -281,6 +317,8 @@ class ApiError(SturdySearchError):
             text += f"; caused by {cause[0]}: {cause[1]}"
         if self.node:
             text += f" (node {self.node})"
+        if self.credentials:
+            text += f"; sent with {self.credentials}"
         return text
 
     @property

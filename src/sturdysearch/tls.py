@@ -138,6 +138,52 @@ def check_fingerprint(der_cert: bytes | None, expected: str, node: str) -> None:
         )
 
 
+def check_pin(tls_object: ssl.SSLSocket | ssl.SSLObject | None, expected: str, node: str) -> None:
+    """Check the pin right after a handshake, on a socket or an asyncio ``SSLObject``.
+
+    On a mismatch it looks at the rest of the chain the server sent: a pin equal to the CA's
+    fingerprint (the one Elasticsearch prints at set-up) is refused with a message of its
+    own, because a CA fingerprint alone proves nothing: anyone can send the public CA
+    certificate along with a certificate of their own. The CA file (``ca_certs=``) is what
+    verifies that the server's certificate was issued by it."""
+    der = tls_object.getpeercert(binary_form=True) if tls_object is not None else None
+    try:
+        check_fingerprint(der, expected, node)
+    except TLSError:
+        if tls_object is not None and any(
+            hashlib.sha256(cert).hexdigest() == expected
+            for cert in _presented_chain(tls_object)[1:]
+        ):
+            raise TLSError(
+                "ssl_assert_fingerprint is the fingerprint of the CA certificate in the chain "
+                "(what Elasticsearch prints at set-up), not of the server's own certificate. A "
+                "CA fingerprint alone would accept any certificate presented beside the public "
+                "CA certificate, so it is not accepted as a pin: pass ca_certs= with that CA "
+                "(e.g. http_ca.crt), which verifies the chain, or pin the server certificate "
+                "(`openssl s_client -connect HOST:PORT | openssl x509 -noout -fingerprint "
+                "-sha256`)",
+                node=node,
+            ) from None
+        raise
+
+
+def _presented_chain(tls_object: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
+    """The certificates the server sent, leaf first (DER); empty where this Python cannot
+    tell (the accessor is private before 3.13)."""
+    inner = getattr(tls_object, "_sslobj", None)
+    getter = getattr(inner, "get_unverified_chain", None)
+    if getter is None:
+        return []
+    try:
+        chain = getter() or []
+        return [cert.public_bytes(_ENCODING_DER) for cert in chain]
+    except (AttributeError, ValueError, ssl.SSLError):
+        return []
+
+
+_ENCODING_DER = 2  # _ssl.ENCODING_DER
+
+
 def _colons(hexdigest: str) -> str:
     return ":".join(hexdigest[i : i + 2] for i in range(0, len(hexdigest), 2)).upper()
 

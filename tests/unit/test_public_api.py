@@ -58,6 +58,8 @@ ERRORS_ALL = [
     "NoLiveNodesError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ProxyAuthenticationError",
+    "ProxyError",
     "ReadTimeout",
     "SerializationError",
     "ServerError",

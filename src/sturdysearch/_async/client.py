@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -24,7 +25,7 @@ from sturdysearch._async.transport import AsyncTransport
 from sturdysearch._core import api, flows, results
 from sturdysearch._core.auth import Auth
 from sturdysearch._core.config import DEFAULT_CONNECTIONS_PER_NODE, ClientConfig, build_config
-from sturdysearch._core.dialect import Dialect, ServerInfo, dialect_for
+from sturdysearch._core.dialect import SERVERLESS, Dialect, ServerInfo, dialect_for
 from sturdysearch._core.driver import CallerTransport
 from sturdysearch._core.endpoint import Endpoint, adjust, build, merge_query
 from sturdysearch._core.events import Tracer
@@ -74,8 +75,12 @@ class AsyncClient(AsyncRootApi):
     ``probe_timeout`` (2 s), ``probe_backoff_base`` (0.5 s), ``probe_backoff_cap`` (60 s);
     discovery: ``sniff_on_start``, ``sniff_interval``, ``sniff_on_node_failure`` (all off),
     ``sniff_timeout`` (5 s); ``hedge_after`` (seconds, off) for hedged reads; ``observability``
-    (an :class:`~sturdysearch.Observability`: slow-call logging, OpenTelemetry, X-Opaque-Id).
-    Invalid values raise :class:`~sturdysearch.errors.ConfigError` here, not on first use.
+    (an :class:`~sturdysearch.Observability`: slow-call logging, OpenTelemetry, X-Opaque-Id);
+    an HTTP proxy: ``proxy`` (``"http://[user:password@]host:port"``) with ``no_proxy`` (hosts,
+    ``.domains``, addresses and CIDR ranges connected to directly), or ``proxy_from_env=True``
+    to read ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` (see
+    ``docs/proxies.md``). Invalid values raise :class:`~sturdysearch.errors.ConfigError` here,
+    not on first use.
     """
 
     def __init__(
@@ -114,11 +119,24 @@ class AsyncClient(AsyncRootApi):
         sniff_timeout: float = 5.0,
         hedge_after: float | None = None,
         observability: Observability | None = None,
+        proxy: str | None = None,
+        proxy_from_env: bool = False,
+        no_proxy: Sequence[str] | None = None,
     ) -> None:
         """``timeouts=Timeouts(connect=, read=, total=)`` or the three ``connect_timeout=``,
         ``read_timeout=``, ``timeout=`` (the per-call deadline), not both; likewise
         ``tls=TLSConfig(...)`` or ``ca_certs=``, ``ssl_assert_fingerprint=``, ``client_cert=``,
-        ``client_key=``, ``dangerously_skip_tls_verify=``."""
+        ``client_key=``, ``dangerously_skip_tls_verify=``.
+
+        ``proxy="http://[user:password@]host:port"`` sends every node's traffic through that
+        HTTP proxy: ``https://`` nodes through a CONNECT tunnel (TLS runs end to end with the
+        node, whose certificate is checked), ``http://`` nodes as absolute-form requests.
+        ``no_proxy=["localhost", ".internal.example.com", "10.0.0.0/8", "db1:9200"]`` lists
+        the nodes reached directly. ``proxy_from_env=True`` reads the proxy from
+        ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` and the bypass list from ``NO_PROXY``,
+        once, here; it is off by default because a stray ``HTTPS_PROXY`` on a server would
+        otherwise route cluster traffic through a corporate proxy without anyone choosing it.
+        ``proxy=`` and ``proxy_from_env=True`` together are refused."""
         observability = observability or Observability()
         if isinstance(observability.opaque_id, str) and not any(
             name.lower() == "x-opaque-id" for name in headers or {}
@@ -157,6 +175,10 @@ class AsyncClient(AsyncRootApi):
             timeout=timeout,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            proxy=proxy,
+            proxy_from_env=proxy_from_env,
+            no_proxy=no_proxy,
+            environ=os.environ if proxy_from_env else None,
         )
         self.tracer = Tracer()
         self._observability = observability
@@ -359,11 +381,15 @@ class AsyncClient(AsyncRootApi):
         """How this client talks to the server: detected on first use (``GET /``), cached, and
         detected again on the next use after a node was ejected or re-admitted (the server
         behind it may have been upgraded meanwhile). A server that refuses detection (no
-        ``monitor`` privilege) gets the conservative dialect, with one warning."""
+        ``monitor`` privilege) gets the conservative dialect, with one warning. A client
+        signing for OpenSearch Serverless (``AwsSigV4(service="aoss")``) has the Serverless
+        dialect from the start: Serverless has no ``GET /`` to ask."""
         mark = self._health_mark()
         dialect = self._dialect
-        if dialect is not None and mark == self._dialect_mark:
+        if dialect is not None and (mark == self._dialect_mark or dialect.serverless):
             return dialect
+        if self._transport.serverless:
+            return self._adopt(SERVERLESS, mark)
         try:
             server: ServerInfo | None = await self._run_flow(flows.detect())
         except (ApiError, MalformedResponseError) as exc:  # refused, or not a root document
@@ -375,15 +401,24 @@ class AsyncClient(AsyncRootApi):
 
     async def info(self, *, timeout: float | None = None) -> ServerInfo:
         """Flavor, version and cluster name of the server (``GET /``, or ``GET /_nodes/_local``
-        on builds without a root endpoint); also refreshes the cached dialect."""
+        on builds without a root endpoint); also refreshes the cached dialect. OpenSearch
+        Serverless reports nothing: its fixed description is returned without a request."""
         mark = self._health_mark()
+        if self._transport.serverless:
+            self._adopt(SERVERLESS, mark)
+            return SERVERLESS
         server = await self._run_flow(flows.detect(timeout=timeout), timeout=timeout)
         self._adopt(server, mark)
         return server
 
     async def ping(self, *, timeout: float | None = None) -> bool:
         """True if a node answers ``HEAD /`` with 200 (or, on builds without a root endpoint,
-        ``GET /_nodes/_local``). Transport failures still raise."""
+        ``GET /_nodes/_local``). Transport failures still raise. On OpenSearch Serverless,
+        which has no root endpoint, a 404 is True too: it comes after the signature was
+        accepted (a rejected one raises ``AuthorizationError``)."""
+        if self._transport.serverless:
+            await self._transport.perform(api.ping(timeout=timeout))
+            return True
         return await self._run_flow(flows.ping(timeout=timeout), timeout=timeout)
 
     # -- helpers over the API ----------------------------------------------------------------

@@ -28,14 +28,17 @@ from typing import Any
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import connect_timeout_error, violation_error
+from sturdysearch._core.proxy import ProxyRoute, TunnelAnswer, tunnel_refused, tunnel_violation
 from sturdysearch._core.timeouts import Deadline, deadline_ends_wait, read_wait
 from sturdysearch.errors import (
     ConnectionError,
     DeadlineExceeded,
+    ProxyError,
     ReadTimeout,
+    SturdySearchError,
     TLSError,
 )
-from sturdysearch.tls import TLSConfig, check_fingerprint, describe_tls_failure, is_tls_alert
+from sturdysearch.tls import TLSConfig, check_pin, describe_tls_failure, is_tls_alert
 
 _monotonic = time.monotonic
 
@@ -267,6 +270,79 @@ class AsyncConnection:
         )
 
 
+class _TunnelProtocol(asyncio.Protocol):
+    """Reads the proxy's answer to CONNECT into a :class:`TunnelAnswer` and wakes the opener.
+
+    As in :class:`_ResponseProtocol`, the waiter only ever gets ``None``; what happened is
+    recorded here (``failure``), so no exception is left in a future nobody awaits."""
+
+    def __init__(self) -> None:
+        self.answer = TunnelAnswer()
+        self.failure: ProtocolViolation | None = None
+        self.lost: BaseException | None = None
+        self.waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            done = self.answer.feed(data)
+        except ProtocolViolation as exc:
+            self.failure = exc
+            done = True
+        if done:
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self._ended()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
+        self._ended()
+
+    def _ended(self) -> None:
+        if not self.answer.done and self.failure is None:
+            try:
+                self.answer.feed_eof()
+            except ProtocolViolation as exc:
+                self.failure = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def _through_tunnel(
+    node: NodeConfig, route: ProxyRoute, ssl_context: ssl.SSLContext
+) -> tuple[asyncio.Transport, _ResponseProtocol]:
+    """TCP to the proxy, ``CONNECT`` and its answer, then the TLS handshake with the node
+    (its name for SNI and the certificate check) over the tunnel. The caller bounds it all
+    with the connect budget; a cancellation closes the half-made connection."""
+    loop = asyncio.get_running_loop()
+    proxy = route.proxy
+    raw, opener = await loop.create_connection(_TunnelProtocol, proxy.host, proxy.port)
+    try:
+        raw.write(route.request)
+        await opener.waiter
+        if opener.failure is not None:
+            raise tunnel_violation(opener.failure, proxy, node.url)
+        refused = tunnel_refused(opener.answer, proxy, node.url)
+        if refused is not None:
+            raise refused
+        protocol = _ResponseProtocol()
+        transport = await loop.start_tls(raw, protocol, ssl_context, server_hostname=node.host)
+        if transport is None:  # the loop closed the connection meanwhile
+            raise ProxyError(
+                f"the proxy {proxy.url} closed the tunnel before the TLS handshake", node=node.url
+            )
+        # start_tls hands the protocol its new transport without calling connection_made.
+        protocol.connection_made(transport)
+        return transport, protocol
+    except BaseException:
+        raw.abort()
+        raise
+
+
 async def open_connection(
     node: NodeConfig,
     *,
@@ -274,24 +350,41 @@ async def open_connection(
     tls: TLSConfig,
     connect_timeout: float,
     deadline: Deadline,
+    proxy: ProxyRoute | None = None,
 ) -> AsyncConnection:
-    """Connect (and handshake) within ``min(connect_timeout, remaining deadline)``."""
+    """Connect (and handshake) within ``min(connect_timeout, remaining deadline)``. Through a
+    ``proxy``, the connect goes to the proxy, and the CONNECT exchange of a tunnel shares the
+    same budget as the TCP connect and the TLS handshake."""
     now = _monotonic()
     limit = deadline.connect_timeout_for(connect_timeout, now)
     if limit <= 0:
         raise DeadlineExceeded("the call's deadline passed before connecting", node=node.url)
     by_deadline = limit < connect_timeout
     loop = asyncio.get_running_loop()
+    via = proxy.proxy.url if proxy is not None else None
     kwargs: dict[str, Any] = {}
-    if node.is_tls:
+    if node.is_tls and proxy is None:
         assert ssl_context is not None
         kwargs = {"ssl": ssl_context, "server_hostname": node.host}
     try:
-        transport, protocol = await asyncio.wait_for(
-            loop.create_connection(_ResponseProtocol, node.host, node.port, **kwargs), limit
-        )
+        if proxy is None:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(_ResponseProtocol, node.host, node.port, **kwargs), limit
+            )
+        elif proxy.tunnel:
+            assert ssl_context is not None
+            transport, protocol = await asyncio.wait_for(
+                _through_tunnel(node, proxy, ssl_context), limit
+            )
+        else:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(_ResponseProtocol, proxy.proxy.host, proxy.proxy.port),
+                limit,
+            )
     except TimeoutError:
-        raise connect_timeout_error(node.url, limit, by_deadline=by_deadline) from None
+        raise connect_timeout_error(node.url, limit, by_deadline=by_deadline, proxy=via) from None
+    except SturdySearchError:
+        raise  # the proxy's refusal, already worded (a ConnectionError is an OSError too)
     except ssl.SSLError as exc:
         raise describe_tls_failure(exc, node.url) from None
     except OSError as exc:
@@ -300,6 +393,10 @@ async def open_connection(
             reason = os.strerror(exc.errno)
         else:
             reason = exc.strerror or str(exc) or type(exc).__name__
+        if proxy is not None:
+            raise ProxyError(
+                f"could not connect to the proxy {via}: {reason}", node=node.url
+            ) from exc
         raise ConnectionError(
             f"could not connect: {reason}", node=node.url, request_sent=False
         ) from exc
@@ -307,8 +404,7 @@ async def open_connection(
     if node.is_tls and tls.ssl_assert_fingerprint is not None:
         ssl_object = transport.get_extra_info("ssl_object")
         try:
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            check_fingerprint(der, tls.ssl_assert_fingerprint, node.url)
+            check_pin(ssl_object, tls.ssl_assert_fingerprint, node.url)
         except TLSError:
             transport.abort()
             raise

@@ -26,6 +26,7 @@ from sturdysearch._async.connection import AsyncConnection, open_connection
 from sturdysearch._core.config import PoolConfig
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.pooling import PoolBooks
+from sturdysearch._core.proxy import ProxyRoute
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch.errors import DeadlineExceeded, TransportError
 from sturdysearch.tls import TLSConfig
@@ -43,8 +44,9 @@ class AsyncNodePool(PoolBooks[AsyncConnection]):
         tls: TLSConfig,
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
+        proxy: ProxyRoute | None = None,
     ) -> None:
-        super().__init__(node, pool, tls, ssl_context, connect_timeout)
+        super().__init__(node, pool, tls, ssl_context, connect_timeout, proxy)
         # Futures of queued tasks, first come first served. Each gets a connection, ``None``
         # (a free slot to connect in) or ``False`` (deadline passed, or the pool closed).
         # Done futures (expired, cancelled) are skipped lazily.
@@ -85,6 +87,7 @@ class AsyncNodePool(PoolBooks[AsyncConnection]):
                 tls=self._tls,
                 connect_timeout=self._connect_timeout,
                 deadline=deadline,
+                proxy=self._proxy,
             )
         except BaseException:
             self._free_slot()

@@ -30,7 +30,6 @@ from sturdysearch._core.driver import (
     probe_exchange,
 )
 from sturdysearch._core.events import Tracer
-from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.plan import hedge_node
 from sturdysearch._core.request import RequestSpec
@@ -78,7 +77,12 @@ class AsyncTransport(TransportBase):
 
     def _add_node(self, node: NodeConfig) -> None:
         self.pools[node] = AsyncNodePool(
-            node, self.config.pool, self.config.tls, self._ssl_context, self.config.timeouts.connect
+            node,
+            self.config.pool,
+            self.config.tls,
+            self._ssl_context,
+            self.config.timeouts.connect,
+            proxy=self.proxy_route(node),
         )
         self.remember_headers(node)
 
@@ -308,7 +312,7 @@ class AsyncTransport(TransportBase):
         except SturdySearchError as exc:
             return f"{type(exc).__name__}: {exc}"
         status = response.meta.status
-        return None if probe_answer_ok(status) else f"status {status}"
+        return None if self.probe_ok(status) else f"status {status}"
 
     def _on_node_failure(self) -> None:
         self.request_sniff_on_failure()

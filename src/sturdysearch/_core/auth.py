@@ -11,9 +11,6 @@ attempt's exact bytes (AWS SigV4). The user-facing types live in :mod:`sturdysea
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Sequence
-
 from sturdysearch.errors import ConfigError
 
 
@@ -72,6 +69,14 @@ class Auth:
         """A short name for logs and ``doctor``: ``basic``, ``api_key``, ``sigv4``..."""
         return type(self).__name__
 
+    @property
+    def serverless(self) -> bool:
+        """Whether these credentials only work against OpenSearch Serverless (SigV4 for
+        ``aoss``). A client whose credentials say so fixes its dialect instead of detecting
+        it (Serverless has no ``GET /``), counts any HTTP answer to a health probe as alive,
+        and refuses before sending the calls Serverless lacks."""
+        return False
+
 
 def check_secret_text(name: str, value: str) -> None:
     """Refuse a credential with a line break (it would inject a header), never echoing it."""
@@ -85,60 +90,3 @@ def _check_secret_text(name: str, value: str) -> None:
             f"{name} contains a line break or NUL character (a trailing newline from a file?); "
             "strip it"
         )
-
-
-def authorization_header(
-    *,
-    basic_auth: str | Sequence[str] | None = None,
-    api_key: str | Sequence[str] | None = None,
-    bearer_auth: str | None = None,
-) -> Secret | None:
-    """Build the ``Authorization`` header value from at most one kind of credential.
-
-    ``basic_auth`` is ``(user, password)`` or ``"user:password"``; ``api_key`` is the encoded key
-    Elasticsearch returns, or ``(id, api_key)``; ``bearer_auth`` is a token.
-    """
-    given = [
-        name
-        for name, value in (
-            ("basic_auth", basic_auth),
-            ("api_key", api_key),
-            ("bearer_auth", bearer_auth),
-        )
-        if value is not None
-    ]
-    if len(given) > 1:
-        raise ConfigError(f"give one kind of credentials, not {' and '.join(given)}")
-    if basic_auth is not None:
-        if isinstance(basic_auth, str):
-            user, sep, password = basic_auth.partition(":")
-            if not sep:
-                raise ConfigError("basic_auth must be (user, password) or 'user:password'")
-        else:
-            pair = list(basic_auth)
-            if len(pair) != 2 or not all(isinstance(p, str) for p in pair):
-                raise ConfigError("basic_auth must be a (user, password) pair of strings")
-            user, password = pair
-        if not user:
-            raise ConfigError("basic_auth has an empty user name")
-        _check_secret_text("basic_auth", f"{user}:{password}")
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        return Secret(f"Basic {token}")
-    if api_key is not None:
-        if isinstance(api_key, str):
-            if not api_key:
-                raise ConfigError("api_key is empty")
-            _check_secret_text("api_key", api_key)
-            return Secret(f"ApiKey {api_key}")
-        pair = list(api_key)
-        if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
-            raise ConfigError("api_key must be the encoded key string or an (id, key) pair")
-        _check_secret_text("api_key", f"{pair[0]}:{pair[1]}")
-        token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode("ascii")
-        return Secret(f"ApiKey {token}")
-    if bearer_auth is not None:
-        if not isinstance(bearer_auth, str) or not bearer_auth:
-            raise ConfigError("bearer_auth must be a non-empty token string")
-        _check_secret_text("bearer_auth", bearer_auth)
-        return Secret(f"Bearer {bearer_auth}")
-    return None

@@ -16,6 +16,7 @@ from sturdysearch._core.auth import Auth, Secret
 from sturdysearch._core.budget import BudgetConfig
 from sturdysearch._core.health import HealthConfig
 from sturdysearch._core.nodes import NodeConfig, parse_node
+from sturdysearch._core.proxy import ProxyConfig, proxy_settings
 from sturdysearch._core.timeouts import (
     DEFAULT_CONNECT,
     DEFAULT_READ,
@@ -93,6 +94,8 @@ class ClientConfig:
     hedge_after: float | None = None
     """Seconds after which an unanswered idempotent call is also sent to another node (never
     a ``long_running`` one: bulk requests and waits for tasks are slow by nature)."""
+    proxy: ProxyConfig | None = None
+    """The HTTP proxies nodes are reached through (``_core.proxy``); ``None``: directly."""
 
     @property
     def authorization(self) -> Secret | None:
@@ -102,7 +105,8 @@ class ClientConfig:
     def __repr__(self) -> str:
         return (
             f"ClientConfig(nodes={[n.url for n in self.nodes]}, timeouts={self.timeouts}, "
-            f"pool={self.pool}, auth={self.auth!r}, http_compress={self.http_compress})"
+            f"pool={self.pool}, auth={self.auth!r}, http_compress={self.http_compress}, "
+            f"proxy={self.proxy!r})"
         )
 
 
@@ -140,16 +144,26 @@ def build_config(
     sniff_on_node_failure: bool = False,
     sniff_timeout: float = 5.0,
     hedge_after: float | None = None,
+    proxy: str | None = None,
+    proxy_from_env: bool = False,
+    no_proxy: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
     **unknown: Any,
 ) -> ClientConfig:
     """Validate the client's keyword options into a :class:`ClientConfig`, one concern per
-    helper below; each raises :class:`ConfigError` saying how to fix what it refuses."""
+    helper below; each raises :class:`ConfigError` saying how to fix what it refuses.
+
+    ``environ`` is the process environment, read for ``proxy_from_env=True`` only: the clients
+    pass ``os.environ`` (the core reads no process state of its own)."""
     check_unknown(unknown)
     if cloud_id is not None:
         if hosts is not None:
             raise ConfigError("give the node URLs or cloud_id=, not both")
         hosts = [cloud_id_url(cloud_id)]
     nodes, url_user = parse_hosts(hosts)
+    proxies = proxy_settings(
+        proxy, proxy_from_env=proxy_from_env, no_proxy=no_proxy, environ=environ
+    )
     chosen = check_credentials(
         nodes,
         url_user,
@@ -158,6 +172,7 @@ def build_config(
         api_key=api_key,
         bearer_auth=bearer_auth,
         allow_credentials_over_http=allow_credentials_over_http,
+        proxy=proxies,
     )
     return ClientConfig(
         nodes=nodes,
@@ -200,6 +215,7 @@ def build_config(
             timeout=sniff_timeout,
         ),
         hedge_after=None if hedge_after is None else check_seconds("hedge_after", hedge_after),
+        proxy=proxies,
     )
 
 
@@ -265,9 +281,11 @@ def check_credentials(
     api_key: str | Sequence[str] | None,
     bearer_auth: str | None,
     allow_credentials_over_http: bool,
+    proxy: ProxyConfig | None = None,
 ) -> Auth | None:
     """The one way the client authenticates, refusing credentials that would travel in clear
-    to a host that is not this machine."""
+    to a host that is not this machine (a loopback ``http://`` node reached through a proxy on
+    another machine counts as remote: the request crosses the network to the proxy)."""
     if url_user is not None:
         if any(v is not None for v in (auth, basic_auth, api_key, bearer_auth)):
             raise ConfigError("credentials are given both in a node URL and as an option")
@@ -276,7 +294,7 @@ def check_credentials(
         auth=auth, basic_auth=basic_auth, api_key=api_key, bearer_auth=bearer_auth
     )
     if chosen is not None and not chosen.signs and not allow_credentials_over_http:
-        exposed = [n.url for n in nodes if not n.is_tls and not n.is_loopback]
+        exposed = [n.url for n in nodes if not n.is_tls and not _stays_local(n, proxy)]
         if exposed:
             raise ConfigError(
                 f"credentials would be sent in clear over http:// to {', '.join(exposed)}; use "
@@ -284,6 +302,14 @@ def check_credentials(
                 "trusted (e.g. a sidecar)"
             )
     return chosen
+
+
+def _stays_local(node: NodeConfig, proxy: ProxyConfig | None) -> bool:
+    """Whether plain-http traffic to ``node`` never leaves this machine."""
+    if not node.is_loopback:
+        return False
+    endpoint = proxy.endpoint_for(node) if proxy is not None else None
+    return endpoint is None or endpoint.is_loopback
 
 
 def cloud_id_url(cloud_id: str) -> str:
@@ -357,6 +383,10 @@ def header_pairs(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ..
             raise ConfigError(
                 "pass credentials with auth= (sturdysearch.auth), basic_auth=, api_key= or "
                 "bearer_auth=, not as a header"
+            )
+        if name.lower() == "proxy-authorization":
+            raise ConfigError(
+                "pass proxy credentials in the proxy URL: proxy='http://user:password@host:port'"
             )
         if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
             raise ConfigError(f"header {name!r} frames the request and is set by the client itself")

@@ -53,9 +53,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sturdysearch._core.request import RequestSpec, index_segment
+from sturdysearch._core.request import RequestSpec, index_segment, param_value
 from sturdysearch._core.serialize import dumps
-from sturdysearch.errors import ApiError, MalformedResponseError, UnsupportedApiError
+from sturdysearch.errors import ApiError, ConfigError, MalformedResponseError, UnsupportedApiError
 
 logger = logging.getLogger("sturdysearch")
 
@@ -208,6 +208,8 @@ class Dialect:
     """Extra request headers the server needs; empty for every server tested (see above)."""
     warning: str | None = None
     """Why this server is handled on a best-effort basis, or ``None`` when it was tested."""
+    serverless: bool = False
+    """Amazon OpenSearch Serverless: fixed, not detected (see :func:`serverless_dialect`)."""
 
     @property
     def scan_uses_pit(self) -> bool:
@@ -268,6 +270,8 @@ def dialect_for(server: ServerInfo | None) -> Dialect:
     """The dialect of ``server``: the table applied to its flavor and version, with a warning
     for servers outside the tested range. ``None`` (not detectable) gives the most conservative
     dialect: no PIT (scan uses scroll), no extra headers."""
+    if server is SERVERLESS:
+        return serverless_dialect()
     if server is None:
         return Dialect(
             None,
@@ -303,6 +307,128 @@ def dialect_for(server: ServerInfo | None) -> Dialect:
         plugins_prefix=features.get("plugins_prefix"),
         warning=warning,
     )
+
+
+# -- Amazon OpenSearch Serverless -----------------------------------------------------------
+
+#: What a client signing for ``aoss`` talks to. Serverless has no root endpoint (``GET /`` is
+#: 404) and reports no version, so nothing is detected: its REST API is OpenSearch's 2.x one,
+#: with OpenSearch's point in time (``POST /{index}/_search/point_in_time``) and without
+#: scroll. No unique PIT tiebreaker is known there, so ``scan`` is not available: page with
+#: ``open_point_in_time`` and ``search_after`` over a sort that is unique per document.
+SERVERLESS = ServerInfo(
+    flavor="opensearch",
+    version="serverless",
+    version_tuple=(2, 19, 0),
+    build_flavor=None,
+    cluster_name=None,
+    cluster_uuid=None,
+    node_name=None,
+    lucene_version=None,
+    raw={},
+)
+
+#: First path segments (after an index name, for index operations) that Serverless does not
+#: serve, with the reason given to the caller. From AWS's "Supported operations and plugins in
+#: Amazon OpenSearch Serverless"; only families that are absent by design are listed (AWS
+#: runs the cluster, its nodes and shards), so that nothing Serverless may serve is refused.
+SERVERLESS_MISSING_ROOTS: Mapping[str, str] = {
+    "_cluster": "cluster APIs: AWS runs the cluster, there is no health, state or settings",
+    "_nodes": "node APIs: Serverless has no nodes to list, sniff or read stats from",
+}
+SERVERLESS_MISSING_CAT: Mapping[str, str] = {
+    name: "this _cat API describes nodes, shards or cluster internals, which AWS manages; "
+    "_cat/indices is served"
+    for name in (
+        "allocation",
+        "cluster_manager",
+        "fielddata",
+        "health",
+        "master",
+        "nodeattrs",
+        "nodes",
+        "pending_tasks",
+        "plugins",
+        "recovery",
+        "repositories",
+        "segment_replication",
+        "segments",
+        "shards",
+        "snapshots",
+        "tasks",
+        "thread_pool",
+    )
+}
+SERVERLESS_MISSING_INDEX_OPS: Mapping[str, str] = {
+    "_refresh": "Serverless refreshes on its own schedule; search again until the documents "
+    "show up",
+    "_flush": "AWS manages flushing",
+    "_forcemerge": "AWS manages segment merging",
+    "_cache": "AWS manages the caches",
+    "_shrink": "AWS manages shards",
+    "_split": "AWS manages shards",
+    "_clone": "AWS manages shards",
+}
+_NO_SCROLL = (
+    "Serverless has no scroll; page with open_point_in_time and search_after over a sort that "
+    "is unique per document"
+)
+
+
+def serverless_dialect() -> Dialect:
+    """The fixed dialect of OpenSearch Serverless: OpenSearch's point in time, and no unique
+    tiebreaker known (``scan`` would fall back to scroll, which Serverless refuses with the
+    reason, before sending)."""
+    return Dialect(SERVERLESS, pit="opensearch", plugins_prefix="_plugins", serverless=True)
+
+
+def refuse_for_serverless(spec: RequestSpec) -> None:
+    """Raise ``UnsupportedApiError`` when OpenSearch Serverless cannot serve ``spec``."""
+    why = serverless_refusal(spec)
+    if why is not None:
+        raise UnsupportedApiError(why)
+
+
+def check_serverless_options(*, sniffing: bool) -> None:
+    """Refuse client options that cannot work against Serverless, at construction."""
+    if sniffing:
+        raise ConfigError(
+            "OpenSearch Serverless has no nodes to sniff (no _nodes API): drop sniff_on_start, "
+            "sniff_interval and sniff_on_node_failure; the collection endpoint is the only URL"
+        )
+
+
+def serverless_refusal(spec: RequestSpec) -> str | None:
+    """Why OpenSearch Serverless cannot serve ``spec``, or ``None`` when it may. Checked
+    before sending, by a client signing for ``aoss``: what Serverless lacks by design is
+    refused with a reason here instead of a 404 or 400 from AWS after the round trip."""
+    segments = spec.path.strip("/").split("/")
+    first = segments[0]
+    second = segments[1] if len(segments) > 1 else ""
+    why: str | None = None
+    if first.startswith("_"):
+        why = SERVERLESS_MISSING_ROOTS.get(first) or SERVERLESS_MISSING_INDEX_OPS.get(first)
+        if first == "_cat":
+            why = SERVERLESS_MISSING_CAT.get(second)
+        elif first == "_search" and second == "scroll":
+            why = _NO_SCROLL
+    else:
+        why = SERVERLESS_MISSING_INDEX_OPS.get(second)
+    if why is not None:
+        return f"OpenSearch Serverless does not serve {spec.method} {spec.path}: {why}"
+    params = spec.params or {}
+    refresh = params.get("refresh")
+    if refresh is not None and param_value(refresh) in ("true", "wait_for", ""):
+        return (
+            f"OpenSearch Serverless does not support refresh={param_value(refresh) or 'true'} "
+            f"({spec.method} {spec.path}): writes become searchable on its own schedule; drop "
+            "refresh= (or pass refresh=False) and search again until the documents show up"
+        )
+    if params.get("scroll") is not None:
+        return f"OpenSearch Serverless does not support scroll= ({spec.method} {spec.path}): " + (
+            _NO_SCROLL
+        )
+    return None
 
 
 # -- errors that mean "this build lacks a module" ---------------------------------------------

@@ -14,19 +14,27 @@ from sturdysearch._core.auth import Auth
 from sturdysearch._core.budget import RetryBudget
 from sturdysearch._core.config import USER_AGENT, ClientConfig
 from sturdysearch._core.counts import CallCounts
+from sturdysearch._core.dialect import check_serverless_options, refuse_for_serverless
 from sturdysearch._core.events import Tracer
-from sturdysearch._core.health import NodeHealth
+from sturdysearch._core.health import NodeHealth, probe_answer_ok
 from sturdysearch._core.http1 import ResponseHead, encode_head_block, encode_request_head
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.observe import CallScope
 from sturdysearch._core.outcome import build_response
 from sturdysearch._core.plan import CallPlan, ejects
+from sturdysearch._core.proxy import ProxyRoute, proxy_auth_error
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._core.responses import Response
 from sturdysearch._core.retry import RetryPolicy
 from sturdysearch._core.sniff import SniffError, adopt, parse_nodes_http
 from sturdysearch._core.timeouts import Deadline, call_budget
-from sturdysearch.errors import SturdySearchError, TransportError
+from sturdysearch.errors import (
+    ApiError,
+    AuthenticationError,
+    AuthorizationError,
+    SturdySearchError,
+    TransportError,
+)
 
 logger = logging.getLogger("sturdysearch")
 
@@ -136,11 +144,26 @@ class TransportBase:
         self.counts = CallCounts()
         self._closed = False
         self._fixed_heads: dict[NodeConfig, bytes] = {}
+        proxy = config.proxy
+        self._absolute: dict[NodeConfig, str] | None = (
+            {} if proxy is not None and proxy.http is not None else None
+        )
+        """Per node reached through a plain-http proxy, the origin (``http://host:port``) its
+        request targets start with (absolute-form); ``None`` when no node can be, so that a
+        client without a proxy pays one attribute check per request."""
         self._fixed_names = _FIXED_NAMES | {name for name, _ in config.headers}
         self.signer: Auth | None = (
             config.auth if config.auth is not None and config.auth.signs else None
         )
         """The client's signing scheme, applied to every attempt and probe (``None``: none)."""
+        self.serverless = config.auth is not None and config.auth.serverless
+        """OpenSearch Serverless (SigV4 for ``aoss``): any answer to a probe shows a live node
+        (there is no ``GET /``), and :meth:`start_call` refuses what Serverless lacks."""
+        if self.serverless:
+            sniff = config.sniff
+            check_serverless_options(
+                sniffing=sniff.on_start or sniff.on_node_failure or sniff.interval is not None
+            )
         self._last_sniff = 0.0
         self._sniff_requested = config.sniff.on_start
         tls_nodes = [n.url for n in config.nodes if n.is_tls]
@@ -157,6 +180,10 @@ class TransportBase:
     def remember_headers(self, node: NodeConfig) -> None:
         """Encode ``node``'s fixed header lines once; each request then only joins them."""
         self._fixed_heads[node] = encode_head_block(self.header_pairs(node))
+        if self._absolute is not None:
+            route = self.proxy_route(node)
+            if route is not None and not route.tunnel:
+                self._absolute[node] = route.origin
 
     def _fixed_without(self, node: NodeConfig, names: Collection[str]) -> bytes:
         """``node``'s fixed header lines less those a call replaces (its own ``accept``, say):
@@ -165,6 +192,14 @@ class TransportBase:
 
     def forget_headers(self, node: NodeConfig) -> None:
         self._fixed_heads.pop(node, None)
+        if self._absolute is not None:
+            self._absolute.pop(node, None)
+
+    def proxy_route(self, node: NodeConfig) -> ProxyRoute | None:
+        """How the pool of ``node`` connects through a proxy (``None``: directly), decided per
+        node URL, so sniffed nodes follow the same rules as the seeds."""
+        proxy = self.config.proxy
+        return None if proxy is None else proxy.route(node, user_agent=USER_AGENT)
 
     def encode_for(self, call: Exchange, node: NodeConfig) -> tuple[bytes, bytes | None]:
         """The request's head and body for ``node``; then ``spec.on_send``, as they are about
@@ -189,6 +224,8 @@ class TransportBase:
         if call.signer is not None:
             signed = call.signer.sign(spec.method, node.host_header, target, call.body)
             headers = {**headers, **dict(signed)}
+        if self._absolute is not None:  # through a plain-http proxy: the absolute-form target
+            target = self._absolute.get(node, "") + target
         head = encode_request_head(spec.method, target, fixed, headers, call.body)
         if spec.on_send is not None:
             spec.on_send()
@@ -198,15 +235,31 @@ class TransportBase:
         self, spec: RequestSpec, node: NodeConfig, head: ResponseHead, body: bytes, started: float
     ) -> Response:
         """The attempt's answer, classified (``build_response`` raises for non-2xx)."""
-        return build_response(
-            head,
-            body,
-            node=node.url,
-            duration=self.clock() - started,
-            ignore=spec.ignore,
-            head_request=spec.method == "HEAD",
-            decode=spec.decode,
-        )
+        try:
+            return build_response(
+                head,
+                body,
+                node=node.url,
+                duration=self.clock() - started,
+                ignore=spec.ignore,
+                head_request=spec.method == "HEAD",
+                decode=spec.decode,
+            )
+        except ApiError as exc:
+            # A 407 to an absolute-form request is the proxy's, not the node's: say which
+            # credentials to fix (and neither retry it nor blame the node).
+            absolute = self._absolute
+            if exc.status == 407 and absolute is not None and node in absolute:
+                proxy = self.config.proxy
+                assert proxy is not None and proxy.http is not None
+                raise proxy_auth_error(proxy.http, node.url) from None
+            raise
+
+    def probe_ok(self, status: int) -> bool:
+        """Whether a probe answered with ``status`` shows a serving node: see
+        :func:`probe_answer_ok`; against OpenSearch Serverless any answer does, since it has no
+        root endpoint (``GET /`` is 404 there) and a node that answers at all is up."""
+        return self.serverless or probe_answer_ok(status)
 
     def _on_node_failure(self) -> None:
         """A node was ejected: drivers start their background prober (and sniffing)."""
@@ -307,6 +360,8 @@ class TransportBase:
         """
         if self._closed:
             raise TransportError("the client is closed")
+        if self.serverless:
+            refuse_for_serverless(spec)  # before anything is sent, with the reason
         now = self.clock()
         deadline = Deadline(
             now, call_budget(self.config.timeouts, spec.timeout, long_running=spec.long_running)
@@ -477,6 +532,13 @@ class TransportBase:
         """The call raised ``exc`` (cancellation included) to its caller."""
         self.counts.calls += 1
         self.counts.calls_failed += 1
+        if isinstance(exc, (AuthenticationError, AuthorizationError)) and exc.credentials is None:
+            auth = call.spec.auth if call.spec.auth is not None else self.config.auth
+            exc.sent_with(
+                repr(auth)
+                if auth is not None
+                else "no credentials (pass auth=, see sturdysearch.auth)"
+            )
         if call.scope is not None:
             call.scope.ended(self.clock(), getattr(exc, "status", None), exc)
 
@@ -496,6 +558,11 @@ class TransportBase:
         own = {name for name, _ in self.config.headers}
         headers = [(k, v) for k, v in headers if k not in own]
         headers.extend(self.config.headers)
+        route = self.proxy_route(node)
+        if route is not None and not route.tunnel and route.proxy.authorization is not None:
+            # absolute-form: every request authenticates to the proxy (a tunnel does so once,
+            # in its CONNECT request)
+            headers.append(("proxy-authorization", route.proxy.authorization.reveal()))
         return headers
 
     def stats(self) -> dict[str, Any]:

@@ -19,6 +19,10 @@ from sturdysearch.errors import ConfigError
 
 _TIMEOUT = "timeout= (this call's deadline in seconds, retries included)"
 _RETRY = "retry=RetryPolicy(max_attempts=..., retry_statuses=...)"
+_PROXY = (
+    "proxy='http://[user:password@]host:port' (one proxy for every node; no_proxy=[...] to "
+    "bypass it), or proxy_from_env=True"
+)
 _TYPES = "mapping types are gone since Elasticsearch 7 / OpenSearch 2: drop it (typeless paths)"
 
 #: Constructor keywords of Elasticsearch(...), OpenSearch(...) and elastic-transport.
@@ -63,6 +67,12 @@ CONSTRUCTOR: Mapping[str, str] = {
     "randomize_nodes_in_pool": "nothing: calls go to the least busy live node",
     "http_compress": "http_compress=",
     "bearer_auth": "bearer_auth=",
+    "proxies": _PROXY,
+    "proxy_url": _PROXY,
+    "http_proxy": _PROXY,
+    "https_proxy": _PROXY,
+    "proxy_headers": "proxy='http://user:password@host:port' (credentials go in the URL)",
+    "trust_env": "proxy_from_env=True (reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY)",
 }
 
 #: Keywords of the peers' API methods (any method).

@@ -49,7 +49,12 @@ class NodeConfig:
 
     @property
     def host_header(self) -> str:
+        """``host:port``, without the port when it is the scheme's default (RFC 9110 7.2), as
+        browsers, curl and botocore send it: an AWS SigV4 signature covers the Host header,
+        and AWS's endpoints expect ``search-x.es.amazonaws.com``, not ``...:443``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
+        if (self.scheme, self.port) in (("https", 443), ("http", 80)):
+            return host
         return f"{host}:{self.port}"
 
     def __str__(self) -> str:

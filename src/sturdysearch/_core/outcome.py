@@ -18,6 +18,7 @@ from sturdysearch.errors import (
     ConnectTimeout,
     DeadlineExceeded,
     MalformedResponseError,
+    ProxyAuthenticationError,
     ReadTimeout,
     SturdySearchError,
     TLSError,
@@ -31,8 +32,8 @@ def failure_of(exc: SturdySearchError) -> Failure | None:
         return Failure("tls", sent=False)
     if isinstance(exc, ApiError):
         return Failure("status", sent=True, status=exc.status, retry_after=exc.retry_after)
-    if isinstance(exc, DeadlineExceeded):
-        return None
+    if isinstance(exc, (DeadlineExceeded, ProxyAuthenticationError)):
+        return None  # a 407 comes back the same through the same proxy, whatever the node
     if isinstance(exc, ConnectionError):
         return Failure("io" if exc.request_sent else "connect", sent=exc.request_sent)
     if isinstance(exc, (ReadTimeout, MalformedResponseError)):
@@ -40,12 +41,17 @@ def failure_of(exc: SturdySearchError) -> Failure | None:
     return None
 
 
-def connect_timeout_error(node: str, limit: float, *, by_deadline: bool) -> SturdySearchError:
+def connect_timeout_error(
+    node: str, limit: float, *, by_deadline: bool, proxy: str | None = None
+) -> SturdySearchError:
     """A connect that ran out of time: the call's deadline (not retried) or the connect
-    timeout (retried elsewhere)."""
+    timeout (retried elsewhere). ``proxy`` (its redacted URL) when it went through one: the
+    connect then covers the proxy's answer to CONNECT too."""
+    via = f" through the proxy {proxy}" if proxy is not None else ""
     if by_deadline:
-        return DeadlineExceeded("the call's deadline passed while connecting", node=node)
-    return ConnectTimeout(f"connect (TCP + TLS handshake) took longer than {limit:g} s", node=node)
+        return DeadlineExceeded(f"the call's deadline passed while connecting{via}", node=node)
+    what = "TCP + CONNECT + TLS handshake" if proxy is not None else "TCP + TLS handshake"
+    return ConnectTimeout(f"connect ({what}){via} took longer than {limit:g} s", node=node)
 
 
 def violation_error(

@@ -36,6 +36,7 @@ from sturdysearch.errors import (
     DeadlineExceeded,
     MalformedResponseError,
     NoLiveNodesError,
+    ProxyAuthenticationError,
     ReadTimeout,
     SturdySearchError,
     TLSError,
@@ -58,8 +59,8 @@ def ejects(exc: SturdySearchError) -> bool:
     """Whether this failure takes the node out of rotation (see ``_core.health``)."""
     if isinstance(exc, ApiError):
         return exc.status in EJECT_STATUSES
-    if isinstance(exc, TLSError):
-        return False
+    if isinstance(exc, (TLSError, ProxyAuthenticationError)):
+        return False  # the client's configuration is wrong, not the node
     return isinstance(exc, (ConnectionError, ReadTimeout, MalformedResponseError))
 
 

@@ -12,6 +12,7 @@ from typing import Generic, Protocol, TypeVar
 
 from sturdysearch._core.config import PoolConfig
 from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.proxy import ProxyRoute
 from sturdysearch.tls import TLSConfig
 
 
@@ -36,12 +37,15 @@ class PoolBooks(Generic[C]):
         tls: TLSConfig,
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
+        proxy: ProxyRoute | None = None,
     ) -> None:
         self.node = node
         self._config = pool
         self._tls = tls
         self._ssl_context = ssl_context
         self._connect_timeout = connect_timeout
+        self._proxy = proxy
+        """How this node's connections go through a proxy; ``None``: directly."""
         self._pid = os.getpid()
         self._idle: list[C] = []
         self._open = 0

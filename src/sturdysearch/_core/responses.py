@@ -125,6 +125,10 @@ def parse_error_body(
         elif isinstance(error, str):
             # Old-style and some proxy answers: {"error": "message", "status": 4xx}
             reason = error
+        elif isinstance(body.get("message") or body.get("Message"), str):
+            # AWS's own answers (a SigV4 signature refused, an IAM policy denying the call):
+            # {"message": "The request signature we calculated does not match ..."}
+            reason = body.get("message") or body.get("Message")
         elif status == 404 and (body.get("found") is False or body.get("result") == "not_found"):
             error_type = "document_missing"
             reason = f"document {body.get('_id')!r} not found in index {body.get('_index')!r}"

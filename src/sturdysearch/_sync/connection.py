@@ -17,16 +17,20 @@ from collections.abc import Callable
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, ResponseParser
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.outcome import connect_timeout_error, violation_error
+from sturdysearch._core.proxy import ProxyRoute, TunnelAnswer, tunnel_refused, tunnel_violation
 from sturdysearch._core.timeouts import Deadline, deadline_ends_wait, read_wait
 from sturdysearch.errors import (
     ConnectionError,
     DeadlineExceeded,
+    ProxyError,
     ReadTimeout,
     TLSError,
 )
-from sturdysearch.tls import TLSConfig, check_fingerprint, describe_tls_failure, is_tls_alert
+from sturdysearch.tls import TLSConfig, check_pin, describe_tls_failure, is_tls_alert
 
 _RECV_SIZE = 256 * 1024
+#: Reads of the proxy's answer to CONNECT: its head is a few hundred bytes.
+_TUNNEL_RECV_SIZE = 4096
 _monotonic = time.monotonic
 
 
@@ -234,22 +238,42 @@ def open_connection(
     tls: TLSConfig,
     connect_timeout: float,
     deadline: Deadline,
+    proxy: ProxyRoute | None = None,
 ) -> Connection:
-    """Connect (and handshake) within ``min(connect_timeout, remaining deadline)``."""
+    """Connect (and handshake) within ``min(connect_timeout, remaining deadline)``. Through a
+    ``proxy``, the connect goes to the proxy, and the CONNECT exchange of a tunnel shares the
+    same budget as the TCP connect and the TLS handshake."""
     now = _monotonic()
     limit = deadline.connect_timeout_for(connect_timeout, now)
     if limit <= 0:
         raise DeadlineExceeded("the call's deadline passed before connecting", node=node.url)
     by_deadline = limit < connect_timeout
+    via = proxy.proxy.url if proxy is not None else None
+    address = (node.host, node.port) if proxy is None else (proxy.proxy.host, proxy.proxy.port)
     try:
-        sock = socket.create_connection((node.host, node.port), timeout=limit)
+        sock = socket.create_connection(address, timeout=limit)
     except TimeoutError:
-        raise connect_timeout_error(node.url, limit, by_deadline=by_deadline) from None
+        raise connect_timeout_error(node.url, limit, by_deadline=by_deadline, proxy=via) from None
     except OSError as exc:
+        if proxy is not None:
+            raise ProxyError(
+                f"could not connect to the proxy {via}: {exc.strerror or exc}", node=node.url
+            ) from exc
         raise ConnectionError(
             f"could not connect: {exc.strerror or exc}", node=node.url, request_sent=False
         ) from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if proxy is not None and proxy.tunnel:
+        try:
+            _open_tunnel(sock, proxy, node.url, now + limit)
+        except TimeoutError:
+            sock.close()
+            raise connect_timeout_error(
+                node.url, limit, by_deadline=by_deadline, proxy=via
+            ) from None
+        except BaseException:
+            sock.close()
+            raise
     if node.is_tls:
         assert ssl_context is not None
         try:
@@ -258,15 +282,15 @@ def open_connection(
             sock.settimeout(max(limit - (_monotonic() - now), 0.001))
             sock = ssl_context.wrap_socket(sock, server_hostname=node.host)
             if tls.ssl_assert_fingerprint is not None:
-                check_fingerprint(
-                    sock.getpeercert(binary_form=True), tls.ssl_assert_fingerprint, node.url
-                )
+                check_pin(sock, tls.ssl_assert_fingerprint, node.url)
         except TLSError:
             sock.close()
             raise
         except TimeoutError:
             sock.close()
-            raise connect_timeout_error(node.url, limit, by_deadline=by_deadline) from None
+            raise connect_timeout_error(
+                node.url, limit, by_deadline=by_deadline, proxy=via
+            ) from None
         except ssl.SSLError as exc:
             sock.close()
             raise describe_tls_failure(exc, node.url) from None
@@ -281,3 +305,33 @@ def open_connection(
             sock.close()
             raise
     return Connection(sock, node.url, _monotonic())
+
+
+def _open_tunnel(sock: socket.socket, route: ProxyRoute, node: str, until: float) -> None:
+    """Ask the proxy for a tunnel to the node and read its answer, every wait bounded by
+    ``until`` (the end of the connect budget: ``TimeoutError`` past it). Reads stop at the end
+    of the answer's head: what follows a 200 is the node's TLS, which the handshake reads."""
+    answer = TunnelAnswer()
+    try:
+        sock.settimeout(max(until - _monotonic(), 0.001))
+        sock.sendall(route.request)
+        while True:
+            sock.settimeout(max(until - _monotonic(), 0.001))
+            chunk = sock.recv(_TUNNEL_RECV_SIZE)
+            if not chunk:
+                answer.feed_eof()
+            if answer.feed(chunk):
+                break
+    except ProtocolViolation as exc:
+        raise tunnel_violation(exc, route.proxy, node) from None
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise ProxyError(
+            f"the connection to the proxy {route.proxy.url} failed during CONNECT: "
+            f"{exc.strerror or exc}",
+            node=node,
+        ) from exc
+    refused = tunnel_refused(answer, route.proxy, node)
+    if refused is not None:
+        raise refused

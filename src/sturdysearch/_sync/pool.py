@@ -27,6 +27,7 @@ import weakref
 from sturdysearch._core.config import PoolConfig
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.pooling import PoolBooks
+from sturdysearch._core.proxy import ProxyRoute
 from sturdysearch._core.timeouts import Deadline
 from sturdysearch._sync.connection import Connection, open_connection
 from sturdysearch.errors import DeadlineExceeded, TransportError
@@ -60,8 +61,9 @@ class NodePool(PoolBooks[Connection]):
         tls: TLSConfig,
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
+        proxy: ProxyRoute | None = None,
     ) -> None:
-        super().__init__(node, pool, tls, ssl_context, connect_timeout)
+        super().__init__(node, pool, tls, ssl_context, connect_timeout, proxy)
         self._lock = threading.Lock()
         # Threads waiting, first come first served; those whose deadline passed are skipped.
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -127,6 +129,7 @@ class NodePool(PoolBooks[Connection]):
                 tls=self._tls,
                 connect_timeout=self._connect_timeout,
                 deadline=deadline,
+                proxy=self._proxy,
             )
         except BaseException:
             with self._lock:

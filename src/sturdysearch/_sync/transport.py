@@ -26,7 +26,6 @@ from sturdysearch._core.driver import (
     probe_exchange,
 )
 from sturdysearch._core.events import Tracer
-from sturdysearch._core.health import probe_answer_ok
 from sturdysearch._core.nodes import NodeConfig
 from sturdysearch._core.plan import hedge_node
 from sturdysearch._core.request import RequestSpec
@@ -98,7 +97,12 @@ class Transport(TransportBase):
 
     def _add_node(self, node: NodeConfig) -> None:
         self.pools[node] = NodePool(
-            node, self.config.pool, self.config.tls, self._ssl_context, self.config.timeouts.connect
+            node,
+            self.config.pool,
+            self.config.tls,
+            self._ssl_context,
+            self.config.timeouts.connect,
+            proxy=self.proxy_route(node),
         )
         self.remember_headers(node)
 
@@ -336,7 +340,7 @@ class Transport(TransportBase):
             return f"no answer within {budget:.3g} s"
         except SturdySearchError as exc:
             return f"{type(exc).__name__}: {exc}"
-        return None if probe_answer_ok(status) else f"status {status}"
+        return None if self.probe_ok(status) else f"status {status}"
 
     def _ensure_worker(self) -> None:
         with self._lock:

@@ -38,7 +38,7 @@ def install_analysis_plugin(home: Path, es_version: str) -> None:
     lucene = _lucene_major(home / "lib")
     release = _java_release(home / "lib", es_version)
     javac = _javac_for(release)
-    source = resources.files("sturdysearch.testing").joinpath("java", _SOURCE).read_text("utf-8")
+    source = resources.files("sturdysearch.testing").joinpath(f"java/{_SOURCE}").read_text("utf-8")
     if lucene < 9:
         for new, old in _LUCENE8_IMPORTS.items():
             source = source.replace(new, old)

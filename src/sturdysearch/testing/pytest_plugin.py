@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pytest
 
@@ -181,7 +181,7 @@ class ClusterPool:
                 from sturdysearch.testing.sigv4_route import SigV4Route
 
                 route = self._routes[spec] = SigV4Route(self.shared(spec.release), spec)
-            return route  # type: ignore[no-any-return]
+            return cast("LocalCluster", route)  # it answers for the cluster it wraps
         if spec in self._failures:
             pytest.fail(self._failures[spec], pytrace=False)
         cluster = self._shared.get(spec)

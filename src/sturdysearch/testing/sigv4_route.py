@@ -10,7 +10,7 @@ No new node is started: the route wraps the plain cluster of the same release.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, Literal
 
 from sturdysearch.testing.specs import ServerSpec
 
@@ -18,7 +18,7 @@ ACCESS_KEY = "AKIDSTURDYSEARCHTEST"
 SECRET_KEY = "sturdysearch/test+secret/KEY"
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLE//sturdysearch+session/token=="
 REGION = "us-east-1"
-SERVICE = "es"
+SERVICE: Final[Literal["es"]] = "es"
 
 
 class SigV4Route:

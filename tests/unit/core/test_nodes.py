@@ -176,11 +176,19 @@ def test_is_tls(scheme: str, tls: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "port", "header"),
-    [("es1", 9200, "es1:9200"), ("::1", 9200, "[::1]:9200"), ("10.0.0.1", 80, "10.0.0.1:80")],
+    ("scheme", "host", "port", "header"),
+    [
+        ("http", "es1", 9200, "es1:9200"),
+        ("http", "::1", 9200, "[::1]:9200"),
+        ("http", "10.0.0.1", 80, "10.0.0.1"),  # the default port is left out, as curl does
+        ("https", "search-x.es.amazonaws.com", 443, "search-x.es.amazonaws.com"),
+        ("https", "es1", 80, "es1:80"),
+        ("http", "es1", 443, "es1:443"),
+        ("https", "::1", 443, "[::1]"),
+    ],
 )
-def test_host_header(host: str, port: int, header: str) -> None:
-    assert NodeConfig("http", host, port).host_header == header
+def test_host_header(scheme: str, host: str, port: int, header: str) -> None:
+    assert NodeConfig(scheme, host, port).host_header == header
 
 
 def test_nodes_equal_and_hashable() -> None:
