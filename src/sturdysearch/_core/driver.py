@@ -45,6 +45,8 @@ COMPRESS_MIN = 1024
 #: Fixed headers a call may replace with its own (the framing ones it may not: see http1).
 _FIXED_NAMES = frozenset({"accept", "user-agent", "accept-encoding", "authorization"})
 
+_AUTHORIZATION = frozenset({"authorization"})
+
 #: The health probe: ``GET /``, every status returned (the driver judges it with
 #: ``probe_answer_ok``), never retried.
 PROBE_SPEC = RequestSpec("GET", "/", idempotent=True, ignore=frozenset(range(300, 600)))
@@ -371,17 +373,14 @@ class TransportBase:
         # beside them, a second Content-Type or Accept is refused by the servers (400).
         headers = {k.lower(): v for k, v in spec.headers.items()} if spec.headers else {}
         signer = self.signer
+        replaces = frozenset(headers) & self._fixed_names if headers else frozenset()
         if spec.auth is not None:
             # this call's credentials replace the client's (which may sign, or not)
             signer = spec.auth if spec.auth.signs else None
             fixed_auth = spec.auth.authorization()
             if fixed_auth is not None:
                 headers["authorization"] = fixed_auth.reveal()
-            elif self.config.authorization is not None:
-                headers["authorization"] = ""  # replaced below: dropped from the fixed head
-        replaces = frozenset(headers) & self._fixed_names if headers else frozenset()
-        if headers.get("authorization") == "":
-            del headers["authorization"]
+            replaces = replaces | _AUTHORIZATION  # the client's own is left out of the head
         if body is not None:
             headers.setdefault("content-type", spec.content_type)
             if self.config.http_compress and len(body) >= COMPRESS_MIN:
