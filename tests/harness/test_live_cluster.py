@@ -35,7 +35,7 @@ pytestmark = pytest.mark.sturdysearch_integration
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "server_spec" in metafunc.fixturenames:
-        specs = [s for s in configured_servers(metafunc.config) if not s.security]
+        specs = [s for s in configured_servers(metafunc.config) if s.is_plain]
         params = [pytest.param(s, id=s.id) for s in specs] or [
             pytest.param(None, id="no-servers", marks=pytest.mark.skip(reason=NO_SERVERS_REASON))
         ]
@@ -217,7 +217,7 @@ def test_cli_cluster_outlives_the_command(
             [*command, "cluster", *args], env=env, capture_output=True, text=True, timeout=300
         )
 
-    plain = [s for s in sturdy_servers if not s.security]
+    plain = [s for s in sturdy_servers if s.is_plain]
     if not plain:
         pytest.skip("no security-off server configured in STURDY_TEST_SERVERS")
     started = cli("start", "--server", str(plain[0]), "--nodes", "1")
@@ -254,7 +254,7 @@ def test_cli_secured_cluster_reports_how_to_connect(
     from sturdysearch.auth import BasicAuth
     from sturdysearch.errors import AuthenticationError, TLSError
 
-    secured = [s for s in sturdy_servers if s.security]
+    secured = [s for s in sturdy_servers if s.security and not s.proxy]
     if not secured:
         pytest.skip("no +security server configured in STURDY_TEST_SERVERS")
     env = {**os.environ, "STURDY_CLI_STATE_FILE": str(tmp_path / "state.json")}

@@ -18,7 +18,8 @@ such as ``opensearch:2.19.6,elasticsearch:9.5.4``). A spec with ``+security``
 parametrized with such specs only for tests marked ``sturdysearch_secured`` (tests that connect
 with ``search_cluster.client_options()``), since a test written for a plain node cannot reach a
 secured one. Likewise ``+sigv4`` (``opensearch:2.19.6+sigv4``): the plain node of that release
-behind the SigV4 verifier, every request signed (``sturdysearch.testing.sigv4_route``). Tests using these fixtures are marked
+behind the SigV4 verifier, every request signed (``sturdysearch.testing.sigv4_route``), and
+``+proxy``: the cluster reached through squid (``sturdysearch.testing.squid.ProxyRoute``). Tests using these fixtures are marked
 ``sturdysearch_integration`` (mark others by hand, e.g. a module's ``pytestmark``); when no
 server is configured every test so marked is skipped with a reason saying so. Select or
 deselect them with ``-m sturdysearch_integration`` / ``-m "not sturdysearch_integration"``.
@@ -113,7 +114,7 @@ def configured_servers(config: pytest.Config) -> tuple[ServerSpec, ...]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "secured_cluster" in metafunc.fixturenames:
-        secured = [s for s in configured_servers(metafunc.config) if s.security]
+        secured = [s for s in configured_servers(metafunc.config) if s.security and not s.proxy]
         metafunc.parametrize(
             "secured_cluster",
             secured or [pytest.param(None, marks=pytest.mark.skip(reason=NO_SECURED_REASON))],
@@ -125,7 +126,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     specs = configured_servers(metafunc.config)
     if metafunc.definition.get_closest_marker(SECURED_MARKER) is None:
-        specs = tuple(s for s in specs if not (s.security or s.sigv4))
+        specs = tuple(s for s in specs if s.is_plain)
     if specs:
         metafunc.parametrize(
             "search_cluster", specs, ids=[s.id for s in specs], indirect=True, scope="session"
@@ -174,13 +175,19 @@ class ClusterPool:
         self._created: list[LocalCluster] = []
 
     def shared(self, spec: ServerSpec) -> LocalCluster:
-        if spec.sigv4:
-            # the plain cluster of the release, each node behind a SigV4 verifier
+        if spec.sigv4 or spec.proxy:
+            # the cluster, reached through the SigV4 verifier or through squid
             route = self._routes.get(spec)
             if route is None:
-                from sturdysearch.testing.sigv4_route import SigV4Route
+                behind = self.shared(spec.cluster_spec)
+                if spec.sigv4:
+                    from sturdysearch.testing.sigv4_route import SigV4Route
 
-                route = self._routes[spec] = SigV4Route(self.shared(spec.release), spec)
+                    route = self._routes[spec] = SigV4Route(behind, spec)
+                else:
+                    from sturdysearch.testing.squid import ProxyRoute
+
+                    route = self._routes[spec] = ProxyRoute(behind, spec)
             return cast("LocalCluster", route)  # it answers for the cluster it wraps
         if spec in self._failures:
             pytest.fail(self._failures[spec], pytrace=False)
@@ -268,7 +275,7 @@ def cluster_factory(
         **options: Any,
     ) -> LocalCluster:
         if spec is None:
-            plain = [s for s in sturdy_servers if not s.security]
+            plain = [s for s in sturdy_servers if s.is_plain]
             if not plain:
                 pytest.skip(NO_SERVERS_REASON)
             spec = plain[0]

@@ -41,6 +41,7 @@ class Flavor(str, enum.Enum):
 
 SECURITY_SUFFIX = "+security"
 SIGV4_SUFFIX = "+sigv4"
+PROXY_SUFFIX = "+proxy"
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,14 @@ class ServerSpec:
     with security on or off (``elasticsearch:9.5.4+security``: TLS and passwords, see
     ``sturdysearch.testing.security``), or reached through the SigV4 verifier
     (``opensearch:2.19.6+sigv4``: every request signed as for Amazon OpenSearch Service and
-    checked by botocore's signer, see ``sturdysearch.testing.sigv4``)."""
+    checked by botocore's signer, see ``sturdysearch.testing.sigv4``), or through a real HTTP
+    proxy (``+proxy``: squid; with ``+security`` the client tunnels TLS through CONNECT)."""
 
     flavor: Flavor
     version: str
     security: bool = False
     sigv4: bool = False
+    proxy: bool = False
 
     def __post_init__(self) -> None:
         if not _VERSION_RE.match(self.version):
@@ -70,16 +73,20 @@ class ServerSpec:
         line; the canonical rendering (``str(spec)``) always uses the full name.
         """
         raw = text.strip()
-        security = sigv4 = False
-        for suffix in ("security", "sigv4"):
-            if raw.lower().endswith((f"+{suffix}", f"-{suffix}")):
-                raw = raw[: -len(suffix) - 1]
-                security = security or suffix == "security"
-                sigv4 = sigv4 or suffix == "sigv4"
-        if security and sigv4:
+        found: set[str] = set()
+        stripped = True
+        while stripped:
+            stripped = False
+            for suffix in ("security", "sigv4", "proxy"):
+                if raw.lower().endswith((f"+{suffix}", f"-{suffix}")):
+                    raw = raw[: -len(suffix) - 1]
+                    found.add(suffix)
+                    stripped = True
+        security, sigv4, proxy = ("security" in found, "sigv4" in found, "proxy" in found)
+        if sigv4 and (security or proxy):
             raise InvalidSpecError(
                 f"{text!r}: +sigv4 puts the verifier in front of a plain node; it cannot be "
-                "combined with +security"
+                "combined with +security or +proxy"
             )
         match = re.match(r"^([A-Za-z]+)[:\-=](.+)$", raw)
         if not match:
@@ -93,7 +100,7 @@ class ServerSpec:
                 f"unknown server flavor {match.group(1)!r} in {text!r}: "
                 "use opensearch (os) or elasticsearch (es)"
             )
-        return cls(Flavor(_ALIASES[name]), version, security, sigv4)
+        return cls(Flavor(_ALIASES[name]), version, security, sigv4, proxy)
 
     @property
     def version_tuple(self) -> tuple[int, int, int]:
@@ -117,8 +124,22 @@ class ServerSpec:
         return ServerSpec(self.flavor, self.version) if self._suffix else self
 
     @property
+    def is_plain(self) -> bool:
+        """Security off and no route in front: what tests written for a bare node can use."""
+        return not (self.security or self.sigv4 or self.proxy)
+
+    @property
+    def cluster_spec(self) -> ServerSpec:
+        """The cluster a route (``+sigv4``, ``+proxy``) is in front of."""
+        return ServerSpec(self.flavor, self.version, security=self.security)
+
+    @property
     def _suffix(self) -> str:
-        return (SECURITY_SUFFIX if self.security else "") + (SIGV4_SUFFIX if self.sigv4 else "")
+        return (
+            (SECURITY_SUFFIX if self.security else "")
+            + (SIGV4_SUFFIX if self.sigv4 else "")
+            + (PROXY_SUFFIX if self.proxy else "")
+        )
 
     def __str__(self) -> str:
         return f"{self.flavor.value}:{self.version}{self._suffix}"

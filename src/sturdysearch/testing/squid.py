@@ -34,13 +34,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 from sturdysearch.testing.node_user import NodeUser
 from sturdysearch.testing.ports import allocate_ports
 from sturdysearch.testing.processes import spawn, terminate_groups
 
-__all__ = ["AccessEntry", "SilentProxy", "SquidProxy", "apr1_hash", "find_squid"]
+__all__ = ["AccessEntry", "ProxyRoute", "SilentProxy", "SquidProxy", "apr1_hash", "find_squid"]
 
 #: The Basic-auth helper squid ships (``dpkg -L squid | grep basic_``): an htpasswd file.
 NCSA_AUTH = Path("/usr/lib/squid/basic_ncsa_auth")
@@ -398,3 +399,32 @@ class SilentProxy:
         for conn in self._connections:
             conn.close()
         self._server.close()
+
+
+class ProxyRoute:
+    """A cluster reached through squid, as the test suites use it (``+proxy`` specs).
+
+    ``opensearch:2.19.6+proxy`` runs the suites marked ``sturdysearch_secured`` with
+    ``proxy=`` pointing at a squid started for the session: plain nodes are reached in
+    absolute-form, secured ones (``elasticsearch:9.5.4+security+proxy``) through CONNECT
+    tunnels, TLS end to end. The node URLs are the cluster's own; anything else is the
+    cluster's too."""
+
+    def __init__(self, cluster: Any, spec: Any) -> None:
+        self._cluster = cluster
+        self.spec = spec
+        self.squid = SquidProxy().start()
+
+    def client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = dict(self._cluster.client_options())
+        options["proxy"] = self.squid.url
+        return options
+
+    def close(self) -> None:
+        self.squid.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cluster, name)
+
+    def __repr__(self) -> str:
+        return f"ProxyRoute({self._cluster!r}, via {self.squid.url})"

@@ -52,7 +52,7 @@ def test_a_proxy_url_with_credentials() -> None:
     assert proxy.password is not None and proxy.password.reveal() == PASSWORD
     assert proxy.authorization is not None
     assert proxy.authorization.reveal() == basic("alice", PASSWORD)
-    assert proxy.url == "http://alice:***@proxy.corp:3128"
+    assert proxy.url == "http://alice:***@proxy.corp:3128"  # noqa: SSP113 (the redacted form shown to users)
     for shown in (repr(proxy), str(proxy), proxy.url):
         assert PASSWORD not in shown
     with pytest.raises(TypeError):
@@ -258,7 +258,7 @@ def test_client_options_and_redaction() -> None:
     assert config.proxy is not None and config.proxy.https is not None
     assert config.proxy.https.host == "proxy.corp"
     text = repr(config)
-    assert "http://alice:***@proxy.corp:3128" in text and "'localhost'" in text
+    assert "http://alice:***@proxy.corp:3128" in text and "'localhost'" in text  # noqa: SSP113 (the redacted form shown to users)
     assert PASSWORD not in text
     assert basic("alice", PASSWORD).split()[1] not in text
     for cls in (Client, AsyncClient):
