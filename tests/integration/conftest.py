@@ -131,10 +131,14 @@ def connection(search_cluster: Any) -> Iterator[dict[str, Any]]:
     test fails if any signature it saw did not check out."""
     options: dict[str, Any] = search_cluster.client_options()
     rejected_before = getattr(search_cluster, "rejected", None)
+    squid = getattr(search_cluster, "squid", None)
+    proxied_before = len(squid.access_lines()) if squid is not None else 0
     yield options
     if rejected_before is not None:
         failures = search_cluster.failures[-5:]
         assert search_cluster.rejected == rejected_before, f"signatures rejected: {failures}"
+    if squid is not None:  # the test's requests really went through the proxy
+        assert len(squid.access_lines()) > proxied_before, "squid logged no request"
 
 
 @pytest.fixture
