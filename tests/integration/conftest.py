@@ -132,13 +132,13 @@ def connection(search_cluster: Any) -> Iterator[dict[str, Any]]:
     options: dict[str, Any] = search_cluster.client_options()
     rejected_before = getattr(search_cluster, "rejected", None)
     squid = getattr(search_cluster, "squid", None)
-    proxied_before = len(squid.access_lines()) if squid is not None else 0
+    proxied_before = len(squid.entries()) if squid is not None else 0
     yield options
     if rejected_before is not None:
         failures = search_cluster.failures[-5:]
         assert search_cluster.rejected == rejected_before, f"signatures rejected: {failures}"
     if squid is not None:  # the test's requests really went through the proxy
-        assert len(squid.access_lines()) > proxied_before, "squid logged no request"
+        squid.wait_for(lambda entries: len(entries) > proxied_before)
 
 
 @pytest.fixture
