@@ -11,8 +11,10 @@ EXTRAS := dev,async,cli,bench,otel,lint
 # plugin on Maven Central is 2.19.4). Tests marked sturdysearch_secured (the API and bulk
 # suites, tests/integration/test_security.py) run against the +security ones too, and through
 # the SigV4 verifier (+sigv4: the plain node behind a proxy checking every signature with
-# botocore's signer).
-STURDY_TEST_SERVERS ?= opensearch:2.19.6,elasticsearch:9.5.4,elasticsearch:9.5.4+security,opensearch:2.19.4+security,opensearch:2.19.6+sigv4
+# botocore's signer) and through squid (+proxy: absolute-form; `make test-all` adds the
+# secured Elasticsearch through squid, i.e. CONNECT tunnels).
+STURDY_TEST_SERVERS ?= opensearch:2.19.6,elasticsearch:9.5.4,elasticsearch:9.5.4+security,opensearch:2.19.4+security,opensearch:2.19.6+sigv4,opensearch:2.19.6+proxy
+TEST_ALL_SERVERS ?= $(STURDY_TEST_SERVERS),elasticsearch:9.5.4+security+proxy
 export STURDY_TEST_SERVERS
 
 .PHONY: demo test test-all test-unit lint typecheck system-deps toxiproxy venv bench clean
@@ -53,7 +55,7 @@ test: lint
 
 # Everything, including the long scenarios marked `slow`.
 test-all: lint toxiproxy
-	$(BIN)/pytest
+	STURDY_TEST_SERVERS=$(TEST_ALL_SERVERS) $(BIN)/pytest
 
 bench: venv
 	$(BIN)/python bench/run.py
