@@ -1,6 +1,6 @@
 """The squid test helper's pure parts: the htpasswd hash squid's ``basic_ncsa_auth`` checks,
 and the access-log lines the proxy tests read. (Squid itself runs in
-``tests/integration/test_proxy.py``.)"""
+``tests/integration/test_http_proxies.py``.)"""
 
 from __future__ import annotations
 
