@@ -24,8 +24,25 @@ if TYPE_CHECKING:
     from conftest import Upstream
 
 
+_EARLIER: set[threading.Thread] = set()
+
+
+@pytest.fixture(autouse=True)
+def _earlier_proxies() -> Iterator[None]:
+    """Proxy threads alive before the test (a session-scoped proxy of the integration suite,
+    the SigV4 verifier of a ``+sigv4`` route, lives for the whole run) are not this test's."""
+    _EARLIER.clear()
+    _EARLIER.update(threading.enumerate())
+    yield
+
+
 def proxy_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("sturdysearch-proxy-")]
+    """Proxy threads this test started that are still alive."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("sturdysearch-proxy-") and t not in _EARLIER
+    ]
 
 
 def open_fds() -> int:
