@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sturdysearch.cli import bulk_cmd, cluster_cmd, demo_cmd, lint_cmd
+from sturdysearch.cli import bulk_cmd, cluster_cmd, demo_cmd, doctor_cmd, lint_cmd
 from sturdysearch.cli.errors import CliError
 
 EXIT_OK = 0
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A client for Elasticsearch and OpenSearch that is hard to use wrong.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (bulk_cmd, cluster_cmd, demo_cmd, lint_cmd):
+    for module in (bulk_cmd, cluster_cmd, demo_cmd, doctor_cmd, lint_cmd):
         module.register(sub)
     return parser
 
