@@ -418,7 +418,7 @@ def test_a_factory_configuration_is_judged(node_url: str, tmp_path: Path) -> Non
         "doctor_app:client",
         "--concurrency",
         "10",
-        env={"HTTPS_PROXY": "http://user:proxy-secret@proxy.invalid:3128"},
+        env={"HTTPS_PROXY": "http://user:proxy-secret@proxy.invalid:3128"},  # noqa: SSP113 (proxy credentials doctor must not show)
         cwd=tmp_path,
     )
     assert run.status("config.pool") == "warn"

@@ -189,11 +189,11 @@ def test_pool_against_concurrency() -> None:
 
 def test_proxy_variables_not_used() -> None:
     config = build_config(["http://127.0.0.1:9200"])
-    env = {"HTTPS_PROXY": "http://user:secret@proxy:3128"}
+    env = {"HTTPS_PROXY": "http://user:secret@proxy:3128"}  # noqa: SSP113 (proxy credentials doctor must not show)
     finding = client_config.judge_proxy_env(config, env)
     assert finding.status == "warn" and "secret" not in str(finding.to_dict())
     assert client_config.judge_proxy_env(config, {}).status == "ok"
-    proxied = build_config(["http://127.0.0.1:9200"], proxy="http://user:secret@proxy:3128")
+    proxied = build_config(["http://127.0.0.1:9200"], proxy="http://user:secret@proxy:3128")  # noqa: SSP113 (proxy credentials doctor must not show)
     used = client_config.judge_proxy_env(proxied, env)
     assert used.status == "ok" and "secret" not in used.summary
 
