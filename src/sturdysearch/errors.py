@@ -6,6 +6,7 @@
     ├── ConfigError              bad client configuration, raised at construction (also ValueError)
     ├── SerializationError       a body or document that cannot be turned into JSON (also TypeError)
     ├── DeadLetterError          the bulk indexer could not write its dead-letter file (also OSError)
+    ├── BulkAbortedError         a bulk load stopped: a failure that every document would meet
     ├── UnsupportedApiError      the connected server's flavor or version has no such API; raised
     │                            before anything is sent
     ├── TransportError           could not get a usable answer from the cluster
@@ -50,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "AuthorizationError",
     "BadRequestError",
+    "BulkAbortedError",
     "ConfigError",
     "ConflictError",
     "ConnectTimeout",
@@ -116,6 +118,49 @@ class DeadLetterError(SturdySearchError, OSError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class BulkAbortedError(SturdySearchError):
+    """A bulk load stopped because of a failure that every document would meet: no node
+    answered for ``abort_after`` seconds, the credentials were refused (401/403), or the target
+    index is invalid, missing (with auto-create off), closed or blocked read-only. Dead-lettering
+    the rest of the stream one document at a time would only fill the dead-letter file with the
+    same reason, so the indexer takes nothing more and raises this instead, from the adding
+    method that came next and from ``close()``.
+
+    ``reason`` says what to fix; ``cause`` (also ``__cause__``) is the failure itself (the
+    ``ApiError``, ``TransportError`` or, for a per-document answer, an ``ApiError`` built from
+    it); ``dead_letter`` is the dead-letter file, which holds the documents that were buffered
+    or in flight (each once: replay it when the cause is fixed); ``stats`` is the indexer's
+    :class:`~sturdysearch.BulkStats`, final once ``close()`` returned (or the ``with`` block
+    ended): ``added == succeeded + dead_lettered``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        cause: BaseException | None = None,
+        stats: Any = None,
+        dead_letter: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.cause = cause
+        self.stats = stats
+        self.dead_letter = dead_letter
+        self.__cause__ = cause
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, {}), dict(self.__dict__))
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
+        self.__cause__ = self.__dict__.get("cause")
 
 
 class UnsupportedApiError(SturdySearchError):

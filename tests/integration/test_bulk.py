@@ -2,7 +2,10 @@
 
 The accounting checks are the point of every test: the index holds exactly the documents that
 should be there (count, and no id that should not), the dead-letter file holds exactly the
-others, nothing twice, and ``added == succeeded + dead_lettered`` after ``close()``.
+others, nothing twice, and ``added == succeeded + dead_lettered`` after ``close()``. A failure
+that every document would meet (an unreachable cluster, refused credentials, an index that is
+invalid, missing, closed or read-only) stops the load with one ``BulkAbortedError`` instead,
+and the same accounting holds for what the indexer took.
 
 The tests that take ``indexers`` run against both drivers in turn: the threaded
 ``BulkIndexer`` and the asyncio ``AsyncBulkIndexer`` (on an ``AsyncClient``, driven through the
@@ -15,7 +18,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,16 @@ from sturdysearch import (
     replay_dead_letters,
 )
 from sturdysearch._async.bulk import async_bulk_index, async_replay_dead_letters
-from sturdysearch._core.events import Tracer
-from sturdysearch.errors import DeadLetterError
+from sturdysearch._core.events import Event, Tracer
+from sturdysearch.auth import BasicAuth
+from sturdysearch.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    BulkAbortedError,
+    ConnectionError,
+    DeadLetterError,
+    NoLiveNodesError,
+)
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.proxy import FaultProxy
 
@@ -183,7 +194,8 @@ def test_twenty_thousand_logs_through_connection_resets(
     assert_accounted(stats)
     assert stats.added == n and stats.dead_lettered == len(bad)
     assert stats.created + stats.updated == n - len(bad)  # a resend overwrites: "updated"
-    assert stats.failed_requests > 0 and stats.retried > 0  # the resets did happen
+    assert stats.failed_requests > 0 and stats.retried_requests > 0  # the resets did happen
+    assert stats.retried_documents >= stats.retried_requests
     records = read_dead_letters(dlq)
     assert sorted(dead_ids(records)) == sorted(bad)
     assert {r["outcome"] for r in records} == {"rejected"}
@@ -327,25 +339,6 @@ def test_operations_and_their_results(
     }
 
 
-def test_missing_index_with_auto_create_off_is_dead_lettered(client: Client, dlq: Path) -> None:
-    name = f"bulk-missing-{uuid.uuid4().hex[:8]}"
-    client.request(
-        "PUT",
-        "/_cluster/settings",
-        body={"persistent": {"action.auto_create_index": "-bulk-missing-*,+*"}},
-    )
-    try:
-        with BulkIndexer(client, name, dead_letter=dlq) as bulk:
-            bulk.index({"a": 1}, id="1")
-    finally:
-        client.request(
-            "PUT", "/_cluster/settings", body={"persistent": {"action.auto_create_index": None}}
-        )
-    (record,) = read_dead_letters(dlq)
-    assert record["status"] == 404 and record["error_type"] == "index_not_found_exception"
-    assert record["action"]["index"]["_index"] == name
-
-
 def test_delivery_timeout_bounds_every_document(
     proxy: FaultProxy, bulk_index_name: str, dlq: Path, connection: dict[str, Any]
 ) -> None:
@@ -462,3 +455,262 @@ def test_trace_events(indexers: Indexers, bulk_index_name: str, dlq: Path) -> No
     assert [e.fields["count"] for e in events if e.name == "bulk.dead_letter"] == [1]
     (closed,) = [e.fields for e in events if e.name == "bulk.closed"]
     assert closed["added"] == 10 and closed["dead_lettered"] == 1
+
+
+# -- a failure every document would meet stops the load ---------------------------------------
+
+#: A memory bound small enough that the producer blocks on it (and so hears of a stop at
+#: once, and the dead-letter file holds at most this much), large enough for two batches.
+STOP_OPTIONS: dict[str, Any] = {
+    "max_actions": 100,
+    "max_bytes": 64 * 1024,
+    "max_pending_bytes": 256 * 1024,
+    "flush_interval": 0.05,
+}
+#: The shortest encoded ``log_doc`` action is longer than this: the dead-letter file of a stop
+#: holds at most ``max_pending_bytes / MIN_ACTION`` documents (and the batches in flight).
+MIN_ACTION = 150
+
+
+def load_until_stopped(
+    bulk: Any, n: int = 200_000, doc: Callable[[int], dict[str, Any]] = log_doc
+) -> tuple[int, BulkAbortedError]:
+    """Index up to ``n`` documents until the indexer refuses one with ``BulkAbortedError``;
+    then ``close()`` must raise that same error. Returns how many were taken, and the error
+    (its stats final)."""
+    taken = 0
+    with pytest.raises(BulkAbortedError) as adding:
+        for i in range(n):
+            bulk.index(doc(i), id=str(i))
+            taken += 1
+    with pytest.raises(BulkAbortedError) as again:
+        bulk.index(doc(-1), id="late")  # at once, every time
+    with pytest.raises(BulkAbortedError) as closing:
+        bulk.close()
+    assert again.value is adding.value and closing.value is adding.value
+    return taken, adding.value
+
+
+def assert_stopped_cleanly(
+    error: BulkAbortedError, taken: int, dlq: Path, *, n: int = 200_000
+) -> list[dict[str, Any]]:
+    """Every document taken is accounted for once (applied, or in the dead-letter file), the
+    stream was not drained into the file, and the error names the file. Returns the records."""
+    stats = error.stats
+    assert stats.added == taken < n
+    assert stats.pending == 0 and stats.added == stats.succeeded + stats.dead_lettered
+    records = read_dead_letters(dlq)
+    assert len(records) == stats.dead_lettered
+    ids = dead_ids(records)
+    assert len(set(ids)) == len(ids)
+    bound = STOP_OPTIONS["max_pending_bytes"] // MIN_ACTION + 2 * STOP_OPTIONS["max_actions"]
+    assert stats.dead_lettered <= bound, (stats.dead_lettered, bound)
+    assert error.dead_letter == str(dlq) and str(dlq) in str(error)
+    assert error.__cause__ is error.cause is not None
+    return records
+
+
+def test_an_unreachable_cluster_stops_the_load_within_abort_after(
+    indexers: Indexers,
+    proxy: FaultProxy,
+    loop_thread: LoopThread,
+    connection: dict[str, Any],
+    bulk_index_name: str,
+    dlq: Path,
+) -> None:
+    """Every connection refused (the cluster is down, or the address is wrong): a warning at
+    once, then after ``abort_after`` one ``BulkAbortedError``, and a dead-letter file of what
+    was buffered, not of the whole stream."""
+    proxy.set_fault(Fault.refuse())
+    via = Indexers(indexers.kind, proxy.url, loop_thread, connection)
+    events: list[Event] = []
+    via.tracer.subscribe(events.append)
+    try:
+        started = time.monotonic()
+        bulk = via(bulk_index_name, dead_letter=dlq, abort_after=3.0, **STOP_OPTIONS)
+        taken, error = load_until_stopped(bulk)
+        elapsed = time.monotonic() - started
+    finally:
+        via.close()
+    assert 3.0 <= elapsed < 3.0 + 5.0, elapsed  # the bound, plus a probe interval's slack
+    assert isinstance(error.cause, (ConnectionError, NoLiveNodesError))
+    assert "no answer from the cluster for 3" in error.reason and "abort_after" in error.reason
+    records = assert_stopped_cleanly(error, taken, dlq)
+    assert error.stats.succeeded == 0 and {r["outcome"] for r in records} == {"aborted"}
+    assert [e.name for e in events].count("bulk.unanswered") == 1
+    assert [e.name for e in events].count("bulk.aborted") == 1
+
+
+def test_a_blip_shorter_than_abort_after_loses_nothing(
+    indexers: Indexers,
+    client: Client,
+    proxy: FaultProxy,
+    loop_thread: LoopThread,
+    connection: dict[str, Any],
+    bulk_index_name: str,
+    dlq: Path,
+) -> None:
+    """Connections refused until the indexer has noticed (its ``bulk.unanswered`` warning),
+    then the node is back: the load finishes, nothing dead-lettered, nothing aborted."""
+    via = Indexers(indexers.kind, proxy.url, loop_thread, connection)
+
+    def heal_once_noticed(event: Event) -> None:
+        if event.name == "bulk.unanswered":
+            proxy.set_fault(None)
+
+    via.tracer.subscribe(heal_once_noticed)
+    proxy.set_fault(Fault.refuse())
+    try:
+        with via(bulk_index_name, dead_letter=dlq, abort_after=30.0, **STOP_OPTIONS) as bulk:
+            for i in range(2000):
+                bulk.index(log_doc(i), id=str(i))
+        stats = bulk.stats
+    finally:
+        via.close()
+    assert_accounted(stats)
+    assert (stats.succeeded, stats.dead_lettered) == (2000, 0)
+    assert stats.failed_requests >= 1 and stats.retried_requests >= 1
+    assert_index_holds_exactly(client, bulk_index_name, {str(i) for i in range(2000)}, set())
+
+
+def test_an_invalid_index_name_stops_after_the_first_batch(indexers: Indexers, dlq: Path) -> None:
+    bulk = indexers("Not-Lower-Case", dead_letter=dlq, **STOP_OPTIONS)
+    taken, error = load_until_stopped(bulk)
+    assert error.stats.batches <= 2  # the first answer (the second worker's may have left)
+    assert "not a valid index name" in error.reason or "rejected the _bulk request" in error.reason
+    records = assert_stopped_cleanly(error, taken, dlq)
+    assert {r["outcome"] for r in records} <= {"rejected", "aborted"}
+    assert {r["error_type"] for r in records if r["outcome"] == "rejected"} == {
+        "invalid_index_name_exception"
+    }
+
+
+def test_a_closed_index_stops_the_load(
+    indexers: Indexers, client: Client, bulk_index_name: str, dlq: Path
+) -> None:
+    client.indices.close(index=bulk_index_name)
+    taken, error = load_until_stopped(indexers(bulk_index_name, dead_letter=dlq, **STOP_OPTIONS))
+    assert f"index [{bulk_index_name}] is closed" in error.reason
+    assert error.stats.batches <= 2
+    records = assert_stopped_cleanly(error, taken, dlq)
+    assert {r["error_type"] for r in records if r["outcome"] == "rejected"} == {
+        "index_closed_exception"
+    }
+
+
+def test_a_read_only_index_stops_the_load(
+    indexers: Indexers, client: Client, bulk_index_name: str, dlq: Path
+) -> None:
+    """The block a full disk leaves (``read_only_allow_delete``) stays until an operator lifts
+    it: retrying it for the delivery timeout would only defer the same rejection."""
+    client.indices.put_settings(
+        index=bulk_index_name, settings={"index.blocks.read_only_allow_delete": True}
+    )
+    try:
+        taken, error = load_until_stopped(
+            indexers(bulk_index_name, dead_letter=dlq, **STOP_OPTIONS)
+        )
+    finally:
+        client.indices.put_settings(
+            index=bulk_index_name, settings={"index.blocks.read_only_allow_delete": None}
+        )
+    assert "blocked against writes" in error.reason
+    assert "read_only_allow_delete" in error.reason  # how to lift it
+    assert error.stats.batches <= 2 and error.stats.retried_requests == 0
+    records = assert_stopped_cleanly(error, taken, dlq)
+    assert {r["error_type"] for r in records if r["outcome"] == "rejected"} == {
+        "cluster_block_exception"
+    }
+
+
+def test_a_missing_index_with_auto_create_off_stops_the_load(
+    indexers: Indexers, client: Client, dlq: Path
+) -> None:
+    name = f"bulk-missing-{uuid.uuid4().hex[:8]}"
+    client.cluster.put_settings(persistent={"action.auto_create_index": False})
+    try:
+        taken, error = load_until_stopped(indexers(name, dead_letter=dlq, **STOP_OPTIONS))
+    finally:
+        client.cluster.put_settings(persistent={"action.auto_create_index": None})
+    assert f"index [{name}] does not exist" in error.reason
+    assert "action.auto_create_index" in error.reason
+    records = assert_stopped_cleanly(error, taken, dlq)
+    rejected = [r for r in records if r["outcome"] == "rejected"]
+    assert rejected and {(r["status"], r["error_type"]) for r in rejected} == {
+        (404, "index_not_found_exception")
+    }
+    assert {r["action"]["index"]["_index"] for r in records} == {name}
+    assert not client.indices.exists(index=name)
+
+
+def test_wrong_credentials_stop_the_load(
+    indexers: Indexers,
+    search_cluster: Any,
+    loop_thread: LoopThread,
+    connection: dict[str, Any],
+    node_url: str,
+    bulk_index_name: str,
+    dlq: Path,
+) -> None:
+    """401 on the first request: one error naming the credentials as what to fix, the
+    password nowhere in it."""
+    if search_cluster.security is None:
+        pytest.skip("the cluster has security off: it takes any credentials, so none is wrong")
+    wrong = "not-" + search_cluster.security.password
+    options = {**connection, "auth": BasicAuth(search_cluster.security.user, wrong)}
+    made = Indexers(indexers.kind, node_url, loop_thread, options)
+    try:
+        taken, error = load_until_stopped(made(bulk_index_name, dead_letter=dlq, **STOP_OPTIONS))
+    finally:
+        made.close()
+    assert isinstance(error.cause, AuthenticationError)
+    assert "refused the client's credentials (401)" in error.reason
+    assert error.stats.batches <= 2  # the first answer (the second worker's may have left)
+    assert_stopped_cleanly(error, taken, dlq)
+    for text in (str(error), error.reason, repr(error.cause), dlq.read_text()):
+        assert wrong not in text and search_cluster.security.password not in text
+
+
+def test_a_user_without_write_privilege_stops_the_load(
+    indexers: Indexers,
+    search_cluster: Any,
+    loop_thread: LoopThread,
+    connection: dict[str, Any],
+    node_url: str,
+    bulk_index_name: str,
+    dlq: Path,
+) -> None:
+    """403, on the request or on every item (``security_exception``, as each flavor answers):
+    the load stops and says to grant the privilege."""
+    if search_cluster.security is None:
+        pytest.skip("the cluster has security off: every user may write")
+    info = search_cluster.security
+    options = {**connection, "auth": BasicAuth(info.limited_user, info.limited_password)}
+    made = Indexers(indexers.kind, node_url, loop_thread, options)
+    try:
+        taken, error = load_until_stopped(made(bulk_index_name, dead_letter=dlq, **STOP_OPTIONS))
+    finally:
+        made.close()
+    assert isinstance(error.cause, AuthorizationError)
+    assert "may not write" in error.reason and "privilege" in error.reason
+    assert_stopped_cleanly(error, taken, dlq)
+    assert info.limited_password not in str(error)
+
+
+def test_mapping_errors_on_one_percent_are_dead_lettered_and_the_load_goes_on(
+    indexers: Indexers, client: Client, bulk_index_name: str, dlq: Path
+) -> None:
+    """Per-document failures are not a reason to stop: even a batch that fails in part goes
+    on, and only the bad documents are in the dead-letter file."""
+    n = 5000
+    bad = {str(i) for i in range(3, n, 100)}
+    with indexers(bulk_index_name, dead_letter=dlq, **STOP_OPTIONS) as bulk:
+        for i in range(n):
+            bulk.index(log_doc(i, bad=str(i) in bad), id=str(i))
+    stats = bulk.stats
+    assert_accounted(stats)
+    assert (stats.added, stats.dead_lettered) == (n, len(bad))
+    records = read_dead_letters(dlq)
+    assert sorted(dead_ids(records)) == sorted(bad)
+    assert {r["outcome"] for r in records} == {"rejected"}
+    assert_index_holds_exactly(client, bulk_index_name, {str(i) for i in range(n)} - bad, bad)

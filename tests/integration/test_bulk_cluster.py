@@ -107,7 +107,7 @@ def node_kill_scenario(cluster: LocalCluster, n: int, tmp_path: Path) -> None:
     bad = {str(i) for i in range(n) if is_bad(i)}
     assert stats.pending == 0 and stats.added == n
     assert stats.succeeded == n - len(bad) and stats.dead_lettered == len(bad)
-    assert stats.failed_requests > 0 and stats.retried > 0
+    assert stats.failed_requests > 0 and stats.retried_requests > 0
     dead = read_dead_ids(dlq)
     assert len(dead) == len(set(dead)) and set(dead) == bad
     cluster.wait_for_health("yellow", nodes=3, timeout=180)
@@ -159,7 +159,7 @@ def test_real_429s_from_a_tiny_write_queue(cluster_factory: Any, tmp_path: Path)
                 for i in range(n):
                     bulk.index(log_doc(i, bad=False), id=str(i))
             stats = bulk.stats
-            assert stats.retried > 0 and rejected
+            assert stats.retried_documents > 0 and rejected
             assert stats.succeeded == n and stats.dead_lettered == 0
             client.indices.refresh(index=index)
             assert client.count(index=index)["count"] == n

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,19 @@ from typing import Any
 import orjson
 import pytest
 
-from sturdysearch import AsyncBulkIndexer, BulkIndexer, BulkStats
+from sturdysearch import AsyncBulkIndexer, BulkConfig, BulkIndexer, BulkStats
 from sturdysearch._async.bulk import async_bulk_index, async_replay_dead_letters
 from sturdysearch._core.events import Event, Tracer
 from sturdysearch._core.request import RequestSpec
 from sturdysearch._sync.bulk import bulk_index, replay_dead_letters
-from sturdysearch.errors import ConfigError
+from sturdysearch.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    BulkAbortedError,
+    ConfigError,
+    ConnectionError,
+    SturdySearchError,
+)
 from sturdysearch.testing.loops import run_clean
 
 KINDS = ["sync", "async"]
@@ -322,3 +331,379 @@ def test_requests_run_in_the_context_the_indexer_was_made_in(kind: str, tmp_path
     finally:
         CALLER.reset(token)
     assert seen and set(seen) == {"load-job"}
+
+
+# -- a failure every document would meet stops the load ---------------------------------------
+
+
+class FailingClient(FakeClient):
+    """Answers request ``n`` (from 1) with ``fate(n, spec)``: an exception to raise, an item
+    error for every item (``{"status": ..., "error": {...}}``), or ``None`` for the usual
+    answer."""
+
+    def __init__(self, fate: Callable[[int, RequestSpec], Any]) -> None:
+        super().__init__()
+        self.fate = fate
+
+    def perform(self, spec: RequestSpec) -> FakeResponse:
+        assert spec.body is not None
+        self.bodies.append(spec.body)
+        outcome = self.fate(len(self.bodies), spec)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is None:
+            return answer(spec)
+        count = sum(1 for line in spec.body.split(b"\n")[:-1] if b'"_id"' in line)
+        return FakeResponse({"errors": True, "items": [{"index": outcome}] * count})
+
+
+class FailingAsyncClient(FailingClient):
+    async def perform(self, spec: RequestSpec) -> FakeResponse:  # type: ignore[override]
+        await asyncio.sleep(0)
+        return FailingClient.perform(self, spec)
+
+
+def run_aborted(
+    kind: str,
+    fate: Callable[[int, RequestSpec], Any],
+    documents: int,
+    tmp_path: Path,
+    **options: Any,
+) -> tuple[int, BulkAbortedError, BulkAbortedError, FailingClient, list[Event]]:
+    """Index up to ``documents`` documents (ids "0".."n-1") until the indexer refuses one;
+    returns how many it took, what the adding call and ``close()`` raised, the client and the
+    events."""
+    client = FailingClient(fate) if kind == "sync" else FailingAsyncClient(fate)
+    events: list[Event] = []
+    client.tracer.subscribe(events.append)
+    options.setdefault("flush_interval", 0.05)
+
+    async def main() -> tuple[int, BulkAbortedError, BulkAbortedError]:
+        if kind == "sync":
+            bulk: Any = BulkIndexer(client, "logs", dead_letter=tmp_path / "d.jsonl", **options)  # type: ignore[arg-type]
+        else:
+            bulk = AsyncBulkIndexer(client, "logs", dead_letter=tmp_path / "d.jsonl", **options)  # type: ignore[arg-type]
+        side = Side(bulk)
+        taken = 0
+        with pytest.raises(BulkAbortedError) as adding:
+            for n in range(documents):
+                await side.index({"n": n}, id=str(n))
+                taken += 1
+        # Every later call raises the same error at once.
+        with pytest.raises(BulkAbortedError) as again:
+            await side.index({"n": -1}, id="late")
+        assert again.value is adding.value
+        with pytest.raises(BulkAbortedError) as closing:
+            await side.close()
+        return taken, adding.value, closing.value
+
+    taken, adding, closing = run_clean(main)
+    return taken, adding, closing, client, events
+
+
+def dead_letter_records(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "d.jsonl"
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def check_abort_accounting(error: BulkAbortedError, taken: int, tmp_path: Path) -> None:
+    """The error's stats are final and every document taken is accounted for, once: applied,
+    or in the dead-letter file."""
+    stats = error.stats
+    assert isinstance(stats, BulkStats)
+    assert stats.added == taken and stats.pending == 0
+    assert stats.added == stats.succeeded + stats.dead_lettered
+    records = dead_letter_records(tmp_path)
+    assert len(records) == stats.dead_lettered
+    ids = [r["action"]["index"]["_id"] for r in records]
+    assert len(set(ids)) == len(ids)  # nothing twice
+    assert error.dead_letter == str(tmp_path / "d.jsonl")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_credentials_refused_stop_the_load_with_one_typed_error(kind: str, tmp_path: Path) -> None:
+    refused = AuthenticationError(
+        401, error_type="security_exception", reason="unable to authenticate"
+    )
+    taken, adding, closing, client, events = run_aborted(
+        kind, lambda n, spec: refused, 100_000, tmp_path, max_actions=10
+    )
+    assert closing is adding  # one error: raised to the producer, again by close()
+    assert adding.cause is refused and adding.__cause__ is refused
+    assert "refused the client's credentials (401)" in adding.reason
+    assert adding.reason in str(adding) and str(tmp_path / "d.jsonl") in str(adding)
+    assert len(client.bodies) == 1  # the first request told: nothing more was sent
+    check_abort_accounting(adding, taken, tmp_path)
+    assert adding.stats.succeeded == 0
+    records = dead_letter_records(tmp_path)
+    outcomes = Counter(r["outcome"] for r in records)
+    assert outcomes["rejected"] == 10 and set(outcomes) <= {"rejected", "aborted"}
+    assert all(
+        "refused the client's credentials" in r["reason"]
+        for r in records
+        if r["outcome"] == "aborted"
+    )
+    (aborted,) = named(events, "bulk.aborted")
+    assert aborted["error"] == "AuthenticationError" and aborted["reason"] == adding.reason
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("status", "error", "words"),
+    [
+        (
+            404,
+            {"type": "index_not_found_exception", "reason": "no such index [logs]"},
+            "does not exist",
+        ),
+        (
+            400,
+            {"type": "invalid_index_name_exception", "reason": "must be lowercase"},
+            "not a valid index name",
+        ),
+        (400, {"type": "index_closed_exception", "reason": "closed"}, "is closed"),
+        (
+            429,
+            {
+                "type": "cluster_block_exception",
+                "reason": "blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];",
+            },
+            "blocked against writes",
+        ),
+        (403, {"type": "security_exception", "reason": "unauthorized for [logs]"}, "may not write"),
+    ],
+)
+def test_an_index_every_document_fails_on_stops_after_the_first_answer(
+    kind: str, status: int, error: dict[str, Any], words: str, tmp_path: Path
+) -> None:
+    taken, adding, closing, client, _ = run_aborted(
+        kind,
+        lambda n, spec: {"status": status, "error": error},
+        100_000,
+        tmp_path,
+        max_actions=10,
+        max_bytes=2048,
+        max_pending_bytes=4096,
+    )
+    assert closing is adding and words in adding.reason and "[logs]" in adding.reason
+    assert adding.cause is not None and adding.cause.error_type == error["type"]  # type: ignore[attr-defined]
+    assert len(client.bodies) <= 2  # the first answer (a second request may have been in flight)
+    check_abort_accounting(adding, taken, tmp_path)
+    # Not the stream: what the memory bound let the indexer hold (actions of 30+ bytes).
+    assert adding.stats.dead_lettered <= 4096 // 30 + 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_unreachable_cluster_stops_the_load_after_abort_after(kind: str, tmp_path: Path) -> None:
+    """Every request refused: the load goes on for ``abort_after`` seconds (a restart or a blip
+    would heal in that time), warns when the silence begins, then stops. The producer, blocked
+    on the memory bound meanwhile, learns at once."""
+    refused = ConnectionError("connection refused (node http://127.0.0.1:9)")
+    started = time.monotonic()
+    taken, adding, closing, _, events = run_aborted(
+        kind,
+        lambda n, spec: refused,
+        10_000_000,
+        tmp_path,
+        max_actions=50,
+        max_bytes=4096,
+        max_pending_bytes=16384,
+        abort_after=0.5,
+        backoff_base=0.01,
+        backoff_cap=0.05,
+    )
+    assert time.monotonic() - started < 10.0
+    assert closing is adding and adding.cause is refused
+    assert "no answer from the cluster for" in adding.reason
+    check_abort_accounting(adding, taken, tmp_path)
+    assert adding.stats.dead_lettered <= 16384 // 30 + 1  # what the memory bound held
+    assert adding.stats.retried_requests >= 1
+    assert adding.stats.retried_documents >= adding.stats.retried_requests
+    (warned,) = named(events, "bulk.unanswered")
+    assert warned["error"] == "ConnectionError" and warned["abort_after"] == 0.5
+    assert len(named(events, "bulk.aborted")) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_blip_shorter_than_abort_after_only_delays(kind: str, tmp_path: Path) -> None:
+    """The first two requests refused, then the cluster answers: nothing is lost."""
+    refused = ConnectionError("refused")
+
+    async def scenario(side: Side, client: FakeClient) -> BulkStats:
+        for n in range(200):
+            await side.index({"n": n}, id=str(n))
+        return await side.close()  # type: ignore[no-any-return]
+
+    client_cls = FailingClient if kind == "sync" else FailingAsyncClient
+    client = client_cls(lambda n, spec: refused if n <= 2 else None)
+
+    async def main() -> BulkStats:
+        cls = BulkIndexer if kind == "sync" else AsyncBulkIndexer
+        bulk = cls(
+            client,
+            "i",
+            dead_letter=tmp_path / "d",
+            abort_after=30.0,
+            backoff_base=0.01,
+            backoff_cap=0.02,
+            max_actions=50,
+        )  # type: ignore[arg-type]
+        return await scenario(Side(bulk), client)
+
+    stats = run_clean(main)
+    assert (stats.added, stats.succeeded, stats.dead_lettered) == (200, 200, 0)
+    assert stats.retried_requests >= 1 and stats.failed_requests == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_with_block_reports_the_abort_once(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The producer's ``index()`` raised inside the ``with`` block: leaving it raises that same
+    error, with the final stats, and logs no second copy of it."""
+    refused = AuthorizationError(403, error_type="security_exception", reason="no write privilege")
+    client = (
+        FailingClient(lambda n, spec: refused)
+        if kind == "sync"
+        else FailingAsyncClient(lambda n, spec: refused)
+    )
+
+    async def main() -> BulkAbortedError:
+        with pytest.raises(BulkAbortedError) as info:
+            if kind == "sync":
+                with BulkIndexer(client, "i", dead_letter=tmp_path / "d", max_actions=5) as bulk:  # type: ignore[arg-type]
+                    for n in range(100_000):
+                        bulk.index({"n": n}, id=str(n))
+            else:
+                async with AsyncBulkIndexer(
+                    client, "i", dead_letter=tmp_path / "d", max_actions=5
+                ) as abulk:  # type: ignore[arg-type]
+                    for n in range(100_000):
+                        await abulk.index({"n": n}, id=str(n))
+        return info.value
+
+    with caplog.at_level("DEBUG", logger="sturdysearch"):
+        error = run_clean(main)
+    assert "credentials may not write with _bulk (403" in error.reason
+    stats = error.stats
+    assert stats.pending == 0 and stats.added == stats.succeeded + stats.dead_lettered
+    assert not [r for r in caplog.records if "closing the" in r.getMessage()]
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1  # bulk.aborted
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_one_call_loaders_raise_it_with_final_stats(kind: str, tmp_path: Path) -> None:
+    missing = {
+        "status": 404,
+        "error": {"type": "index_not_found_exception", "reason": "no such index [i]"},
+    }
+    client = (
+        FailingClient(lambda n, spec: missing)
+        if kind == "sync"
+        else FailingAsyncClient(lambda n, spec: missing)
+    )
+    consumed = 0
+
+    def documents() -> Any:
+        nonlocal consumed
+        for n in range(1_000_000):
+            consumed += 1
+            yield {"id": str(n), "n": n}
+
+    async def main() -> None:
+        config = BulkConfig(max_actions=10, flush_interval=0.05)
+        if kind == "sync":
+            bulk_index(
+                client,
+                documents(),
+                "i",
+                id_field="id",
+                dead_letter=tmp_path / "d.jsonl",
+                config=config,
+            )  # type: ignore[arg-type]
+        else:
+            await async_bulk_index(
+                client,
+                documents(),
+                "i",
+                id_field="id",
+                dead_letter=tmp_path / "d.jsonl",
+                config=config,
+            )  # type: ignore[arg-type]
+
+    with pytest.raises(BulkAbortedError) as info:
+        run_clean(main)
+    assert consumed < 1_000_000  # the generator was not drained into the dead-letter file
+    check_abort_accounting(info.value, info.value.stats.added, tmp_path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_replay_into_a_missing_index_stops(kind: str, tmp_path: Path) -> None:
+    source = tmp_path / "old.jsonl"
+    record = {
+        "action": {"index": {"_index": "gone", "_id": "x"}},
+        "document": {"n": 1},
+        "outcome": "exhausted",
+        "reason": "503",
+    }
+    source.write_bytes(
+        b"".join(
+            orjson.dumps({**record, "action": {"index": {"_index": "gone", "_id": str(n)}}}) + b"\n"
+            for n in range(50)
+        )
+    )
+    missing = {
+        "status": 404,
+        "error": {"type": "index_not_found_exception", "reason": "no such index [gone]"},
+    }
+    client = (
+        FailingClient(lambda n, spec: missing)
+        if kind == "sync"
+        else FailingAsyncClient(lambda n, spec: missing)
+    )
+
+    async def main() -> None:
+        config = BulkConfig(max_actions=10, flush_interval=0.05)
+        if kind == "sync":
+            replay_dead_letters(client, source, dead_letter=tmp_path / "d.jsonl", config=config)  # type: ignore[arg-type]
+        else:
+            await async_replay_dead_letters(
+                client, source, dead_letter=tmp_path / "d.jsonl", config=config
+            )  # type: ignore[arg-type]
+
+    with pytest.raises(BulkAbortedError) as info:
+        run_clean(main)
+    assert "index [gone] does not exist" in info.value.reason
+    check_abort_accounting(info.value, info.value.stats.added, tmp_path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_per_document_failures_still_go_on(kind: str, tmp_path: Path) -> None:
+    """Mapping errors on every tenth document: dead-lettered, and the load goes on."""
+
+    async def scenario(side: Side, client: FakeClient) -> BulkStats:
+        for n in range(300):
+            await side.index({"n": n, "reject": n % 10 == 0}, id=str(n))
+        return await side.flush()  # type: ignore[no-any-return]
+
+    stats, events = run(kind, scenario, dead_letter=tmp_path / "d.jsonl", max_actions=20)
+    assert (stats.succeeded, stats.dead_lettered) == (270, 30)
+    assert not named(events, "bulk.aborted")
+
+
+def test_the_abort_error_pickles() -> None:
+    import pickle
+
+    cause = AuthenticationError(401, reason="unable to authenticate")
+    error = BulkAbortedError(
+        "stopped", reason="fix it", cause=cause, stats=BulkStats(added=3), dead_letter="d.jsonl"
+    )
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.reason, copy.dead_letter, copy.stats) == (
+        "stopped",
+        "fix it",
+        "d.jsonl",
+        BulkStats(added=3),
+    )
+    assert isinstance(copy.cause, AuthenticationError) and copy.__cause__ is copy.cause
+    assert isinstance(copy, SturdySearchError)

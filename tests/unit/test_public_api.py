@@ -47,6 +47,7 @@ ERRORS_ALL = [
     "AuthenticationError",
     "AuthorizationError",
     "BadRequestError",
+    "BulkAbortedError",
     "ConfigError",
     "ConflictError",
     "ConnectTimeout",

@@ -61,7 +61,9 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
     guarantees; the adding methods, ``flush()`` and ``close()`` are coroutines. Use it as
     ``async with`` (or call ``await start()`` and ``await close()``) inside a running loop.
     Cancelling the task that awaits ``close()`` dead-letters what was not sent yet as
-    ``aborted`` before the cancellation propagates."""
+    ``aborted`` before the cancellation propagates. A load stopped by a failure that every
+    document would meet raises ``BulkAbortedError`` from the next adding call and from
+    ``close()``, as :class:`~sturdysearch.BulkIndexer` does."""
 
     def _start_driver(self) -> None:
         self._dl_lock = asyncio.Lock()
@@ -99,10 +101,15 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         if exc is None:
             await self.close()
             return
+        # As BulkIndexer.__exit__: the producer's exception propagates; an error from closing
+        # is logged, except the indexer's own BulkAbortedError, which the producer already has.
         try:
-            await self.close()
+            await self._shutdown()
         except Exception:
             logger.exception("closing the AsyncBulkIndexer after %r failed", exc)
+        error = self._session.stop_error()
+        if error is not None and error is not exc:
+            logger.error("closing the AsyncBulkIndexer after %r: %s", exc, error)
 
     # -- adding ------------------------------------------------------------------------------
 
@@ -236,6 +243,10 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         if code == WAKE:
             async with self._cond:
                 self._cond.notify_all()
+            # Once per batch, let the senders run: a producer that awaits nothing else (a
+            # list, a file) would fill the memory bound before the first request left, and
+            # would hear of a stopped load only then.
+            await asyncio.sleep(0)
         elif code == DEAD:
             await self._write_dead(engine.drain())
 
@@ -261,6 +272,7 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
                 now = _monotonic()
                 if engine.tick(now):
                     self._cond.notify_all()
+                self._session.announce(self._session.new_stop())  # stopped by time, if at all
                 if engine.outbox:
                     letters = engine.drain()
                     self._cond.release()
@@ -308,8 +320,10 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
             failure = TransportError(f"unexpected {type(exc).__name__}: {exc}")
         now = _monotonic()
         settlement = session.settle(batch, body, failure, now, random.random())
+        stop = session.new_stop()
         async with self._cond:
             self._cond.notify_all()
+        session.announce(stop)
         letters = self._engine.drain()
         if letters:
             await self._write_dead(letters)  # its on_progress, after the letters, covers it
@@ -364,6 +378,12 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
     async def close(self) -> BulkStats:
         """Send what is buffered, wait for every outcome, stop the tasks, fsync and close the
         dead-letter file. Idempotent; raises like :meth:`sturdysearch.BulkIndexer.close`."""
+        await self._shutdown()
+        self._raise_if_stopped()
+        return self.stats
+
+    async def _shutdown(self) -> None:
+        """``close()`` but for raising why the indexer stopped."""
         first = not self._closed
         self._closed = True
         self._engine.close_input()
@@ -383,8 +403,6 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
                 except OSError as exc:
                     self._session.dl_error = self._session.dl_error or exc
                 self._session.closed(self.stats, _monotonic())
-        self._raise_if_stopped()
-        return self.stats
 
     async def abort(self, reason: str = "aborted") -> None:
         """Dead-letter what is not in flight as ``aborted``; see
@@ -399,7 +417,7 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
     def _raise_if_stopped(self) -> None:
         error = self._session.stop_error()
         if error is not None:
-            raise error
+            raise error.with_traceback(None)  # see BulkIndexer._raise_if_stopped
 
 
 show_client_type(AsyncBulkIndexer, "AsyncClient")
@@ -418,7 +436,8 @@ async def async_bulk_index(
     pipeline: str | None = None,
     on_progress: Callable[[BulkStats], None] | None = None,
 ) -> BulkStats:
-    """The asyncio twin of :func:`sturdysearch.bulk_index`."""
+    """The asyncio twin of :func:`sturdysearch.bulk_index` (raises ``BulkAbortedError`` as it
+    does)."""
     async with AsyncBulkIndexer(
         client,
         index,

@@ -52,6 +52,8 @@ LEVELS = {
     "node.readmitted": logging.INFO,
     "nodes.sniffed": logging.INFO,
     "bulk.dead_letter_summary": logging.WARNING,
+    "bulk.unanswered": logging.WARNING,
+    "bulk.aborted": logging.ERROR,
 }
 
 
@@ -108,6 +110,16 @@ def _message(name: str, f: dict[str, Any]) -> str:
         return (
             f"bulk: {f.get('count')} document(s) dead-lettered {when}, written to "
             f"{f.get('file')}; first reasons: {'; '.join(f.get('reasons') or [])}"
+        )
+    if name == "bulk.unanswered":
+        return (
+            f"bulk: no answer from the cluster ({f.get('error')}: {f.get('message')}); the load "
+            f"stops unless one comes within {f.get('abort_after', 0.0):g} s (abort_after)"
+        )
+    if name == "bulk.aborted":
+        return (
+            f"bulk: the load stopped: {f.get('reason')}; what it held is dead-lettered in "
+            f"{f.get('file')}"
         )
     shown = " ".join(f"{k}={v}" for k, v in f.items())
     return f"{name} {shown}" if shown else name

@@ -68,6 +68,7 @@ class IndexerBase(Generic[ClientT]):
         backoff_cap: float = 10.0,
         budget: BudgetConfig = BULK_BUDGET,
         max_document_bytes: int = SERVER_MAX_CONTENT_LENGTH - MIB,
+        abort_after: float = 60.0,
     ) -> None:
         owner = type(self).__name__
         self.config = make_config(owner, config, given_options(locals()))

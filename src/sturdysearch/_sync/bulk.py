@@ -17,8 +17,13 @@ variable; sockets, file writes and hooks run outside it.
 Who retries what. The indexer owns every retry of a bulk request: each request is sent with a
 one-attempt retry policy (``RequestSpec.retry``), so the transport only picks a live node and
 ejects failing ones, and a failure comes straight back to the engine, which knows per action
-whether a resend is safe. Nothing is retried twice over by two layers, and ``stats.retried``
-counts every resend.
+whether a resend is safe. Nothing is retried twice over by two layers, and
+``stats.retried_requests`` / ``stats.retried_documents`` count every resend.
+
+Stopping. When the engine stops the load (a failure every later document would meet, see
+``_core/bulk/abort.py``), the thread that saw it sets ``_stopping`` in the same locked section,
+so the producer's next ``index()`` raises the session's ``BulkAbortedError`` at once, also
+when it was blocked on the memory bound.
 """
 
 from __future__ import annotations
@@ -124,8 +129,12 @@ class BulkIndexer(IndexerBase["Client"]):
     dead-letters what was not sent yet, as ``aborted``.
 
     Raises, from the adding methods and ``close()``: ``DeadLetterError`` once the dead-letter
-    file cannot be written (nothing more is taken); the ``ApiError`` or ``TLSError`` that
-    stopped the indexer (401, 403, a TLS failure), after dead-lettering what it held.
+    file cannot be written (nothing more is taken); ``BulkAbortedError`` once a failure that
+    every later document would meet stopped the load (no answer for ``abort_after`` seconds,
+    credentials refused, an index that is invalid, missing with auto-create off, closed or
+    read-only), after dead-lettering what it held, once each; per-document failures (mapping
+    errors, version conflicts) are dead-lettered and the load goes on. Leaving a ``with``
+    block with that error raises it once, with the final stats.
     Retries can reorder two writes of one id; use ``version_type=external`` or
     ``if_seq_no``/``if_primary_term`` (via ``meta=``) where the order matters.
     """
@@ -188,11 +197,17 @@ class BulkIndexer(IndexerBase["Client"]):
             self.close()
             return
         # The producer failed: still give everything added so far its outcome, then let the
-        # original exception propagate (an error from closing is logged, not raised over it).
+        # original exception propagate (an error from closing is logged, not raised over it;
+        # the indexer's own BulkAbortedError, raised to the producer, is neither: it goes on
+        # with the final stats).
         try:
-            self.close()
+            self._shutdown()
         except Exception:
             logger.exception("closing the BulkIndexer after %r failed", exc)
+        with self._cond:
+            error = self._session.stop_error()
+        if error is not None and error is not exc:
+            logger.error("closing the BulkIndexer after %r: %s", exc, error)
 
     def index(
         self,
@@ -355,7 +370,14 @@ class BulkIndexer(IndexerBase["Client"]):
     def close(self) -> BulkStats:
         """Send what is buffered, wait for every outcome, stop the threads, fsync and close the
         dead-letter file. Idempotent. Returns the final stats; raises ``DeadLetterError`` if
-        dead letters could not be written, or the error that stopped the indexer."""
+        dead letters could not be written, or the ``BulkAbortedError`` that stopped the load
+        (with the final stats)."""
+        self._shutdown()
+        self._raise_if_stopped(closing=True)
+        return self.stats
+
+    def _shutdown(self) -> None:
+        """``close()`` but for raising why the indexer stopped."""
         with self._cond:
             first = not self._closed
             self._closed = self._stopping = True
@@ -370,8 +392,6 @@ class BulkIndexer(IndexerBase["Client"]):
                 raise
             finally:
                 self._finish()
-        self._raise_if_stopped(closing=True)
-        return self.stats
 
     def abort(self, reason: str = "aborted") -> None:
         """Stop sending: what is not in flight is dead-lettered now as ``aborted``, requests in
@@ -468,6 +488,7 @@ class BulkIndexer(IndexerBase["Client"]):
     def _timer_loop(self) -> None:
         cond = self._cond
         engine = self._engine
+        session = self._session
         while True:
             with cond:
                 if engine.finished:
@@ -475,10 +496,14 @@ class BulkIndexer(IndexerBase["Client"]):
                     return
                 now = _monotonic()
                 if engine.tick(now):
+                    if engine.aborted is not None:
+                        self._stopping = True  # stopped by time: no answer for abort_after
                     self._notify_all()
+                stop = session.new_stop()
                 letters = engine.drain() if engine.outbox else []
-                if not letters:
+                if not letters and stop is None:
                     cond.wait(engine.next_wakeup(now))
+            session.announce(stop)
             if letters:
                 self._write_dead(letters)
 
@@ -535,6 +560,7 @@ class BulkIndexer(IndexerBase["Client"]):
             settlement = session.settle(batch, body, failure, now, random.random())
             if engine.aborted is not None:
                 self._stopping = True
+            stop = session.new_stop()
             letters = engine.drain()
             stats = session.progress_stats()
             # The next batch, before anyone else can run (see above).
@@ -548,6 +574,7 @@ class BulkIndexer(IndexerBase["Client"]):
                 # before, or a client that does not call it): wake the producer now.
                 self._room.notify_all()
             # else the producer hears of the room when ``following`` is being written
+        session.announce(stop)
         if letters:
             self._write_dead(letters)  # its on_progress, after the letters, covers the request
         else:
@@ -610,12 +637,14 @@ class BulkIndexer(IndexerBase["Client"]):
         self._session.closed(self.stats, _monotonic())
 
     def _raise_if_stopped(self, *, closing: bool = False) -> None:
-        if self._session.dl_error is None and self._engine.fatal is None:
+        if self._session.dl_error is None and self._engine.stopped_by is None:
             return
         with self._cond:
             error = self._session.stop_error()
         if error is not None:
-            raise error
+            # The same BulkAbortedError every time: without its old traceback, so that raising
+            # it again does not pile up the frames of every earlier raise.
+            raise error.with_traceback(None)
 
 
 show_client_type(BulkIndexer, "Client")
@@ -636,7 +665,9 @@ def bulk_index(
 ) -> BulkStats:
     """Index every document of an iterable or generator through a :class:`BulkIndexer` and
     return its final stats; ``config=`` is the indexer's. Documents that fail end in the
-    dead-letter file (``stats.dead_lettered``), so check the stats."""
+    dead-letter file (``stats.dead_lettered``), so check the stats. Raises
+    ``BulkAbortedError`` (its ``stats`` final) when a failure every document would meet stopped
+    the load; the generator is then not read further."""
     with BulkIndexer(
         client,
         index,
@@ -664,7 +695,8 @@ def replay_dead_letters(
     ``path``. Records whose outcome is in ``skip_outcomes`` (e.g. ``{"unknown"}``, whose
     actions may already have been applied once) and records that cannot be sent (a document
     that could not be serialized) are copied to the new file unchanged in substance.
-    ``config=`` is the :class:`BulkIndexer`'s. Returns its final stats."""
+    ``config=`` is the :class:`BulkIndexer`'s. Returns its final stats; raises
+    ``BulkAbortedError`` like :func:`bulk_index`."""
     source_path, target, lines = open_replay(path, dead_letter)
     skip = frozenset(skip_outcomes)
     with (

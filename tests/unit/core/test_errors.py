@@ -50,6 +50,7 @@ def test_every_public_error_is_covered() -> None:
         errors.ConfigError,
         errors.SerializationError,
         errors.DeadLetterError,
+        errors.BulkAbortedError,
         errors.UnsupportedApiError,
         *API_CLASSES,
         *TRANSPORT_CLASSES,
@@ -218,6 +219,24 @@ def test_dead_letter_error_pickles(protocol: int) -> None:
     copy_ = roundtrip(exc, protocol)
     assert type(copy_) is errors.DeadLetterError
     assert (copy_.path, copy_.records, str(copy_)) == ("dlq.jsonl", (b'{"a":1}\n',), "disk full")
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+def test_bulk_aborted_error_pickles_with_its_cause(protocol: int) -> None:
+    cause = errors.AuthenticationError(401, reason="unable to authenticate", node=NODE)
+    exc = errors.BulkAbortedError(
+        "stopped", reason="fix the password", cause=cause, stats=None, dead_letter="d.jsonl"
+    )
+    assert exc.__cause__ is cause and isinstance(exc, errors.SturdySearchError)
+    copy_ = roundtrip(exc, protocol)
+    assert type(copy_) is errors.BulkAbortedError
+    assert (str(copy_), copy_.reason, copy_.dead_letter) == (
+        "stopped",
+        "fix the password",
+        "d.jsonl",
+    )
+    assert type(copy_.cause) is errors.AuthenticationError and copy_.__cause__ is copy_.cause
+    assert str(copy_.cause) == str(cause)
 
 
 @pytest.mark.parametrize("cls", [errors.SturdySearchError, errors.ConfigError])

@@ -3,6 +3,7 @@ retries and accounting. Drivers (``sturdysearch._sync.bulk``) add threads, socke
 
 Modules: ``encode`` (documents and action lines to NDJSON), ``classify`` (the rule tables),
 ``answer`` (is a ``_bulk`` answer trustworthy, and what did each item get), ``engine`` (the state
-machine every document passes through), ``deadletter`` (the dead-letter record format),
+machine every document passes through), ``abort`` (why a load stops, in words that say what to
+fix), ``deadletter`` (the dead-letter record format),
 ``config`` (options and statistics) and ``driving`` (what both drivers do that never waits).
 """

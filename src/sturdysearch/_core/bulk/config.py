@@ -62,6 +62,12 @@ class BulkConfig:
     document."""
     max_document_bytes: int = SERVER_MAX_CONTENT_LENGTH - MIB
     """Larger actions are dead-lettered unsent: no server with default settings accepts them."""
+    abort_after: float = 60.0
+    """Seconds without any answer from the cluster (connections refused or reset, timeouts, no
+    live node, a gateway's 502/503/504), counted from the first request that got none, after
+    which the load stops with ``BulkAbortedError`` instead of dead-lettering every document
+    after its ``delivery_timeout``. Any answer (even an error) starts the count anew, so an
+    outage shorter than this (a node restarting, a network blip) only delays the load."""
 
     def __post_init__(self) -> None:
         _positive_int("max_actions", self.max_actions)
@@ -74,6 +80,7 @@ class BulkConfig:
         check_seconds("request_timeout", self.request_timeout, maximum=MAX_TOTAL)
         check_seconds("backoff_base", self.backoff_base)
         check_seconds("backoff_cap", self.backoff_cap)
+        check_seconds("abort_after", self.abort_after)
         if self.backoff_base > self.backoff_cap:
             raise ConfigError("need backoff_base <= backoff_cap")
         if self.max_pending_bytes is not None:
@@ -97,7 +104,8 @@ class BulkStats:
 
     While the indexer runs, ``added == succeeded + dead_lettered + pending``; after ``close()``
     ``pending`` is 0 (unless a dead-letter write failed: those documents are held by the
-    raised ``DeadLetterError``, and counted here as pending).
+    raised ``DeadLetterError``, and counted here as pending). A load stopped by
+    ``BulkAbortedError`` is no exception: what it held is dead-lettered (``aborted``).
     """
 
     added: int = 0
@@ -114,10 +122,14 @@ class BulkStats:
     """Actions written to the dead-letter file."""
     pending: int = 0
     """Actions without an outcome yet: buffered, in flight or waiting for a retry."""
-    retried: int = 0
-    """Times an action was queued again after a failure (one action can count several times)."""
+    retried_requests: int = 0
+    """``_bulk`` requests that resent actions after a failure (retries, and the halves of a
+    batch split after a 413), among ``batches``."""
+    retried_documents: int = 0
+    """Actions sent again after a failure, counted per send (one action can count several
+    times): ``retried_documents / added`` is the share of extra work."""
     batches: int = 0
-    """``_bulk`` requests sent."""
+    """``_bulk`` requests sent, retries included."""
     failed_requests: int = 0
     """Requests without a trustworthy answer (connection lost, 5xx, bad answer, 413...)."""
     splits: int = 0
@@ -127,6 +139,12 @@ class BulkStats:
     retries_denied: int = 0
     """Retries the retry budget refused: those actions waited ``backoff_cap`` instead of
     being resent at once (an outage shows here)."""
+
+    @property
+    def retried(self) -> int:
+        """Deprecated alias of :attr:`retried_documents`; say ``retried_requests`` or
+        ``retried_documents``, which tell a few resent requests from many resent documents."""
+        return self.retried_documents
 
 
 @dataclass(frozen=True, slots=True)

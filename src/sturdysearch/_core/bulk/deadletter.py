@@ -23,7 +23,9 @@ Outcomes:
 * ``unserializable`` - the document could not be turned into JSON (NaN, unsupported type,
   cycle); ``reason`` names the field. Never sent.
 * ``too_large`` - bigger than any request the server accepts (413 on its own). Never applied.
-* ``aborted`` - the indexer stopped (fatal error, or interrupted twice) before sending it.
+* ``aborted`` - the indexer stopped before it could be applied: a failure every document
+  would meet stopped the load (``BulkAbortedError``; ``reason`` says what to fix), or it was
+  interrupted twice. Replay once the cause is fixed.
 """
 
 from __future__ import annotations

@@ -36,6 +36,15 @@ being resent at once. After ``NoLiveNodesError`` they wait at least until the cl
 scheduled probe. After a request that got no answer at all, no request (fresh or retry) leaves
 before that retry is due: an outage costs the cluster one request per backoff step, however
 many workers there are.
+
+Stopping. Some failures will meet every later document too (see ``abort.py``: credentials
+refused, an index that is missing, closed, read-only or wrongly named, no answer at all for
+``abort_after`` seconds). The engine then stops the load at once (:meth:`BulkEngine.stop`):
+the failed batch is dead-lettered with the server's reason, everything else it holds (open,
+ready, waiting for a retry) as ``aborted`` with the stop's reason, requests in flight settle
+without retries, and :attr:`BulkEngine.stopped_by` tells the driver what to raise. The check
+costs nothing on the path of a success: it runs only for answers whose every item failed, and
+for requests that failed.
 """
 
 from __future__ import annotations
@@ -47,12 +56,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sturdysearch._core.budget import RetryBudget
+from sturdysearch._core.bulk.abort import Stop, item_stop, one_index, request_stop, silence_stop
 from sturdysearch._core.bulk.answer import BadAnswer, UniformAnswer, answer_items, item_error
-from sturdysearch._core.bulk.classify import classify_item, classify_request
+from sturdysearch._core.bulk.classify import classify_item, classify_request, unanswered
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats
 from sturdysearch._core.bulk.deadletter import DeadLetter
 from sturdysearch._core.retry import RetryPolicy
-from sturdysearch.errors import ApiError, NoLiveNodesError, SturdySearchError
+from sturdysearch.errors import (
+    ApiError,
+    MalformedResponseError,
+    NoLiveNodesError,
+    SturdySearchError,
+)
 
 #: ``result`` of a successful item -> counter; an answer without results counts by operation.
 _RESULTS = ("created", "updated", "deleted", "noop", "not_found")
@@ -158,7 +173,7 @@ class Settlement:
 
     verdict: str
     """``answered``, or the request verdict of ``classify``: ``resend``, ``lost``, ``split``,
-    ``reject``, ``fatal``."""
+    ``fatal``."""
     succeeded: int = 0
     retried: int = 0
     dead_lettered: int = 0
@@ -166,14 +181,23 @@ class Settlement:
     reason: str = ""
     successes: list[tuple[bytes, str, int, str]] = field(default_factory=list)
     """``(line, op, status, result)`` per applied action, only when the engine collects them."""
+    silence: bool = False
+    """This failure began a stretch without answers (the driver warns: the load stops after
+    ``abort_after`` seconds of it)."""
+    stopped: Stop | None = None
+    """The stop this settlement decided (it stopped the load)."""
 
 
 class BulkEngine:
     """The state machine. Not thread-safe: the driver serializes calls."""
 
-    def __init__(self, config: BulkConfig, *, collect_successes: bool = False) -> None:
+    def __init__(
+        self, config: BulkConfig, *, collect_successes: bool = False, index: str | None = None
+    ) -> None:
         self.config = config
         self.collect_successes = collect_successes
+        self.index = index
+        """The requests' default index (that of actions without ``_index``)."""
         self.max_bytes = config.max_bytes
         self._max_actions = config.max_actions
         self._max_document_bytes = config.max_document_bytes
@@ -197,14 +221,19 @@ class BulkEngine:
         self.pending_bytes = 0
         self.closing = False
         self.aborted: str | None = None
-        self.fatal: SturdySearchError | None = None
+        self.stopped_by: Stop | None = None
+        """Why the engine stopped the load by itself (see the module docstring), if it did."""
+        self._silent_since: float | None = None
+        """When the first request without an answer failed, since the last answer."""
+        self._silent_cause: SturdySearchError | None = None
         self.outbox: list[DeadLetter] = []
         # counters
         self.added = 0
         self.results = dict.fromkeys(_RESULTS, 0)
         self.dead_lettered = 0
         self.dead_pending = 0
-        self.retried = 0
+        self.retried_requests = 0
+        self.retried_documents = 0
         self.batches = 0
         self.failed_requests = 0
         self.splits = 0
@@ -232,7 +261,8 @@ class BulkEngine:
             not_found=r["not_found"],
             dead_lettered=self.dead_lettered,
             pending=self.pending,
-            retried=self.retried,
+            retried_requests=self.retried_requests,
+            retried_documents=self.retried_documents,
             batches=self.batches,
             failed_requests=self.failed_requests,
             splits=self.splits,
@@ -353,6 +383,10 @@ class BulkEngine:
         if self._hold_until and now >= self._hold_until:
             self._hold_until = 0.0
             woke = True
+        since = self._silent_since
+        if since is not None and now >= since + self.config.abort_after and self.aborted is None:
+            self._stop_silent(now)
+            woke = True
         return woke
 
     def next_wakeup(self, now: float) -> float | None:
@@ -366,6 +400,8 @@ class BulkEngine:
             times.append(min(b.deadline for b in self._ready))
         if self._hold_until:
             times.append(self._hold_until)
+        if self._silent_since is not None and self.aborted is None:
+            times.append(self._silent_since + self.config.abort_after)
         if not times:
             return None
         return max(0.0, min(times) - now)
@@ -429,6 +465,9 @@ class BulkEngine:
         batch.launch = self._launches
         self.batches += 1
         self.bytes += batch.nbytes
+        if batch.kind != "fresh":  # a retry, or a half of a split batch: sent again
+            self.retried_requests += 1
+            self.retried_documents += len(batch.lines)
         return batch
 
     def request_timeout(self, batch: Batch, now: float) -> float:
@@ -462,12 +501,14 @@ class BulkEngine:
                 items = answer_items(body, len(batch.lines))
                 counts, failures, successes = self._read_items(batch, items)
         except BadAnswer as exc:
+            why = f"untrustworthy answer: {exc}"
             return self._settle_failure(
-                batch, "lost", None, f"untrustworthy answer: {exc}", now, rand
+                batch, "lost", None, why, now, rand, MalformedResponseError(why)
             )
         self.in_flight -= 1
         self.budget.deposit()
         self._hold_until = 0.0  # the cluster answers again
+        self._silent_since = None
         results = self.results
         for key, value in counts.items():
             results[key] += value
@@ -479,6 +520,8 @@ class BulkEngine:
             if self.limit < self.config.workers:
                 self.limit += 1
             return settlement
+        if not done and len(failures) == len(batch.lines) and self.stopped_by is None:
+            settlement.stopped = self._systemic_answer(batch, failures)
         states = batch.states()
         retry: list[Item] = []
         overloaded = False
@@ -499,6 +542,8 @@ class BulkEngine:
             settlement.dead_lettered += 1
         retried_bytes = sum(len(item.line) for item in retry)
         self.pending_bytes -= released - retried_bytes
+        if settlement.stopped is not None:
+            settlement.dead_lettered += self.stop(settlement.stopped)
         if overloaded:
             self._decrease_limit(batch)
         elif self.limit < self.config.workers:
@@ -545,7 +590,7 @@ class BulkEngine:
                         successes.append((lines[pos], op, status, result))
                     continue
                 error_type, reason = item_error(details)
-                verdict = classify_item(op, status, error_type)
+                verdict = classify_item(op, status, error_type, reason)
                 if verdict == "done":
                     counts["not_found"] += 1
                     if lines is not None:
@@ -555,6 +600,20 @@ class BulkEngine:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise BadAnswer(f"malformed item: {exc!r}") from None
         return counts, failures, successes
+
+    def _systemic_answer(
+        self, batch: Batch, failures: list[tuple[int, int, str | None, str, str]]
+    ) -> Stop | None:
+        """The stop an answer calls for, whose every item failed: every failure ``systemic``
+        (``classify.systemic_item``), of one error type, for one index."""
+        first = failures[0]
+        if any(f[4] != "systemic" or f[2] != first[2] for f in failures):
+            return None
+        single, index = one_index(batch.lines, self.index)
+        if not single:
+            return None  # another index of the load may be fine: dead-letter these, go on
+        _, status, error_type, reason, _ = first
+        return item_stop(status, error_type, reason, index)
 
     def settle_error(
         self, batch: Batch, exc: SturdySearchError, now: float, rand: float
@@ -581,9 +640,16 @@ class BulkEngine:
         settlement = Settlement(verdict, reason=reason)
         states = batch.states()
         error_type = getattr(exc, "error_type", None)
+        if not unanswered(exc):
+            self._silent_since = None  # a node answered, if only with an error
+        elif self.aborted is None:
+            if self._silent_since is None:
+                self._silent_since = now
+                settlement.silence = True
+            self._silent_cause = exc
         if verdict == "split":
             return self._split(batch, states, now, settlement, reason)
-        if verdict in ("reject", "fatal"):
+        if verdict == "fatal":
             for item in states:
                 item.attempts += 1
                 self._dead(
@@ -591,10 +657,14 @@ class BulkEngine:
                 )
             self.pending_bytes -= batch.nbytes
             settlement.dead_lettered = len(states)
-            if verdict == "fatal" and exc is not None:
-                self.fatal = exc
-                settlement.dead_lettered += self.abort(f"the indexer stopped: {reason}")
+            if exc is not None and self.stopped_by is None:
+                settlement.stopped = request_stop(exc)
+                settlement.dead_lettered += self.stop(settlement.stopped)
             return settlement
+        since = self._silent_since
+        if since is not None and now >= since + self.config.abort_after and self.aborted is None:
+            settlement.dead_lettered += self._stop_silent(now)
+            settlement.stopped = self.stopped_by
         retry = self._resendable(states, verdict == "lost", status, error_type, reason, settlement)
         if status == 429:
             self._decrease_limit(batch)
@@ -675,7 +745,6 @@ class BulkEngine:
         for part in (states[:half], states[half:]):
             self._ready.appendleft(Batch.of_items(part, now, "split"))
         settlement.retried = len(states)
-        self.retried += len(states)
         return settlement
 
     def _decrease_limit(self, batch: Batch) -> None:
@@ -722,7 +791,6 @@ class BulkEngine:
             dead += 1
         if keep:
             heapq.heappush(self._retry, (due, next(self._seq), keep))
-            self.retried += len(keep)
         return delay, len(keep), dead
 
     def _give_up(self, item: Item, why: str) -> None:
@@ -738,10 +806,28 @@ class BulkEngine:
 
     # -- stopping ----------------------------------------------------------------------------
 
+    def stop(self, why: Stop) -> int:
+        """Stop the load for a failure that every later document would meet: :meth:`abort`
+        with its reason, and :attr:`stopped_by` set for the driver to raise. Returns how many
+        actions were dead-lettered (``aborted``)."""
+        if self.stopped_by is None:
+            self.stopped_by = why
+        self._silent_since = None
+        return self.abort(f"the bulk load stopped: {why.reason}")
+
+    def _stop_silent(self, now: float) -> int:
+        """Stop after ``abort_after`` seconds without an answer (from a settlement, or from
+        :meth:`tick` while requests are held back or still in flight). Returns how many
+        actions were dead-lettered."""
+        since, cause = self._silent_since, self._silent_cause
+        if since is None or cause is None or self.stopped_by is not None:
+            return 0
+        return self.stop(silence_stop(now - since, cause))
+
     def abort(self, reason: str) -> int:
-        """Stop sending: every action not in flight is dead-lettered now (``aborted`` if never
-        sent, ``exhausted`` if it had been), and in-flight batches are not retried. Returns how
-        many were dead-lettered."""
+        """Stop sending: every action not in flight is dead-lettered now as ``aborted`` (as
+        ``unknown`` if a request carrying it was lost and resending it is not safe), and
+        in-flight batches are not retried. Returns how many were dead-lettered."""
         if self.aborted is None:
             self.aborted = reason
         self.closing = True

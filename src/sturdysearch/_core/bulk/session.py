@@ -4,8 +4,9 @@
 :class:`~sturdysearch.AsyncBulkIndexer` do between two waits: the engine that decides, the
 request of a batch, its trace scope and settlement, the events and hooks after a request and
 after dead letters, the dead-letter summaries, the stop conditions and the error that stops
-the indexer. The drivers keep threads or tasks, locks or conditions, sleeping and I/O (the
-request, and the dead-letter file). One copy here, so that a change, an event or a hook reaches
+the indexer (``BulkAbortedError`` once the engine stopped the load, see ``abort.py``). The
+drivers keep threads or tasks, locks or conditions, sleeping and I/O (the request, and the
+dead-letter file). One copy here, so that a change, an event or a hook reaches
 both drivers alike; ``tests/unit/test_bulk_session.py`` pins what a driver must do with it.
 
 It also turns actions into lines (``action``, ``raw_action``) and dead-letter records into
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from sturdysearch._core.bulk.abort import Stop
 from sturdysearch._core.bulk.answer import decode_answer
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats, ItemResult
 from sturdysearch._core.bulk.deadletter import (
@@ -55,7 +57,7 @@ from sturdysearch._core.bulk.engine import Batch, BulkEngine, Settlement
 from sturdysearch._core.events import Tracer
 from sturdysearch._core.observe import BatchScope
 from sturdysearch._core.request import RequestSpec
-from sturdysearch.errors import SerializationError, SturdySearchError
+from sturdysearch.errors import BulkAbortedError, SerializationError, SturdySearchError
 
 logger = logging.getLogger("sturdysearch")
 
@@ -89,7 +91,7 @@ class BulkSession:
         self.tracer = tracer
         self.config = config
         self.default_index = index
-        self.engine = BulkEngine(config, collect_successes=on_success is not None)
+        self.engine = BulkEngine(config, collect_successes=on_success is not None, index=index)
         self.path = bulk_path(index)
         self.params = bulk_params(config, refresh, pipeline, params)
         self.on_success = on_success
@@ -102,6 +104,10 @@ class BulkSession:
         self.unwritten: list[bytes] = []
         """Dead-letter records that could not be written, for ``DeadLetterError.records``."""
         self.started = now
+        self._aborted: BulkAbortedError | None = None
+        """What the indexer raises once the engine stopped the load: one object, raised by the
+        adding methods and by ``close()``, so that a ``with`` block reports it once."""
+        self._announced = False
 
     # -- a request ---------------------------------------------------------------------------
 
@@ -162,6 +168,15 @@ class BulkSession:
             if scope is not None:
                 scope.ended(now, event)
             self.tracer.emit("bulk.batch", **event)
+        if settlement.silence and failure is not None:
+            # Said at once: without it a load against an unreachable cluster is silent until
+            # it stops.
+            self.tracer.emit(
+                "bulk.unanswered",
+                error=type(failure).__name__,
+                message=str(failure)[:300],
+                abort_after=self.config.abort_after,
+            )
         if settlement.successes and self.on_success is not None:
             for item in item_results(settlement, self.default_index):
                 self.hook(self.on_success, item)
@@ -227,7 +242,8 @@ class BulkSession:
 
     @property
     def stopped(self) -> bool:
-        """Whether adding must raise: the file failed, or a fatal error or abort stopped it."""
+        """Whether adding must raise: the file failed, or the engine stopped (the load was
+        stopped by a systemic failure, or aborted)."""
         return self.dl_error is not None or self.engine.aborted is not None
 
     def flushed(self) -> bool:
@@ -249,13 +265,53 @@ class BulkSession:
 
     def stop_error(self) -> Exception | None:
         """What the adding methods, ``flush()`` and ``close()`` raise once the indexer has
-        stopped: the dead-letter file's failure first, else the error that stopped it."""
+        stopped: the dead-letter file's failure first, else the ``BulkAbortedError`` of a load
+        the engine stopped."""
         if self.dl_error is not None:
             error = dead_letter_error(self.dead_letter_path, self.dl_error, list(self.unwritten))
             error.__cause__ = self.dl_error  # as ``raise error from dl_error`` would
             error.__suppress_context__ = True
             return error
-        return self.engine.fatal
+        return self.aborted_error()
+
+    def new_stop(self) -> Stop | None:
+        """The engine's stop, the first time it is asked for after the engine stopped the load
+        (call where the engine is consistent; :meth:`announce` it outside any lock)."""
+        stop = self.engine.stopped_by
+        if stop is None or self._announced:
+            return None
+        self._announced = True
+        return stop
+
+    def announce(self, stop: Stop | None) -> None:
+        """The ``bulk.aborted`` event (an ERROR log record) of a stop from :meth:`new_stop`."""
+        if stop is not None:
+            self.tracer.emit(
+                "bulk.aborted",
+                reason=stop.reason,
+                error=type(stop.cause).__name__,
+                file=self.dead_letter_path,
+            )
+
+    def aborted_error(self) -> BulkAbortedError | None:
+        """The ``BulkAbortedError`` of a stopped load, with the stats as they are now (final
+        once the load is over), or ``None``."""
+        stop = self.engine.stopped_by
+        if stop is None:
+            return None
+        error = self._aborted
+        if error is None:
+            error = self._aborted = BulkAbortedError(
+                f"the bulk load stopped: {stop.reason}. Of what the {self.owner} had taken "
+                "(stats.added), what was not indexed is in the dead-letter file "
+                f"{self.dead_letter_path}: once this is fixed, replay that file and send the "
+                "documents it had not taken yet",
+                reason=stop.reason,
+                cause=stop.cause,
+                dead_letter=self.dead_letter_path,
+            )
+        error.stats = self.engine.stats()
+        return error
 
     def closed_error(self) -> RuntimeError:
         return RuntimeError(f"this {self.owner} is closed; create a new one")

@@ -250,11 +250,14 @@ def test_mixed_answer() -> None:
     (letter,) = written(engine)
     assert (letter.line, letter.outcome, letter.status) == (line(1), "rejected", 400)
     assert letter.error_type == "document_parsing_exception" and letter.attempts == 1
-    assert engine.retried == 1
+    assert (engine.retried_requests, engine.retried_documents) == (0, 0)  # counted when sent
     check(engine)
     assert engine.tick(1.0 + s.delay)
     retry = engine.take(1.0 + s.delay)
     assert retry is not None and retry.lines == [line(2)] and retry.kind == "retry"
+    stats = engine.stats()
+    assert (stats.retried_requests, stats.retried_documents, stats.batches) == (1, 1, 2)
+    assert stats.retried == stats.retried_documents  # the deprecated alias
     engine.settle_answer(retry, answer(retry), 2.0, 0.5)
     assert engine.stats().created == 3 and engine.pending == 0
     check(engine)
@@ -464,26 +467,242 @@ def test_whole_request_429_honours_retry_after() -> None:
     check(engine)
 
 
-def test_whole_request_rejection_dead_letters_all() -> None:
-    engine, batch = _one_batch()
-    s = engine.settle_error(batch, api(400), 0.0, 0.5)
-    assert s.dead_lettered == 4 and engine.fatal is None
-    assert {x.outcome for x in written(engine)} == {"rejected"}
-    check(engine)
-
-
-def test_fatal_rejection_stops_the_engine() -> None:
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (401, "refused the client's credentials"),
+        (403, "may not write with _bulk"),
+        (400, "rejected the _bulk request itself"),
+        (404, "rejected the _bulk request itself"),
+    ],
+)
+def test_a_request_level_rejection_stops_the_engine(status: int, words: str) -> None:
+    """401, 403 or any other 4xx of the request itself: every later request would carry the
+    same credentials, path and parameters. The batch is dead-lettered with the server's
+    reason, what is buffered as ``aborted``, once each."""
     engine = BulkEngine(config(max_actions=2))
     for i in range(5):
         engine.add(line(i), True, 0.0)
     batch = engine.take(0.0)
     assert batch is not None
-    s = engine.settle_error(batch, api(401), 0.0, 0.5)
-    assert isinstance(engine.fatal, errors.AuthenticationError)
+    s = engine.settle_error(batch, api(status), 0.0, 0.5)
+    assert engine.stopped_by is not None and s.stopped is engine.stopped_by
+    assert isinstance(engine.stopped_by.cause, errors.ApiError)
+    assert engine.stopped_by.cause.status == status
+    assert words in engine.stopped_by.reason
     assert s.dead_lettered == 5 and engine.finished
-    outcomes = Counter(x.outcome for x in written(engine))
-    assert outcomes == {"rejected": 2, "aborted": 3}
+    letters = written(engine)
+    assert Counter(x.outcome for x in letters) == {"rejected": 2, "aborted": 3}
+    assert all(words in x.reason for x in letters if x.outcome == "aborted")
     check(engine)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [errors.TLSError("certificate verify failed"), errors.ProxyAuthenticationError("407")],
+)
+def test_tls_and_proxy_credentials_stop_the_engine(exc: errors.SturdySearchError) -> None:
+    engine, batch = _one_batch()
+    s = engine.settle_error(batch, exc, 0.0, 0.5)
+    assert s.verdict == "fatal" and engine.stopped_by is not None
+    assert engine.stopped_by.cause is exc
+    check(engine)
+
+
+def systemic_answer(batch: Batch, error: dict[str, Any], status: int) -> dict[str, Any]:
+    return {"errors": True, "items": [{"index": {"status": status, "error": error}}] * len(batch)}
+
+
+SYSTEMIC = [
+    (404, "index_not_found_exception", "no such index [logs]", "does not exist"),
+    (400, "invalid_index_name_exception", "Invalid index name [Logs], must be lowercase", "valid"),
+    (400, "index_closed_exception", "closed", "is closed"),
+    (403, "security_exception", "action [indices:data/write/bulk[s]] is unauthorized", "may not"),
+    (403, "cluster_block_exception", "blocked by: [FORBIDDEN/8/index write (api)];", "blocked"),
+    (
+        429,
+        "cluster_block_exception",
+        "index [logs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage "
+        "watermark, index has read-only-allow-delete block];",
+        "read_only_allow_delete",
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "error_type", "reason", "words"), SYSTEMIC)
+def test_an_answer_failing_every_item_of_one_index_systemically_stops(
+    status: int, error_type: str, reason: str, words: str
+) -> None:
+    engine = BulkEngine(config(max_actions=2), index="logs")
+    for i in range(5):
+        engine.add(line(i), True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    error = {"type": error_type, "reason": reason}
+    s = engine.settle_answer(batch, systemic_answer(batch, error, status), 0.0, 0.5)
+    stop = engine.stopped_by
+    assert stop is not None and s.stopped is stop and words in stop.reason
+    assert "[logs]" in stop.reason or error_type == "cluster_block_exception"
+    assert isinstance(stop.cause, errors.ApiError) and stop.cause.error_type == error_type
+    assert engine.take(0.0) is None and engine.finished  # nothing more is sent
+    letters = written(engine)
+    assert Counter(x.outcome for x in letters) == {"rejected": 2, "aborted": 3}
+    assert {x.error_type for x in letters if x.outcome == "rejected"} == {error_type}
+    check(engine)
+
+
+def test_a_systemic_failure_of_some_items_goes_on() -> None:
+    """A closed index named per document, beside documents that went in: dead-letter those,
+    keep going."""
+    engine, batch = _one_batch()
+    body = answer(batch)
+    body["items"][1] = {"index": {"status": 400, "error": {"type": "index_closed_exception"}}}
+    s = engine.settle_answer(batch, body, 0.0, 0.5)
+    assert s.stopped is None and engine.stopped_by is None and engine.aborted is None
+    assert s.dead_lettered == 1 and s.succeeded == 3
+    check(engine)
+
+
+def test_a_systemic_failure_over_several_indices_goes_on() -> None:
+    """Every item failed systemically, but they went to two indices (a multi-index load): the
+    next batch may go to an index that is fine."""
+    engine = BulkEngine(config(max_actions=2), index="logs")
+    engine.add(b'{"index":{"_index":"a","_id":"1"}}\n{}\n', True, 0.0)
+    engine.add(b'{"index":{"_index":"b","_id":"2"}}\n{}\n', True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    error = {"type": "index_not_found_exception", "reason": "no such index"}
+    s = engine.settle_answer(batch, systemic_answer(batch, error, 404), 0.0, 0.5)
+    assert s.stopped is None and s.dead_lettered == 2 and engine.aborted is None
+    check(engine)
+
+
+def test_every_item_of_one_named_index_stops() -> None:
+    """Actions naming their own ``_index`` (a replay, a load without a default index), all
+    for one index that is missing: the load stops, and the reason names that index."""
+    engine = BulkEngine(config(max_actions=2))
+    for i in range(2):
+        engine.add(b'{"index":{"_index":"gone","_id":"%d"}}\n{}\n' % i, True, 0.0)
+    batch = engine.take(0.0)
+    assert batch is not None
+    error = {"type": "index_not_found_exception", "reason": "no such index [gone]"}
+    engine.settle_answer(batch, systemic_answer(batch, error, 404), 0.0, 0.5)
+    assert engine.stopped_by is not None and "index [gone]" in engine.stopped_by.reason
+    check(engine)
+
+
+def test_a_transient_block_is_retried() -> None:
+    """No elected master, a cluster starting: blocks that lift by themselves are retried."""
+    engine, batch = _one_batch()
+    error = {
+        "type": "cluster_block_exception",
+        "reason": "blocked by: [SERVICE_UNAVAILABLE/2/no master];",
+    }
+    s = engine.settle_answer(batch, systemic_answer(batch, error, 503), 0.0, 0.5)
+    assert s.stopped is None and s.retried == 4
+    check(engine)
+
+
+# -- no answer for abort_after ---------------------------------------------------------------
+
+
+def fail_until(engine: BulkEngine, batch: Batch, exc: Any, now: float, end: float) -> float:
+    """Settle ``batch``, then each retry, with ``exc``, stepping the clock by 0.5 s, until the
+    engine stops or ``end`` passes (nothing is in flight then); returns the time reached."""
+    while True:
+        engine.settle_error(batch, exc, now, 0.5)
+        while True:
+            if engine.stopped_by is not None or now >= end:
+                return now
+            now += 0.5
+            engine.tick(now)
+            taken = engine.take(now)
+            if taken is not None:
+                batch = taken
+                break
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.ConnectionError("refused"),
+        errors.NoLiveNodesError("none", next_probe_in=1.0),
+        errors.ReadTimeout("quiet"),
+        api(503),
+        api(502),
+    ],
+)
+def test_no_answer_for_abort_after_stops_the_engine(exc: errors.SturdySearchError) -> None:
+    engine, batch = _one_batch(
+        abort_after=10.0, backoff_base=0.5, backoff_cap=1.0, delivery_timeout=600.0
+    )
+    stopped_at = fail_until(engine, batch, exc, 0.0, 100.0)
+    stop = engine.stopped_by
+    assert stop is not None and stop.cause is exc
+    assert stopped_at == 10.0  # the first failure at 0, then abort_after
+    assert "no answer from the cluster for 10 s" in stop.reason and "abort_after=" in stop.reason
+    assert engine.finished
+    assert {x.outcome for x in written(engine)} == {"aborted"}
+    check(engine)
+
+
+def test_an_answer_starts_the_count_anew() -> None:
+    """A blip shorter than ``abort_after``, an answer, another blip: never ``abort_after``
+    seconds without an answer, so the load goes on until the second blip lasts that long."""
+    engine, batch = _one_batch(abort_after=10.0, backoff_base=0.5, backoff_cap=1.0)
+    refused = errors.ConnectionError("refused")
+    assert engine.settle_error(batch, refused, 0.0, 0.5).silence  # the driver warns once
+    retry = _retry(engine, 9.0)
+    assert not engine.settle_error(retry, refused, 9.0, 0.5).silence  # the same silence
+    retry = _retry(engine, 9.5)
+    engine.settle_answer(retry, answer(retry), 9.6, 0.5)  # answered: the count ends
+    assert not engine.tick(10.0) and engine.stopped_by is None
+    assert engine.settle_error(_fresh(engine, 12.0), refused, 12.0, 0.5).silence
+    engine.tick(21.9)
+    assert engine.stopped_by is None
+    assert engine.tick(22.0) and engine.stopped_by is not None  # 10 s from the new first failure
+    check(engine)
+
+
+def test_the_timer_stops_a_silent_load_while_requests_are_in_flight() -> None:
+    """The first request failed unanswered, its retry hangs (a blackholed node): the engine
+    stops at ``abort_after`` from its timer, not only when the hanging request returns."""
+    engine, batch = _one_batch(abort_after=10.0, backoff_base=0.5, backoff_cap=1.0)
+    engine.settle_error(batch, errors.ReadTimeout("quiet"), 0.0, 0.5)
+    hanging = _retry(engine, 1.0)
+    assert engine.next_wakeup(1.0) == pytest.approx(9.0)
+    assert engine.tick(10.0) and engine.stopped_by is not None
+    check(engine, [hanging])
+    # The hanging request ends at last: not retried, dead-lettered once.
+    engine.settle_error(hanging, errors.ReadTimeout("quiet"), 12.0, 0.5)
+    assert engine.finished
+    assert {x.outcome for x in written(engine)} == {"aborted"}
+    check(engine)
+
+
+def test_errors_that_are_answers_are_not_silence() -> None:
+    """A 500 or a 429 shows that a node is there: however long they go on, the load does not
+    stop (each document still ends at its delivery timeout)."""
+    for exc in (api(500), api(429)):
+        engine, batch = _one_batch(abort_after=10.0, backoff_base=0.5, backoff_cap=1.0)
+        fail_until(engine, batch, exc, 0.0, 30.0)
+        assert engine.stopped_by is None and engine.aborted is None
+        check(engine)
+
+
+def _retry(engine: BulkEngine, now: float) -> Batch:
+    engine.tick(now)
+    batch = engine.take(now)
+    assert batch is not None
+    return batch
+
+
+def _fresh(engine: BulkEngine, now: float) -> Batch:
+    engine.add(line(100), True, now)
+    engine.seal()
+    batch = engine.take(now)
+    assert batch is not None
+    return batch
 
 
 def test_conflict_after_a_lost_attempt_says_so() -> None:
@@ -620,6 +839,7 @@ OUTCOMES: list[Any] = [
     "ok",
     "mixed",
     "bad",
+    "systemic",
     errors.ConnectionError("refused"),
     errors.ConnectionError("reset", request_sent=True),
     errors.ReadTimeout("quiet"),
@@ -646,6 +866,7 @@ def test_every_action_gets_exactly_one_outcome(seed: int) -> None:
         backoff_base=0.1,
         backoff_cap=2.0,
         flush_interval=0.5,
+        abort_after=rng.choice([2.0, 60.0]),
     )
     engine = BulkEngine(cfg, collect_successes=True)
     added: list[bytes] = []
@@ -668,6 +889,9 @@ def test_every_action_gets_exactly_one_outcome(seed: int) -> None:
             body = answer(batch)
             body["items"] = body["items"][:-1]
             s = engine.settle_answer(batch, body, now, rng.random())
+        elif choice == "systemic":
+            error = {"type": "index_not_found_exception", "reason": "no such index"}
+            s = engine.settle_answer(batch, systemic_answer(batch, error, 404), now, rng.random())
         else:
             s = engine.settle_error(batch, choice, now, rng.random())
         applied.extend(x[0] for x in s.successes)
@@ -675,7 +899,7 @@ def test_every_action_gets_exactly_one_outcome(seed: int) -> None:
     while True:
         step = rng.random()
         if engine.aborted is not None:
-            n = i  # a fatal answer stopped the engine: the driver takes nothing more
+            n = i  # the engine stopped the load: the driver takes nothing more
         if i < n and step < 0.5:
             safe = rng.random() < 0.8
             item = line(i, safe=safe, size=rng.choice([0, 50]))
@@ -705,3 +929,4 @@ def test_every_action_gets_exactly_one_outcome(seed: int) -> None:
     assert engine.pending == 0
     assert Counter(applied) + Counter(dead) == Counter(added)
     assert max(Counter(applied + dead).values()) == 1
+    assert (engine.stopped_by is not None) == (engine.aborted is not None)
