@@ -18,6 +18,16 @@ _DEFAULT_PORTS = {"http": 9200, "https": 9200}
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and the names of localhost: a host on this machine."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     """One node's address. ``url`` never contains credentials."""
@@ -40,12 +50,7 @@ class NodeConfig:
     @property
     def is_loopback(self) -> bool:
         """True for 127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine."""
-        if self.host.lower() in _LOOPBACK_NAMES:
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
     @property
     def host_header(self) -> str:

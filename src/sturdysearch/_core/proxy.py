@@ -29,14 +29,13 @@ from urllib.parse import unquote, urlsplit
 
 from sturdysearch._core.auth import Secret, check_secret_text
 from sturdysearch._core.http1 import ProtocolViolation, ResponseHead, parse_head
-from sturdysearch._core.nodes import NodeConfig
+from sturdysearch._core.nodes import NodeConfig, is_loopback_host
 from sturdysearch.errors import ConfigError, ProxyAuthenticationError, ProxyError
 
 #: The proxy's answer to CONNECT may not exceed this (status line and headers): a proxy that
 #: sends endless headers, or something that is not a proxy at all, is cut off here.
 MAX_TUNNEL_ANSWER = 16 * 1024
 _HEAD_END = b"\r\n\r\n"
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _URL_EXAMPLE = "http://proxy.example.com:3128"
 
 #: Environment variables ``proxy_from_env=True`` reads, in order of precedence, per node scheme
@@ -88,12 +87,7 @@ class ProxyEndpoint:
     @property
     def is_loopback(self) -> bool:
         """True when the proxy runs on this machine (traffic to it never leaves it)."""
-        if self.host.lower() in _LOOPBACK_NAMES:
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
     def where(self) -> str:
         """What to fix, spelled for a message: ``proxy=`` or ``HTTPS_PROXY``."""
