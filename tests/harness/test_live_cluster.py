@@ -84,6 +84,9 @@ def test_single_node(search_cluster: LocalCluster) -> None:
     assert settings["cluster"]["routing"]["allocation"]["disk"]["threshold_enabled"] == "false"
 
     # Plain HTTP without credentials works for writes too (no security in the way).
+    # No replica: a single node cannot hold one, and a yellow cluster would be left behind for
+    # the suites that share this node (doctor's healthy-node test judges its health).
+    put(f"{node.url}/harness-smoke", {"settings": {"index": {"number_of_replicas": 0}}})
     created = put(f"{node.url}/harness-smoke/_doc/1?refresh=true", {"ok": True})
     assert created["result"] in ("created", "updated")
 

@@ -75,6 +75,11 @@ def doctor(
 
 
 def connection_args(cluster: Any, *, user: str | None = None) -> list[str]:
+    if getattr(cluster.spec, "sigv4", False):
+        pytest.skip(
+            "doctor's command line has no SigV4 options: a signing client is checked through "
+            "--factory, and this route's verifier refuses unsigned requests"
+        )
     args = [arg for url in cluster.urls for arg in ("--url", url)]
     if cluster.security is not None:
         security = cluster.security
@@ -514,7 +519,13 @@ def test_the_limited_user(secured_cluster: Any) -> None:
         )
     )
     assert run.status("auth.credentials") == "ok"
-    assert run.status("identity.server") == "ok"
+    if secured_cluster.spec.flavor is Flavor.ELASTICSEARCH:
+        assert run.status("identity.server") == "ok"  # its role has cluster:monitor
+    else:
+        # The security plugin's user without any role may not even read GET /: doctor says
+        # so instead of guessing the server.
+        identity = run.finding("identity.server")
+        assert identity["status"] == "unknown" and "403" in identity["summary"]
     assert security.limited_password not in run.stdout + run.stderr
 
 
