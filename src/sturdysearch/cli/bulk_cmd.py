@@ -1,36 +1,77 @@
-"""``sturdysearch bulk-load FILE.jsonl`` and ``sturdysearch replay DLQ.jsonl``.
+"""``sturdysearch bulk-load FILE`` and ``sturdysearch replay DLQ.jsonl``.
 
-``bulk-load`` streams a JSON-lines file (``-`` for stdin) through a :class:`BulkIndexer`, with a
-progress bar on a terminal; a line that is not a JSON object is dead-lettered, never fatal.
-``replay`` sends a dead-letter file again and writes what still fails to a new one.
+``bulk-load`` streams a file (JSON lines, a JSON array or CSV, gzipped or not; ``-`` for
+stdin, see ``inputs``) through a :class:`BulkIndexer`, with a progress display on stderr; a
+record that is not a JSON object is dead-lettered, never fatal. ``replay`` sends a dead-letter
+file again and writes what still fails to a new one.
 
-Both print one summary line and exit 0 when every document was indexed, 3 when some were
-dead-lettered (the file named in the summary holds them), 1 on a failure that stopped the run.
-The cluster comes from ``--url`` (repeatable) or ``$STURDYSEARCH_URL`` (comma-separated);
-credentials from ``--api-key``/``$STURDYSEARCH_API_KEY`` or
-``--user``/``$STURDYSEARCH_USER`` (``name:password``).
+Both print one summary line on stdout and exit with one of :data:`EXIT_CODES`. Ctrl-C is
+handled so that the summary stays true: the first stops reading and lets the indexer finish
+what it holds, the second aborts (``sigint``); either way the summary says which input line to
+resume from with ``--skip-lines``. The cluster comes from ``--url`` (repeatable) or
+``$STURDYSEARCH_URL`` (comma-separated); credentials from ``--api-key``/``$STURDYSEARCH_API_KEY``
+or ``--user``/``$STURDYSEARCH_USER`` (``name:password``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
+import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
+from sturdysearch.cli.display import Display, display_for
 from sturdysearch.cli.errors import CliError
+from sturdysearch.cli.inputs import FORMATS, InputError, Source, StopReading, Unusable, Watch
+from sturdysearch.cli.sigint import Interrupts
 
 EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_DEAD_LETTERED = 3
+EXIT_INTERRUPTED = 130
 URL_ENV = "STURDYSEARCH_URL"
 API_KEY_ENV = "STURDYSEARCH_API_KEY"
 USER_ENV = "STURDYSEARCH_USER"
+CONTEXT_PARAMETER = "context"
+"""The ``BulkIndexer`` keyword that would carry a document's input line into its dead-letter
+record (``index(doc, id, context={"input": ..., "line": N})``). The indexer has no such keyword
+yet; the loader passes it only once it exists (:func:`takes_context`)."""
+SHOWN_REFUSALS = 10
+"""Input records refused before sending that are named one by one on stderr."""
+
+EXIT_CODES = """\
+exit codes:
+  0    every document was indexed
+  3    some were dead-lettered (the summary names the file) or not sent
+  1    a failure stopped the run (the summary says how far it got)
+  2    usage error
+  130  interrupted by Ctrl-C (the summary says where to resume)
+"""
+
+LOAD_DESCRIPTION = """\
+Index every record of FILE: JSON lines (one document per line), a JSON
+array, or CSV with a header (values as strings); gzipped or not (seen from
+the content); - reads stdin. Documents that fail go to a dead-letter file:
+send it again with `sturdysearch replay`.
+
+Ctrl-C stops reading and finishes the documents already read, then prints
+the summary and the line to resume from (--skip-lines). A second Ctrl-C
+aborts: what was not sent yet is dead-lettered.
+"""
+
+REPLAY_DESCRIPTION = """\
+Send the actions of a dead-letter file again, each to the index it names.
+What still fails is written to a new dead-letter file; the old one is left
+alone.
+"""
 
 
 @dataclass(frozen=True)
@@ -48,29 +89,49 @@ class Settings:
 def register(sub: Any) -> None:
     load: argparse.ArgumentParser = sub.add_parser(
         "bulk-load",
-        help="index a JSON-lines file, with retries and a dead-letter file",
-        description="Index every line of a JSON-lines file (one document per line; - reads "
-        "stdin). Lines that fail go to a dead-letter file; replay it with `sturdysearch replay`.",
+        help="index a JSON-lines, JSON or CSV file, with retries and a dead-letter file",
+        description=LOAD_DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    load.add_argument("file", help="JSON-lines file, or - for stdin")
+    load.add_argument("file", help="input file (.gz too), or - for stdin")
     load.add_argument("--index", required=True, help="target index (or alias, data stream)")
     load.add_argument(
-        "--id-field", help="take each document's id from this field (makes retries safe)"
+        "--format",
+        choices=FORMATS,
+        default="auto",
+        help="input format; auto: .csv is CSV, a file starting with [ a JSON array, else JSON "
+        "lines (default auto)",
+    )
+    load.add_argument(
+        "--id-field",
+        metavar="FIELD",
+        help="take each document's id from this field (makes retries safe)",
     )
     load.add_argument(
         "--op",
-        choices=("index", "create"),
+        choices=("index", "create", "update"),
         default="index",
-        help="index (overwrite) or create (fail on existing ids); default index",
+        help="index (overwrite), create (fail on existing ids) or update (merge each record "
+        "into the document with its --id-field id); default index",
+    )
+    load.add_argument(
+        "--skip-lines",
+        type=int,
+        default=0,
+        metavar="N",
+        help="skip the first N input lines (JSON array: elements), to resume where an "
+        "interrupted run stopped",
     )
     _common(load)
-    load.set_defaults(func=run_load)
+    load.set_defaults(func=run_load, parser=load)
 
     replay = sub.add_parser(
         "replay",
         help="send a dead-letter file again; what still fails goes to a new one",
-        description="Send the actions of a dead-letter file again, each to the index it names. "
-        "What still fails is written to a new dead-letter file; the old one is left alone.",
+        description=REPLAY_DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("file", help="dead-letter file written by bulk-load or BulkIndexer")
     replay.add_argument(
@@ -79,21 +140,27 @@ def register(sub: Any) -> None:
         help="do not resend actions whose outcome was unknown (they may have been applied)",
     )
     _common(replay)
-    replay.set_defaults(func=run_replay)
+    replay.set_defaults(func=run_replay, parser=replay)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url", action="append", default=[], help=f"node URL, repeatable (env {URL_ENV})"
     )
-    parser.add_argument("--api-key", help=f"API key (env {API_KEY_ENV})")
-    parser.add_argument("--user", help=f"basic auth as name:password (env {USER_ENV})")
-    parser.add_argument("--dead-letter", help="dead-letter file to write (default: generated)")
-    parser.add_argument("--workers", type=int, help="concurrent requests")
-    parser.add_argument("--batch-mb", type=float, help="batch size in MiB")
-    parser.add_argument("--batch-actions", type=int, help="batch size in actions")
+    parser.add_argument("--api-key", metavar="KEY", help=f"API key (env {API_KEY_ENV})")
     parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (also when not a terminal)"
+        "--user", metavar="NAME:PASSWORD", help=f"basic auth as name:password (env {USER_ENV})"
+    )
+    parser.add_argument(
+        "--dead-letter", metavar="FILE", help="dead-letter file to write (default: generated)"
+    )
+    parser.add_argument("--workers", type=int, metavar="N", help="concurrent requests")
+    parser.add_argument("--batch-mb", type=float, metavar="MIB", help="batch size in MiB")
+    parser.add_argument("--batch-actions", type=int, metavar="N", help="batch size in actions")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress display (without a terminal it is a plain line every 10 s)",
     )
 
 
@@ -124,7 +191,7 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         api_key=args.api_key or env.get(API_KEY_ENV),
         basic_auth=basic_auth,
         options=options,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress,
     )
 
 
@@ -139,60 +206,235 @@ def _client(settings: Settings) -> Any:
     return Client(settings.urls, **auth)
 
 
-def _lines(stream: IO[bytes], on_bytes: Callable[[int], None]) -> Iterator[bytes]:
-    for line in stream:
-        on_bytes(len(line))
-        if line.strip():
-            yield line
+def takes_context(method: Any) -> bool:
+    """Whether a ``BulkIndexer`` adding method takes :data:`CONTEXT_PARAMETER`."""
+    try:
+        return CONTEXT_PARAMETER in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _aborted_error() -> type[BaseException] | None:
+    """``sturdysearch.errors.BulkAbortedError``, on versions that have it."""
+    from sturdysearch import errors
+
+    found: type[BaseException] | None = getattr(errors, "BulkAbortedError", None)
+    return found
+
+
+# -- bulk-load -------------------------------------------------------------------------------
 
 
 def run_load(args: argparse.Namespace) -> int:
+    if args.op == "update" and not args.id_field:
+        args.parser.error(
+            "--op update needs --id-field: an update merges each record into the document "
+            "with that id"
+        )
+    if args.skip_lines < 0:
+        args.parser.error("--skip-lines must be 0 or more")
     settings = settings_from(args)
+    from sturdysearch.cli.inputs import open_source
+
+    watch = Watch()
+    display: Display | None = None
+    early = [0]  # bytes read while sniffing the format, before the display exists
+
+    def advance(nbytes: int) -> None:
+        if display is not None:
+            display.advance(nbytes)
+        else:
+            early[0] += nbytes
+
     try:
-        stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+        source = open_source(args.file, args.format, on_bytes=advance, watch=watch)
     except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    size = None if args.file == "-" else os.fstat(stream.fileno()).st_size
-    with stream:
-        return load(settings, stream, args.index, args.id_field, args.op, size)
+        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except InputError as exc:
+        raise CliError(str(exc)) from None
+    with source:
+        display = display_for("loading", source.size, progress=settings.progress)
+        display.read = early[0]
+        return load(
+            settings,
+            source,
+            args.index,
+            args.id_field,
+            args.op,
+            skip=args.skip_lines,
+            display=display,
+            watch=watch,
+        )
+
+
+class _Feeder:
+    """Turns input records into indexer calls, and counts the records it cannot send."""
+
+    def __init__(
+        self, bulk: Any, op: str, id_field: str | None, source: str, display: Display
+    ) -> None:
+        self.bulk = bulk
+        self.op = op
+        self.id_field = id_field
+        self.source = source
+        self.display = display
+        self.refused = 0
+        self.unit = "line"
+        method = {"index": bulk.index, "create": bulk.create, "update": bulk.update}[op]
+        self.context = takes_context(method)
+
+    def refuse(self, number: int, reason: str) -> None:
+        self.refused += 1
+        if self.refused <= SHOWN_REFUSALS:
+            self.display.note(f"{self.unit} {number}: not sent: {reason}")
+        if self.refused == SHOWN_REFUSALS:
+            self.display.note("(further records not sent are only counted)")
+
+    def add(self, number: int, document: Any) -> None:
+        if isinstance(document, Unusable):
+            self.refuse(number, document.reason)
+            return
+        id_field = self.id_field
+        if isinstance(document, bytes) and (id_field is not None or self.op == "update"):
+            try:
+                parsed = orjson.loads(document)
+            except orjson.JSONDecodeError:
+                parsed = None  # dead-lettered as unserializable, with the reason
+            if isinstance(parsed, dict):
+                document = parsed
+        doc_id = None
+        if id_field is not None and isinstance(document, dict):
+            doc_id = document.get(id_field)
+            if doc_id is not None and (
+                isinstance(doc_id, bool) or not isinstance(doc_id, (str, int))
+            ):
+                self.refuse(number, f"{id_field} is {type(doc_id).__name__}, not a string or int")
+                return
+        if not isinstance(document, (dict, bytes)):  # another JSON value: let the indexer say why
+            document = json.dumps(document).encode()
+        extra: dict[str, Any] = {}
+        if self.context:
+            extra[CONTEXT_PARAMETER] = {"input": self.source, "line": number}
+        if self.op == "update":
+            if not isinstance(document, dict):
+                self.refuse(number, "not a JSON object, so not a partial document")
+            elif doc_id is None:
+                self.refuse(number, f"no {id_field} field: an update needs the document's id")
+            else:
+                self.bulk.update(doc_id, doc=document, **extra)
+        elif self.op == "create":
+            self.bulk.create(document, doc_id, **extra)
+        else:
+            self.bulk.index(document, doc_id, **extra)
+
+
+@dataclass
+class _Outcome:
+    """How a run ended, for the summary."""
+
+    stats: Any = None
+    dead_letter: str = ""
+    stopped: str | None = None
+    """Why a failure stopped the run (exit 1)."""
+    interrupts: int = 0
+    last: int = 0
+    """The last input record handed to the indexer: where to resume."""
+    refused: int = 0
+    unit: str = "line"
 
 
 def load(
     settings: Settings,
-    stream: IO[bytes],
+    source: Source,
     index: str,
     id_field: str | None,
     op: str,
-    size: int | None,
+    *,
+    skip: int = 0,
+    display: Display | None = None,
+    watch: Watch | None = None,
 ) -> int:
-    """Index every line of ``stream``; returns the exit code."""
+    """Index every record of ``source`` after the first ``skip``; prints the summary and
+    returns the exit code."""
     from sturdysearch import BulkIndexer
     from sturdysearch.errors import DeadLetterError, SturdySearchError
 
+    display = display or Display("loading", source.size)
+    watch = watch or Watch()
+    aborted_error = _aborted_error()
     started = time.monotonic()
-    options = dict(settings.options)
-    with _progress(settings.progress, size, "loading") as bar:
+    outcome = _Outcome(last=skip, unit="item" if source.format == "json" else "line")
+    with display, _client(settings) as client:
         try:
-            with (
-                _client(settings) as client,
-                BulkIndexer(client, index, on_progress=bar.stats, **options) as bulk,
-            ):
-                add = bulk.index if op == "index" else bulk.create
-                for line in _lines(stream, bar.advance):
-                    document: Any = line
-                    doc_id = None
-                    if id_field is not None:
-                        try:
-                            document = orjson.loads(line)
-                            doc_id = document.get(id_field) if isinstance(document, dict) else None
-                        except orjson.JSONDecodeError:
-                            document = line  # dead-lettered as unserializable, with the reason
-                    add(document, doc_id)
-        except DeadLetterError as exc:
-            raise CliError(f"{exc}") from None
-        except (SturdySearchError, OSError) as exc:
-            raise CliError(f"stopped: {exc}") from None
-    return _summary(bulk.stats, bulk.dead_letter_path, time.monotonic() - started)
+            bulk = BulkIndexer(client, index, on_progress=display.stats, **settings.options)
+        except OSError as exc:
+            raise CliError(f"cannot open the dead-letter file: {exc}") from None
+        outcome.dead_letter = bulk.dead_letter_path
+        feeder = _Feeder(bulk, op, id_field, source.name, display)
+        feeder.unit = outcome.unit
+        closing = False
+        with Interrupts(watch) as interrupts:
+            display.begin(
+                f"loading {source.name} into {index} "
+                "(Ctrl-C stops reading and finishes; a second Ctrl-C aborts)"
+            )
+            try:
+                try:
+                    for number, document in source.records(skip):
+                        feeder.add(number, document)
+                        outcome.last = number
+                        if interrupts.stop_requested:
+                            break
+                except StopReading:
+                    pass
+                except InputError as exc:
+                    outcome.stopped = f"cannot read further: {exc}"
+                if interrupts.stop_requested:
+                    display.note(
+                        f"finishing {bulk.stats.pending:,} buffered documents; "
+                        "Ctrl-C again to abort"
+                    )
+                closing = True
+                bulk.close()
+            except KeyboardInterrupt:
+                if not closing:  # else the indexer aborted itself, and waited for what was sent
+                    _abort(bulk)
+            except Exception as exc:
+                if aborted_error is not None and isinstance(exc, aborted_error):
+                    outcome.stopped = str(getattr(exc, "reason", "") or exc)
+                elif isinstance(exc, (DeadLetterError, SturdySearchError, OSError)):
+                    outcome.stopped = str(exc)
+                else:
+                    raise
+                if not closing:
+                    _close_after_failure(bulk)
+            outcome.interrupts = interrupts.count
+        outcome.stats = bulk.stats
+        outcome.refused = feeder.refused
+        display.final(outcome.stats)
+    return _summary(outcome, time.monotonic() - started)
+
+
+def _abort(bulk: Any) -> None:
+    """The second Ctrl-C while reading: nothing more is sent, what is buffered is
+    dead-lettered as ``aborted``."""
+    try:
+        bulk.abort("interrupted by a second Ctrl-C")
+        bulk.close()
+    except KeyboardInterrupt:
+        pass  # a third Ctrl-C: do not wait for the requests in flight
+    except Exception:  # noqa: SSP112 (the stop is reported with the stats that follow)
+        pass
+
+
+def _close_after_failure(bulk: Any) -> None:
+    """Close the indexer after the failure that stopped the run: it is reported already, so a
+    second report of the same failure from ``close()`` is not wanted."""
+    with contextlib.suppress(Exception):  # noqa: SSP112 (the same failure, raised again)
+        bulk.close()
+
+
+# -- replay ----------------------------------------------------------------------------------
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -207,88 +449,99 @@ def run_replay(args: argparse.Namespace) -> int:
     if dead_letter is None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         dead_letter = f"{args.file}.replay-{stamp}.jsonl"
+    aborted_error = _aborted_error()
     started = time.monotonic()
     size = os.path.getsize(args.file)
-    with _progress(settings.progress, size, "replaying") as bar:
+    outcome = _Outcome(dead_letter=dead_letter)
+    display = display_for("replaying", size, progress=settings.progress)
+    last: list[Any] = []
+
+    def progress(stats: Any) -> None:
+        last[:] = [stats]
+        display.stats(stats)
+
+    with display:
+        display.begin(
+            f"replaying {args.file} (Ctrl-C finishes what was read; a second Ctrl-C aborts)"
+        )
         try:
             with _client(settings) as client:
-                stats = replay_dead_letters(
+                outcome.stats = replay_dead_letters(
                     client,
                     args.file,
                     dead_letter=dead_letter,
                     skip_outcomes={"unknown"} if args.skip_unknown else (),
-                    on_progress=bar.stats,
+                    on_progress=progress,
                     config=BulkConfig(**options),
                 )
-        except (SturdySearchError, OSError) as exc:
-            raise CliError(f"stopped: {exc}") from None
-    return _summary(stats, dead_letter, time.monotonic() - started)
+        except KeyboardInterrupt:
+            outcome.interrupts = 2
+            display.note("interrupted: the counts below are the last the indexer reported")
+        except Exception as exc:
+            if aborted_error is not None and isinstance(exc, aborted_error):
+                outcome.stopped = str(getattr(exc, "reason", "") or exc)
+                outcome.stats = getattr(exc, "stats", None)
+                outcome.dead_letter = getattr(exc, "dead_letter", "") or dead_letter
+            elif isinstance(exc, (SturdySearchError, OSError)):
+                outcome.stopped = str(exc)
+            else:
+                raise
+        if outcome.stats is None and last:
+            outcome.stats = last[0]
+        if outcome.stats is not None:
+            display.read = size if outcome.interrupts == 0 and outcome.stopped is None else 0
+            display.final(outcome.stats)
+    if outcome.stats is None:
+        if outcome.interrupts:
+            print("interrupted before any action was sent", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise CliError(f"stopped: {outcome.stopped}")
+    return _summary(outcome, time.monotonic() - started, resumable=False)
 
 
-def _summary(stats: Any, dead_letter_path: str, seconds: float) -> int:
+# -- the summary -----------------------------------------------------------------------------
+
+
+def retried_text(stats: Any) -> str:
+    """``N requests retried (M documents)``; ``N retried`` on indexers that count only
+    documents."""
+    requests = getattr(stats, "retried_requests", None)
+    documents = getattr(stats, "retried_documents", None)
+    if requests is None or documents is None:
+        return f"{getattr(stats, 'retried', 0)} retried"
+    return f"{requests} requests retried ({documents} documents)"
+
+
+def _summary(outcome: _Outcome, seconds: float, *, resumable: bool = True) -> int:
+    """Print the summary (the stop reason on stderr first) and return the exit code."""
+    stats = outcome.stats
+    if outcome.stopped is not None:
+        print(f"stopped: {outcome.stopped}", file=sys.stderr)
     rate = stats.succeeded / seconds if seconds > 0 else 0.0
     line = (
         f"indexed {stats.succeeded} of {stats.added} in {seconds:.1f} s ({rate:,.0f}/s), "
-        f"{stats.retried} retried"
+        f"{retried_text(stats)}"
     )
     if stats.dead_lettered:
-        print(f"{line}; {stats.dead_lettered} dead-lettered in {dead_letter_path}")
+        line += f"; {stats.dead_lettered} dead-lettered in {outcome.dead_letter}"
+    else:
+        line += "; nothing dead-lettered"
+    if outcome.refused:
+        line += f"; {outcome.refused} input records not sent (named on stderr)"
+    if stats.pending:
+        line += f"; {stats.pending} without an outcome (in flight when aborted: may be missing)"
+    print(line)
+    ended_early = outcome.interrupts or outcome.stopped is not None
+    if resumable and ended_early:
+        how = "interrupted" if outcome.interrupts else "stopped"
+        advice = f"resume with --skip-lines {outcome.last}"
+        if stats.dead_lettered:
+            advice += f" (and replay {outcome.dead_letter})"
+        print(f"{how} after input {outcome.unit} {outcome.last}: {advice}")
+    if outcome.interrupts:
+        return EXIT_INTERRUPTED
+    if outcome.stopped is not None:
+        return EXIT_FAILURE
+    if stats.dead_lettered or outcome.refused or stats.pending:
         return EXIT_DEAD_LETTERED
-    print(f"{line}; nothing dead-lettered")
     return EXIT_OK
-
-
-class _Bar:
-    """The progress display: bytes of input read, and the indexer's counters."""
-
-    def __init__(self, progress: Any, task: Any) -> None:
-        self._progress = progress
-        self._task = task
-
-    def advance(self, nbytes: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, nbytes)
-
-    def stats(self, stats: Any) -> None:
-        if self._progress is not None:
-            self._progress.update(
-                self._task,
-                added=stats.added,
-                succeeded=stats.succeeded,
-                dead=stats.dead_lettered,
-                retried=stats.retried,
-            )
-
-
-def _progress(enabled: bool, total: int | None, what: str) -> AbstractContextManager[_Bar]:
-    if not enabled:
-        return nullcontext(_Bar(None, None))
-    from contextlib import contextmanager
-
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    @contextmanager
-    def run() -> Iterator[_Bar]:
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn(
-                "{task.fields[succeeded]:,} indexed, {task.fields[dead]:,} dead-lettered, "
-                "{task.fields[retried]:,} retried"
-            ),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, transient=False) as progress:
-            task = progress.add_task(what, total=total, added=0, succeeded=0, dead=0, retried=0)
-            yield _Bar(progress, task)
-
-    return run()

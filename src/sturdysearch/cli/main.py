@@ -3,6 +3,10 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``; that function adds
 its parser and sets ``func`` to a callable taking the parsed namespace and returning an exit
 code. One error boundary here turns expected failures into one actionable line.
+
+Nothing imported here needs an optional extra: a command that can use rich (the ``cli``
+extra) imports it when it runs and falls back to plain output without it, so the console
+script works from a bare ``pip install sturdysearch``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from sturdysearch import __version__
 from sturdysearch.cli import bulk_cmd, cluster_cmd, demo_cmd, doctor_cmd, lint_cmd
 from sturdysearch.cli.errors import CliError
 
@@ -19,12 +24,20 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+DESCRIPTION = """\
+A client for Elasticsearch and OpenSearch that is hard to use wrong.
+
+Start with `sturdysearch demo`; `sturdysearch COMMAND --help` explains each command.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sturdysearch",
-        description="A client for Elasticsearch and OpenSearch that is hard to use wrong.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"sturdysearch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (bulk_cmd, cluster_cmd, demo_cmd, doctor_cmd, lint_cmd):
         module.register(sub)
