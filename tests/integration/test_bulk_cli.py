@@ -239,13 +239,16 @@ def test_a_second_ctrl_c_aborts_and_dead_letters_what_was_not_sent(
 ) -> None:
     # Every _bulk answer is held back 3 s, so that requests are still queued behind the one in
     # flight (one worker, 10 documents a request) when the second Ctrl-C comes.
-    proxy.set_fault(Fault.latency(3.0).matching(path_prefix="/_bulk"))
+    # (The path is /{index}/_bulk.) The first Ctrl-C comes once that first request is held:
+    # the loader has read its 10 documents then, and goes on reading the 40 left in the pipe.
+    proxy.set_fault(Fault.latency(3.0).matching(path_regex="/_bulk"))
     dlq = tmp_path / "dlq.jsonl"
     loader = start_load(proxy.url, cli_index, dlq, "--workers", "1", "--batch-actions", "10")
     assert loader.stdin is not None and loader.stderr is not None
     loader.stdin.write(lines_of(50))
     loader.stdin.flush()
     wait_for_line(loader.stderr, b"a second Ctrl-C aborts")
+    proxy.wait_for(lambda stats: stats.faults_applied >= 1, timeout=30)
     loader.send_signal(signal.SIGINT)
     wait_for_line(loader.stderr, b"Ctrl-C again to abort")
     loader.send_signal(signal.SIGINT)

@@ -707,3 +707,37 @@ def test_the_abort_error_pickles() -> None:
     )
     assert isinstance(copy.cause, AuthenticationError) and copy.__cause__ is copy.cause
     assert isinstance(copy, SturdySearchError)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_close_after_abort_still_joins_and_closes_the_dead_letter_file(
+    kind: str, tmp_path: Path
+) -> None:
+    """``abort()`` refuses more input, but the ``close()`` that follows it is the one shutdown:
+    it waits for the workers, closes the dead-letter file (every aborted action in it) and
+    reports ``bulk.closed``. (Once, ``abort()`` marked the indexer closed and ``close()``
+    skipped all of that, leaving the file unflushed.)"""
+    path = tmp_path / "dl.jsonl"
+
+    async def scenario(side: Side, client: FakeClient) -> BulkStats:
+        for n in range(100):
+            await side.index({"n": n}, id=str(n))
+        await side.abort("stopped by the test")
+        with pytest.raises(RuntimeError, match="is closed"):
+            await side.index({"n": 100}, id="100")
+        stats: BulkStats = await side.close()
+        bulk = side.bulk
+        if kind == "sync":
+            assert not [t for t in bulk._threads if t.is_alive()]
+        else:
+            assert all(task.done() for task in bulk._tasks)
+        assert bulk._dead_letters.closed
+        return stats
+
+    stats, events = run(kind, scenario, dead_letter=path, max_actions=10_000, flush_interval=60.0)
+    assert (stats.added, stats.succeeded, stats.dead_lettered) == (100, 0, 100)
+    letters = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert sorted(int(r["action"]["index"]["_id"]) for r in letters) == list(range(100))
+    assert {r["outcome"] for r in letters} == {"aborted"}
+    assert {letter["reason"] for letter in letters} == {"stopped by the test"}
+    assert len(named(events, "bulk.closed")) == 1

@@ -384,8 +384,8 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
 
     async def _shutdown(self) -> None:
         """``close()`` but for raising why the indexer stopped."""
-        first = not self._closed
-        self._closed = True
+        first = not self._shut_down
+        self._shut_down = self._closed = True
         self._engine.close_input()
         if self._cond is not None:
             async with self._cond:

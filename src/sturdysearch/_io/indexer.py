@@ -91,7 +91,11 @@ class IndexerBase(Generic[ClientT]):
             now=time.monotonic(),
         )
         self._engine = self._session.engine
+        # ``_closed``: no more input is taken (``close()`` or ``abort()``). ``_shut_down``: the
+        # one shutdown (join the workers, close the dead-letter file) has begun; ``abort()``
+        # sets only the first, so the ``close()`` that follows it still joins and closes.
         self._closed = False
+        self._shut_down = False
         self._start_driver()
 
     def _start_driver(self) -> None:

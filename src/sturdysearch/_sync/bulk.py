@@ -379,8 +379,8 @@ class BulkIndexer(IndexerBase["Client"]):
     def _shutdown(self) -> None:
         """``close()`` but for raising why the indexer stopped."""
         with self._cond:
-            first = not self._closed
-            self._closed = self._stopping = True
+            first = not self._shut_down
+            self._shut_down = self._closed = self._stopping = True
             self._engine.close_input()
             self._notify_all()
         if first:
