@@ -42,7 +42,8 @@ class FakeResponse:
 
 
 def answer(spec: RequestSpec) -> FakeResponse:
-    """Every action created, except documents with ``"reject": true`` (a mapping error)."""
+    """Every action created, except documents (or partial ``doc`` updates) with
+    ``"reject": true`` (a mapping error)."""
     assert spec.body is not None
     lines = spec.body.split(b"\n")[:-1]
     items: list[dict[str, Any]] = []
@@ -50,7 +51,8 @@ def answer(spec: RequestSpec) -> FakeResponse:
     while i < len(lines):
         op = next(iter(orjson.loads(lines[i])))
         source = lines[i + 1] if op != "delete" else b"{}"
-        if orjson.loads(source).get("reject"):
+        body = orjson.loads(source)
+        if body.get("reject") or (isinstance(body.get("doc"), dict) and body["doc"].get("reject")):
             error = {"type": "document_parsing_exception", "reason": "bad field"}
             items.append({op: {"status": 400, "error": error}})
         else:
@@ -741,3 +743,70 @@ def test_close_after_abort_still_joins_and_closes_the_dead_letter_file(
     assert {r["outcome"] for r in letters} == {"aborted"}
     assert {letter["reason"] for letter in letters} == {"stopped by the test"}
     assert len(named(events, "bulk.closed")) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_context_goes_into_the_dead_letter_and_never_on_the_wire(kind: str, tmp_path: Path) -> None:
+    """``context=`` on every adding method and on ``reject()``: each dead letter carries the
+    context of its own action, actions without one have none, no request body holds it, and
+    a replay that fails again keeps it."""
+    path = tmp_path / "dl.jsonl"
+
+    async def scenario(side: Side, client: FakeClient) -> BulkStats:
+        await side.index({"n": 0}, id="0", context={"line": 1})  # succeeds
+        await side.index({"reject": True}, id="1", context={"line": 2})
+        await side.index({"reject": True}, id="2")  # no context
+        await side.create({"reject": True}, "3", context={"line": 4})
+        await side.update("4", doc={"reject": True}, context={"line": 5})
+        await side.index({"n": float("nan")}, id="5", context={"line": 6})  # unserializable
+        await side.index({"reject": True}, id="6", routing="r", context={"line": 7})
+        await side.reject(b'{"broken', "not JSON: unexpected end", id="7", context={"line": 8})
+        await side.reject({"id": True}, "id is bool", op="update", id=True, context={"line": 9})
+        stats: BulkStats = await side.close()
+        assert not [body for body in client.bodies if b'"line"' in body]
+        return stats
+
+    stats, _ = run(kind, scenario, dead_letter=path)
+    assert (stats.added, stats.succeeded, stats.dead_lettered) == (9, 1, 8)
+    records = {
+        r["context"]["line"] if "context" in r else None: r
+        for r in map(orjson.loads, path.read_bytes().splitlines())
+    }
+    assert sorted(records, key=str) == [2, 4, 5, 6, 7, 8, 9, None]
+    assert records[None]["action"]["index"]["_id"] == "2"
+    assert records[5]["action"] == {"update": {"_index": "i", "_id": "4"}}
+    assert records[6]["outcome"] == "unserializable"
+    broken = records[8]
+    assert (broken["outcome"], broken["reason"]) == ("invalid", "not JSON: unexpected end")
+    assert broken["document_repr"] == '{"broken' and broken["document"] is None
+    assert broken["action"] == {"index": {"_index": "i", "_id": "7"}}
+    assert records[9]["action"] == {"update": {"_index": "i"}}  # a bool is no id
+
+    # Replayed, the rejected ones fail again and keep where they came from.
+    client: FakeClient = FakeClient() if kind == "sync" else FakeAsyncClient()
+    target = tmp_path / "replay.jsonl"
+
+    async def replay() -> BulkStats:
+        if kind == "sync":
+            return replay_dead_letters(client, path, dead_letter=target)  # type: ignore[arg-type]
+        return await async_replay_dead_letters(client, path, dead_letter=target)  # type: ignore[arg-type]
+
+    again = run_clean(replay)
+    assert again.dead_lettered == 8
+    lines = {
+        r["context"]["line"] if "context" in r else None
+        for r in map(orjson.loads, target.read_bytes().splitlines())
+    }
+    assert lines == {2, 4, 5, 6, 7, 8, 9, None}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reject_needs_a_reason_and_an_open_indexer(kind: str, tmp_path: Path) -> None:
+    async def scenario(side: Side, client: FakeClient) -> None:
+        with pytest.raises(ValueError, match="needs the reason"):
+            await side.reject(b"x", "")
+        await side.close()
+        with pytest.raises(RuntimeError, match="is closed"):
+            await side.reject(b"x", "late")
+
+    run(kind, scenario, dead_letter=tmp_path / "d")

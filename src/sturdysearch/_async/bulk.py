@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats
-from sturdysearch._core.bulk.deadletter import DeadLetter
+from sturdysearch._core.bulk.deadletter import DeadLetter, invalid
 from sturdysearch._core.bulk.engine import DEAD, FULL, WAKE, Batch
 from sturdysearch._core.bulk.session import (
     CarryOver,
@@ -36,8 +36,10 @@ from sturdysearch._core.bulk.session import (
     delete_action,
     document_id,
     raw_action,
+    reject_meta,
     replay_step,
     update_action,
+    with_context,
 )
 from sturdysearch._core.hints import hint_constructor_keywords
 from sturdysearch._io.indexer import IndexerBase, show_client_type
@@ -122,9 +124,10 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         routing: str | None = None,
         pipeline: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         """See :meth:`sturdysearch.BulkIndexer.index`."""
-        await self._write_action("index", document, id, index, routing, pipeline, meta)
+        await self._write_action("index", document, id, index, routing, pipeline, meta, context)
 
     async def create(
         self,
@@ -135,9 +138,10 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         routing: str | None = None,
         pipeline: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         """See :meth:`sturdysearch.BulkIndexer.create`."""
-        await self._write_action("create", document, id, index, routing, pipeline, meta)
+        await self._write_action("create", document, id, index, routing, pipeline, meta, context)
 
     async def update(
         self,
@@ -152,6 +156,7 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         index: str | None = None,
         routing: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         """See :meth:`sturdysearch.BulkIndexer.update`."""
         await self._add(
@@ -166,7 +171,8 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
                 index=index,
                 routing=routing,
                 meta=meta,
-            )
+            ),
+            context,
         )
 
     async def delete(
@@ -176,9 +182,24 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         index: str | None = None,
         routing: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         """See :meth:`sturdysearch.BulkIndexer.delete`."""
-        await self._add(delete_action(id, index, routing, meta))
+        await self._add(delete_action(id, index, routing, meta), context)
+
+    async def reject(
+        self,
+        record: Any,
+        reason: str,
+        *,
+        op: str = "index",
+        id: Any = None,
+        index: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """See :meth:`sturdysearch.BulkIndexer.reject`."""
+        meta = reject_meta(id, index or self.default_index)
+        await self._reject(invalid(op, meta, record, reason, context))
 
     async def add_many(
         self,
@@ -201,9 +222,16 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
                 count += 1
         return count
 
-    async def add_raw(self, op: str, meta: Mapping[str, Any], source: bytes | None) -> None:
+    async def add_raw(
+        self,
+        op: str,
+        meta: Mapping[str, Any],
+        source: bytes | None,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
         """See :meth:`sturdysearch.BulkIndexer.add_raw`."""
-        await self._add(raw_action(op, meta, source))
+        await self._add(raw_action(op, meta, source), context)
 
     async def _write_action(
         self,
@@ -214,22 +242,27 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
         routing: str | None = None,
         pipeline: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
-        await self._add(action(op, document, id, index, routing, pipeline, meta))
+        await self._add(action(op, document, id, index, routing, pipeline, meta), context)
 
-    async def _add(self, encoded: tuple[bytes, bool] | DeadLetter) -> None:
+    async def _add(
+        self, encoded: tuple[bytes, bool] | DeadLetter, context: Mapping[str, Any] | None = None
+    ) -> None:
         if isinstance(encoded, DeadLetter):
-            await self._reject(encoded)
+            await self._reject(encoded if context is None else with_context(encoded, context))
         else:
-            await self._put(*encoded)
+            await self._put(*encoded, context)
 
-    async def _put(self, line: bytes, safe: bool) -> None:
+    async def _put(self, line: bytes, safe: bool, context: Mapping[str, Any] | None = None) -> None:
         if self._cond is None:
             await self.start()
         assert self._cond is not None
         self._check_open()
         engine = self._engine
         code = engine.add(line, safe, _monotonic())
+        if context is not None and code != FULL:
+            engine.attach(line, code, context)
         if code == FULL:
             async with self._cond:
                 while code == FULL:
@@ -240,6 +273,8 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
                     await self._cond.wait()
                     self._check_open()
                     code = engine.add(line, safe, _monotonic())
+                if context is not None:
+                    engine.attach(line, code, context)
         if code == WAKE:
             async with self._cond:
                 self._cond.notify_all()
@@ -473,5 +508,5 @@ async def async_replay_dead_letters(
                 if isinstance(step, CarryOver):
                     await bulk._reject(step.letter)
                 elif step is not None:
-                    await bulk.add_raw(step.op, step.meta, step.source)
+                    await bulk.add_raw(step.op, step.meta, step.source, context=step.context)
     return bulk.stats

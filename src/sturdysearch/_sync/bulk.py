@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sturdysearch._core.bulk.config import BulkConfig, BulkStats
-from sturdysearch._core.bulk.deadletter import DeadLetter, unserializable
+from sturdysearch._core.bulk.deadletter import DeadLetter, invalid, unserializable
 from sturdysearch._core.bulk.encode import (
     LINE,
     action_line,
@@ -61,8 +61,10 @@ from sturdysearch._core.bulk.session import (
     check_add_many,
     delete_action,
     raw_action,
+    reject_meta,
     replay_step,
     update_action,
+    with_context,
 )
 from sturdysearch._core.hints import hint_constructor_keywords
 from sturdysearch._io.indexer import IndexerBase, show_client_type
@@ -218,12 +220,17 @@ class BulkIndexer(IndexerBase["Client"]):
         routing: str | None = None,
         pipeline: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         """Index (create or overwrite) ``document``. Without ``id`` the server generates one, and
         the action is not idempotent: if its request is lost it is dead-lettered as
         ``unknown`` rather than risk a duplicate. ``meta`` adds action metadata
         (``version``, ``version_type``, ``if_seq_no``...). Blocks while the memory bound is
-        reached; a document that cannot be serialized is dead-lettered, not raised."""
+        reached; a document that cannot be serialized is dead-lettered, not raised.
+
+        ``context`` is never sent: it is the producer's note on the document (say
+        ``{"file": "a.jsonl", "line": 42}``), written into its dead-letter record as
+        ``context`` if it gets one, so that a failure can be traced back to its input."""
         # encode.source_line(), inlined: this is the path of almost every document.
         source: bytes | None = None
         if type(document) is dict:
@@ -238,17 +245,21 @@ class BulkIndexer(IndexerBase["Client"]):
             try:
                 source = encode_source(document) + b"\n"
             except SerializationError as exc:
-                self._unserializable("index", item_meta(id, index, routing, meta), document, exc)
+                meta_ = item_meta(id, index, routing, meta)
+                self._reject(unserializable("index", meta_, document, exc, context))
                 return
         if index is not None or routing is not None or pipeline is not None or meta is not None:
             extra = {"pipeline": pipeline, **(meta or {})}
             action = action_line("index", item_meta(id, index, routing, extra))
-            self._put(action + source, id is not None)
+            self._put(action + source, id is not None, context)
             return
         if id is None:
             line = _INDEX_NO_ID + source
         else:
             line = _INDEX_ID + _dumps(id if type(id) is str else id_text(id)) + _END_META + source
+        if context is not None:
+            self._put(line, id is not None, context)
+            return
         # _put() inlined: this is the path of almost every document.
         with self._lock:
             if self._stopping:
@@ -259,7 +270,7 @@ class BulkIndexer(IndexerBase["Client"]):
                 return
             if not code:
                 return
-        self._after_add(code, line, id is not None)
+        self._after_add(code, line, id is not None, None)
 
     def create(
         self,
@@ -270,19 +281,22 @@ class BulkIndexer(IndexerBase["Client"]):
         routing: str | None = None,
         pipeline: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         """Create ``document`` under ``id``; if the id exists the action is dead-lettered
-        (409). ``id=None`` lets the server generate one (data streams), not idempotent."""
+        (409). ``id=None`` lets the server generate one (data streams), not idempotent.
+        ``context``: as for :meth:`index`."""
         if id is not None and index is None and routing is None and pipeline is None and not meta:
             # The common case, without building a metadata dict (index() inlines more).
             try:
                 source = source_line(document)
             except SerializationError as exc:
-                self._unserializable("create", item_meta(id, None, None, None), document, exc)
+                meta_ = item_meta(id, None, None, None)
+                self._reject(unserializable("create", meta_, document, exc, context))
                 return
-            self._put(_CREATE_ID + _dumps(id_text(id)) + _END_META + source, True)
+            self._put(_CREATE_ID + _dumps(id_text(id)) + _END_META + source, True, context)
             return
-        self._add(action("create", document, id, index, routing, pipeline, meta))
+        self._add(action("create", document, id, index, routing, pipeline, meta), context)
 
     def update(
         self,
@@ -297,9 +311,11 @@ class BulkIndexer(IndexerBase["Client"]):
         index: str | None = None,
         routing: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         """Partial update of document ``id`` with ``doc=`` (merged; idempotent) or ``script=``
-        (not idempotent: lost requests dead-letter it as ``unknown``)."""
+        (not idempotent: lost requests dead-letter it as ``unknown``). ``context``: as for
+        :meth:`index`."""
         self._add(
             update_action(
                 id,
@@ -312,7 +328,8 @@ class BulkIndexer(IndexerBase["Client"]):
                 index=index,
                 routing=routing,
                 meta=meta,
-            )
+            ),
+            context,
         )
 
     def delete(
@@ -322,9 +339,31 @@ class BulkIndexer(IndexerBase["Client"]):
         index: str | None = None,
         routing: str | None = None,
         meta: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
-        """Delete document ``id`` (a missing document counts as success, ``not_found``)."""
-        self._put(*delete_action(id, index, routing, meta))
+        """Delete document ``id`` (a missing document counts as success, ``not_found``).
+        ``context``: as for :meth:`index`."""
+        self._put(*delete_action(id, index, routing, meta), context)
+
+    def reject(
+        self,
+        record: Any,
+        reason: str,
+        *,
+        op: str = "index",
+        id: Any = None,
+        index: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Dead-letter input that cannot become an action at all (a line that is not JSON, a
+        record without the id an update needs), with ``reason``, instead of dropping it: it
+        counts as added and dead-lettered (outcome ``invalid``), so the stats still account
+        for every input record, and its record holds the input as given. ``op``, ``id`` and
+        ``index`` say what it was meant to be (an id that is not a str or int is left out).
+        Raises like the adding methods once the indexer is closed or stopped."""
+        self._reject(
+            invalid(op, reject_meta(id, index or self.default_index), record, reason, context)
+        )
 
     def add_many(
         self,
@@ -350,10 +389,18 @@ class BulkIndexer(IndexerBase["Client"]):
             count += 1
         return count
 
-    def add_raw(self, op: str, meta: Mapping[str, Any], source: bytes | None) -> None:
+    def add_raw(
+        self,
+        op: str,
+        meta: Mapping[str, Any],
+        source: bytes | None,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
         """Queue an action from parts already in JSON (``source`` is the document, or the update
-        body, as JSON bytes; ``None`` for delete). Used by replay; checks the source."""
-        self._add(raw_action(op, meta, source))
+        body, as JSON bytes; ``None`` for delete). Used by replay; checks the source.
+        ``context``: as for :meth:`index`."""
+        self._add(raw_action(op, meta, source), context)
 
     def flush(self) -> BulkStats:
         """Send what is buffered now and wait until every action added so far has its outcome.
@@ -405,30 +452,38 @@ class BulkIndexer(IndexerBase["Client"]):
 
     # -- producer side -----------------------------------------------------------------------
 
-    def _add(self, encoded: tuple[bytes, bool] | DeadLetter) -> None:
+    def _add(
+        self, encoded: tuple[bytes, bool] | DeadLetter, context: Mapping[str, Any] | None = None
+    ) -> None:
         if isinstance(encoded, DeadLetter):
-            self._reject(encoded)
+            self._reject(encoded if context is None else with_context(encoded, context))
         else:
-            self._put(*encoded)
+            self._put(*encoded, context)
 
-    def _put(self, line: bytes, safe: bool) -> None:
+    def _put(self, line: bytes, safe: bool, context: Mapping[str, Any] | None = None) -> None:
         """Hand one encoded action to the engine."""
         with self._lock:
             if self._stopping:
                 self._refuse()
             code = self._engine.add(line, safe, _monotonic())
+            if context is not None and code != FULL:
+                self._engine.attach(line, code, context)
             if code == WAKE:
                 self._cond.notify_all()
                 return
             if not code:
                 return
-        self._after_add(code, line, safe)
+        self._after_add(code, line, safe, context)
 
-    def _after_add(self, code: int, line: bytes, safe: bool) -> None:
+    def _after_add(
+        self, code: int, line: bytes, safe: bool, context: Mapping[str, Any] | None
+    ) -> None:
         """The rare outcomes of ``engine.add``: no room (wait, then add), dead-lettered."""
         with self._lock:
             if code == FULL:
                 code = self._add_when_room(line, safe)
+                if context is not None:
+                    self._engine.attach(line, code, context)
                 if code == WAKE:
                     self._cond.notify_all()
             if code != DEAD:
@@ -457,11 +512,6 @@ class BulkIndexer(IndexerBase["Client"]):
         finally:
             self._lock.acquire()
         raise self._session.closed_error()
-
-    def _unserializable(
-        self, op: str, meta: Mapping[str, Any], document: Any, exc: SerializationError
-    ) -> None:
-        self._reject(unserializable(op, meta, document, exc))
 
     def _reject(self, letter: DeadLetter) -> None:
         """Dead-letter ``letter`` without sending it (it cannot be)."""
@@ -710,5 +760,5 @@ def replay_dead_letters(
             if isinstance(step, CarryOver):
                 bulk._carry_over(step.letter)
             elif step is not None:
-                bulk.add_raw(step.op, step.meta, step.source)
+                bulk.add_raw(step.op, step.meta, step.source, context=step.context)
     return bulk.stats

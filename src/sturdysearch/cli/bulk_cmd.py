@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -31,6 +30,9 @@ from sturdysearch.cli.display import Display, display_for
 from sturdysearch.cli.errors import CliError
 from sturdysearch.cli.inputs import FORMATS, InputError, Source, StopReading, Unusable, Watch
 from sturdysearch.cli.sigint import Interrupts
+
+if TYPE_CHECKING:
+    from sturdysearch import BulkIndexer
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -40,17 +42,14 @@ EXIT_INTERRUPTED = 130
 URL_ENV = "STURDYSEARCH_URL"
 API_KEY_ENV = "STURDYSEARCH_API_KEY"
 USER_ENV = "STURDYSEARCH_USER"
-CONTEXT_PARAMETER = "context"
-"""The ``BulkIndexer`` keyword that would carry a document's input line into its dead-letter
-record (``index(doc, id, context={"input": ..., "line": N})``). The indexer has no such keyword
-yet; the loader passes it only once it exists (:func:`takes_context`)."""
 SHOWN_REFUSALS = 10
-"""Input records refused before sending that are named one by one on stderr."""
+"""Input records that cannot become a request that are named one by one on stderr (all of
+them are dead-lettered as ``invalid``)."""
 
 EXIT_CODES = """\
 exit codes:
   0    every document was indexed
-  3    some were dead-lettered (the summary names the file) or not sent
+  3    some were dead-lettered (the summary names the file)
   1    a failure stopped the run (the summary says how far it got)
   2    usage error
   130  interrupted by Ctrl-C (the summary says where to resume)
@@ -206,22 +205,6 @@ def _client(settings: Settings) -> Any:
     return Client(settings.urls, **auth)
 
 
-def takes_context(method: Any) -> bool:
-    """Whether a ``BulkIndexer`` adding method takes :data:`CONTEXT_PARAMETER`."""
-    try:
-        return CONTEXT_PARAMETER in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _aborted_error() -> type[BaseException] | None:
-    """``sturdysearch.errors.BulkAbortedError``, on versions that have it."""
-    from sturdysearch import errors
-
-    found: type[BaseException] | None = getattr(errors, "BulkAbortedError", None)
-    return found
-
-
 # -- bulk-load -------------------------------------------------------------------------------
 
 
@@ -268,10 +251,19 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 class _Feeder:
-    """Turns input records into indexer calls, and counts the records it cannot send."""
+    """Turns input records into indexer calls. Every call says where its record came from
+    (``context={"input": FILE, "line": N}``, ``"item"`` for a JSON array), so a dead letter
+    can be traced to its input; a record that cannot become a request at all is
+    dead-lettered as ``invalid`` (``BulkIndexer.reject``) and named on stderr."""
 
     def __init__(
-        self, bulk: Any, op: str, id_field: str | None, source: str, display: Display
+        self,
+        bulk: BulkIndexer,
+        op: str,
+        id_field: str | None,
+        source: str,
+        display: Display,
+        unit: str = "line",
     ) -> None:
         self.bulk = bulk
         self.op = op
@@ -279,21 +271,24 @@ class _Feeder:
         self.source = source
         self.display = display
         self.refused = 0
-        self.unit = "line"
-        method = {"index": bulk.index, "create": bulk.create, "update": bulk.update}[op]
-        self.context = takes_context(method)
+        self.unit = unit
 
-    def refuse(self, number: int, reason: str) -> None:
+    def refuse(self, number: int, record: Any, reason: str, doc_id: Any = None) -> None:
         self.refused += 1
         if self.refused <= SHOWN_REFUSALS:
-            self.display.note(f"{self.unit} {number}: not sent: {reason}")
+            self.display.note(f"{self.unit} {number}: not sent (dead-lettered): {reason}")
         if self.refused == SHOWN_REFUSALS:
-            self.display.note("(further records not sent are only counted)")
+            self.display.note("(further records that cannot be sent are only counted)")
+        self.bulk.reject(record, reason, op=self.op, id=doc_id, context=self.context(number))
+
+    def context(self, number: int) -> dict[str, Any]:
+        return {"input": self.source, self.unit: number}
 
     def add(self, number: int, document: Any) -> None:
         if isinstance(document, Unusable):
-            self.refuse(number, document.reason)
+            self.refuse(number, document.raw, document.reason)
             return
+        raw = document  # as read: what an invalid record's dead letter shows
         id_field = self.id_field
         if isinstance(document, bytes) and (id_field is not None or self.op == "update"):
             try:
@@ -308,24 +303,24 @@ class _Feeder:
             if doc_id is not None and (
                 isinstance(doc_id, bool) or not isinstance(doc_id, (str, int))
             ):
-                self.refuse(number, f"{id_field} is {type(doc_id).__name__}, not a string or int")
+                why = f"{id_field} is {type(doc_id).__name__}, not a string or int"
+                self.refuse(number, raw, why)
                 return
         if not isinstance(document, (dict, bytes)):  # another JSON value: let the indexer say why
             document = json.dumps(document).encode()
-        extra: dict[str, Any] = {}
-        if self.context:
-            extra[CONTEXT_PARAMETER] = {"input": self.source, "line": number}
+        context = self.context(number)
         if self.op == "update":
             if not isinstance(document, dict):
-                self.refuse(number, "not a JSON object, so not a partial document")
+                self.refuse(number, raw, "not a JSON object, so not a partial document")
             elif doc_id is None:
-                self.refuse(number, f"no {id_field} field: an update needs the document's id")
+                why = f"no {id_field} field: an update needs the document's id"
+                self.refuse(number, raw, why)
             else:
-                self.bulk.update(doc_id, doc=document, **extra)
+                self.bulk.update(doc_id, doc=document, context=context)
         elif self.op == "create":
-            self.bulk.create(document, doc_id, **extra)
+            self.bulk.create(document, doc_id, context=context)
         else:
-            self.bulk.index(document, doc_id, **extra)
+            self.bulk.index(document, doc_id, context=context)
 
 
 @dataclass
@@ -357,11 +352,10 @@ def load(
     """Index every record of ``source`` after the first ``skip``; prints the summary and
     returns the exit code."""
     from sturdysearch import BulkIndexer
-    from sturdysearch.errors import DeadLetterError, SturdySearchError
+    from sturdysearch.errors import BulkAbortedError, DeadLetterError, SturdySearchError
 
     display = display or Display("loading", source.size)
     watch = watch or Watch()
-    aborted_error = _aborted_error()
     started = time.monotonic()
     outcome = _Outcome(last=skip, unit="item" if source.format == "json" else "line")
     with display, _client(settings) as client:
@@ -370,8 +364,7 @@ def load(
         except OSError as exc:
             raise CliError(f"cannot open the dead-letter file: {exc}") from None
         outcome.dead_letter = bulk.dead_letter_path
-        feeder = _Feeder(bulk, op, id_field, source.name, display)
-        feeder.unit = outcome.unit
+        feeder = _Feeder(bulk, op, id_field, source.name, display, outcome.unit)
         closing = False
         with Interrupts(watch) as interrupts:
             display.begin(
@@ -400,8 +393,8 @@ def load(
                 if not closing:  # else the indexer aborted itself, and waited for what was sent
                     _abort(bulk)
             except Exception as exc:
-                if aborted_error is not None and isinstance(exc, aborted_error):
-                    outcome.stopped = str(getattr(exc, "reason", "") or exc)
+                if isinstance(exc, BulkAbortedError):
+                    outcome.stopped = exc.reason or str(exc)
                 elif isinstance(exc, (DeadLetterError, SturdySearchError, OSError)):
                     outcome.stopped = str(exc)
                 else:
@@ -439,7 +432,7 @@ def _close_after_failure(bulk: Any) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     from sturdysearch import BulkConfig, replay_dead_letters
-    from sturdysearch.errors import SturdySearchError
+    from sturdysearch.errors import BulkAbortedError, SturdySearchError
 
     settings = settings_from(args)
     if not os.path.exists(args.file):
@@ -449,7 +442,6 @@ def run_replay(args: argparse.Namespace) -> int:
     if dead_letter is None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         dead_letter = f"{args.file}.replay-{stamp}.jsonl"
-    aborted_error = _aborted_error()
     started = time.monotonic()
     size = os.path.getsize(args.file)
     outcome = _Outcome(dead_letter=dead_letter)
@@ -478,10 +470,10 @@ def run_replay(args: argparse.Namespace) -> int:
             outcome.interrupts = 2
             display.note("interrupted: the counts below are the last the indexer reported")
         except Exception as exc:
-            if aborted_error is not None and isinstance(exc, aborted_error):
-                outcome.stopped = str(getattr(exc, "reason", "") or exc)
-                outcome.stats = getattr(exc, "stats", None)
-                outcome.dead_letter = getattr(exc, "dead_letter", "") or dead_letter
+            if isinstance(exc, BulkAbortedError):
+                outcome.stopped = exc.reason or str(exc)
+                outcome.stats = exc.stats
+                outcome.dead_letter = exc.dead_letter or dead_letter
             elif isinstance(exc, (SturdySearchError, OSError)):
                 outcome.stopped = str(exc)
             else:
@@ -503,13 +495,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def retried_text(stats: Any) -> str:
-    """``N requests retried (M documents)``; ``N retried`` on indexers that count only
-    documents."""
-    requests = getattr(stats, "retried_requests", None)
-    documents = getattr(stats, "retried_documents", None)
-    if requests is None or documents is None:
-        return f"{getattr(stats, 'retried', 0)} retried"
-    return f"{requests} requests retried ({documents} documents)"
+    """``N requests retried (M documents)``."""
+    return f"{stats.retried_requests} requests retried ({stats.retried_documents} documents)"
 
 
 def _summary(outcome: _Outcome, seconds: float, *, resumable: bool = True) -> int:
@@ -524,10 +511,10 @@ def _summary(outcome: _Outcome, seconds: float, *, resumable: bool = True) -> in
     )
     if stats.dead_lettered:
         line += f"; {stats.dead_lettered} dead-lettered in {outcome.dead_letter}"
+        if outcome.refused:
+            line += f" ({outcome.refused} of them invalid input, never sent)"
     else:
         line += "; nothing dead-lettered"
-    if outcome.refused:
-        line += f"; {outcome.refused} input records not sent (named on stderr)"
     if stats.pending:
         line += f"; {stats.pending} without an outcome (in flight when aborted: may be missing)"
     print(line)
@@ -542,6 +529,6 @@ def _summary(outcome: _Outcome, seconds: float, *, resumable: bool = True) -> in
         return EXIT_INTERRUPTED
     if outcome.stopped is not None:
         return EXIT_FAILURE
-    if stats.dead_lettered or outcome.refused or stats.pending:
+    if stats.dead_lettered or stats.pending:
         return EXIT_DEAD_LETTERED
     return EXIT_OK

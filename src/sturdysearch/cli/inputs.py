@@ -48,9 +48,11 @@ class InputError(Exception):
 @dataclass(frozen=True, slots=True)
 class Unusable:
     """A record that cannot become a document (a CSV row with the wrong number of fields); the
-    loader reports it and sends nothing for it."""
+    loader names it on stderr and dead-letters it (``BulkIndexer.reject``), sending nothing."""
 
     reason: str
+    raw: Any = None
+    """The record as read (the CSV row's fields), for its dead letter."""
 
 
 Record = tuple[int, Any]
@@ -257,7 +259,7 @@ def _csv_records(data: io.BufferedReader[Any], skip: int) -> Iterator[Record]:
         if number <= skip or not row:
             continue
         if len(row) != width:
-            yield number, Unusable(f"{len(row)} fields where the header has {width}")
+            yield number, Unusable(f"{len(row)} fields where the header has {width}", row)
         else:
             yield number, dict(zip(header, row, strict=True))
 

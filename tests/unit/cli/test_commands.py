@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 import sturdysearch
-from sturdysearch.cli import bulk_cmd
 from sturdysearch.cli.bulk_cmd import _Feeder, _Outcome, _summary, retried_text
 from sturdysearch.cli.display import Display, PlainDisplay
-from sturdysearch.cli.inputs import StopReading, Watch
+from sturdysearch.cli.inputs import StopReading, Unusable, Watch
 from sturdysearch.cli.main import build_parser, main
 from sturdysearch.cli.sigint import Interrupts
 
@@ -80,14 +79,14 @@ def test_update_without_an_id_field_is_a_usage_error(
 
 def stats(**counts: int) -> SimpleNamespace:
     base = {"added": 0, "succeeded": 0, "dead_lettered": 0, "pending": 0}
+    base |= {"retried_requests": 0, "retried_documents": 0}
     return SimpleNamespace(**{**base, **counts})
 
 
-def test_retried_counts_requests_and_documents_where_the_stats_have_them() -> None:
+def test_retried_counts_requests_and_documents() -> None:
     assert retried_text(stats(retried_requests=2, retried_documents=40)) == (
         "2 requests retried (40 documents)"
     )
-    assert retried_text(stats(retried=7)) == "7 retried"  # older BulkStats
 
 
 @pytest.mark.parametrize(
@@ -95,7 +94,11 @@ def test_retried_counts_requests_and_documents_where_the_stats_have_them() -> No
     [
         (_Outcome(stats(added=5, succeeded=5)), 0, "nothing dead-lettered"),
         (_Outcome(stats(added=5, succeeded=4, dead_lettered=1), "d.jsonl"), 3, "in d.jsonl"),
-        (_Outcome(stats(added=4, succeeded=4), refused=1), 3, "1 input records not sent"),
+        (
+            _Outcome(stats(added=4, succeeded=3, dead_lettered=1), "d.jsonl", refused=1),
+            3,
+            "1 dead-lettered in d.jsonl (1 of them invalid input, never sent)",
+        ),
         (_Outcome(stats(added=4, succeeded=4), interrupts=1, last=9), 130, "--skip-lines 9"),
         (_Outcome(stats(added=4, succeeded=3, pending=1), interrupts=2, last=9), 130, "flight"),
         (_Outcome(stats(added=4, succeeded=4), stopped="index closed", last=4), 1, "stopped"),
@@ -130,53 +133,83 @@ def test_the_first_ctrl_c_ends_a_blocked_read() -> None:
 
 
 class FakeIndexer:
-    """Records the adding calls; ``context`` only when ``with_context``."""
+    """Records the calls the feeder makes (the BulkIndexer's signatures)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
-    def index(self, document: Any, id: Any = None) -> None:
-        self.calls.append(("index", document, id))
-
-    def create(self, document: Any, id: Any) -> None:
-        self.calls.append(("create", document, id))
-
-    def update(self, id: Any, *, doc: Any = None) -> None:
-        self.calls.append(("update", id, doc))
-
-
-class ContextIndexer(FakeIndexer):
     def index(self, document: Any, id: Any = None, *, context: Any = None) -> None:
         self.calls.append(("index", document, id, context))
 
+    def create(self, document: Any, id: Any, *, context: Any = None) -> None:
+        self.calls.append(("create", document, id, context))
 
-def test_the_line_number_goes_along_only_where_the_indexer_takes_it() -> None:
-    plain = FakeIndexer()
-    _Feeder(plain, "index", None, "in.jsonl", Display("loading", None)).add(3, b"{}")
-    assert plain.calls == [("index", b"{}", None)]
-    with_context = ContextIndexer()
-    _Feeder(with_context, "index", None, "in.jsonl", Display("loading", None)).add(3, b"{}")
-    assert with_context.calls == [("index", b"{}", None, {"input": "in.jsonl", "line": 3})]
-    assert bulk_cmd.takes_context(ContextIndexer().index)
+    def update(self, id: Any, *, doc: Any = None, context: Any = None) -> None:
+        self.calls.append(("update", id, doc, context))
+
+    def reject(
+        self, record: Any, reason: str, *, op: str, id: Any = None, context: Any = None
+    ) -> None:
+        self.calls.append(("reject", record, reason, op, id, context))
 
 
-def test_records_that_cannot_be_sent_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+def feeder_of(bulk: FakeIndexer, op: str, id_field: str | None, unit: str = "line") -> _Feeder:
+    return _Feeder(bulk, op, id_field, "in.jsonl", Display("loading", None), unit)  # type: ignore[arg-type]
+
+
+def test_every_call_says_which_input_record_it_is() -> None:
     bulk = FakeIndexer()
-    feeder = _Feeder(bulk, "update", "id", "in.jsonl", Display("loading", None))
+    feeder_of(bulk, "index", None).add(3, b"{}")
+    feeder_of(bulk, "index", None, unit="item").add(4, b"{}")
+    assert bulk.calls == [
+        ("index", b"{}", None, {"input": "in.jsonl", "line": 3}),
+        ("index", b"{}", None, {"input": "in.jsonl", "item": 4}),
+    ]
+
+
+def test_records_that_cannot_be_sent_are_dead_lettered_and_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bulk = FakeIndexer()
+    feeder = feeder_of(bulk, "update", "id")
     feeder.add(1, b'{"id": "a", "n": 1}')
     feeder.add(2, b"not json")
     feeder.add(3, b'{"n": 1}')
     feeder.add(4, b'{"id": 1.5}')
     feeder.add(5, {"id": 7, "n": 2})
-    assert bulk.calls == [("update", "a", {"id": "a", "n": 1}), ("update", 7, {"id": 7, "n": 2})]
-    assert feeder.refused == 3
+    feeder.add(6, Unusable("3 fields where the header has 2", ["a", "b", "c"]))
+    at = {n: {"input": "in.jsonl", "line": n} for n in range(7)}
+    assert bulk.calls == [
+        ("update", "a", {"id": "a", "n": 1}, at[1]),
+        (
+            "reject",
+            b"not json",
+            "not a JSON object, so not a partial document",
+            "update",
+            None,
+            at[2],
+        ),
+        (
+            "reject",
+            b'{"n": 1}',
+            "no id field: an update needs the document's id",
+            "update",
+            None,
+            at[3],
+        ),
+        ("reject", b'{"id": 1.5}', "id is float, not a string or int", "update", None, at[4]),
+        ("update", 7, {"id": 7, "n": 2}, at[5]),
+        ("reject", ["a", "b", "c"], "3 fields where the header has 2", "update", None, at[6]),
+    ]
+    assert feeder.refused == 4
     err = capsys.readouterr().err
-    assert "line 2: not sent: not a JSON object" in err
-    assert "line 3: not sent: no id field" in err
-    assert "line 4: not sent: id is float" in err
+    assert "line 2: not sent (dead-lettered): not a JSON object" in err
+    assert "line 3: not sent (dead-lettered): no id field" in err
+    assert "line 4: not sent (dead-lettered): id is float" in err
     create = FakeIndexer()
-    _Feeder(create, "create", None, "a.json", Display("loading", None)).add(1, [1, 2])
-    assert create.calls == [("create", b"[1, 2]", None)]  # the indexer dead-letters it, with why
+    feeder_of(create, "create", None).add(1, [1, 2])
+    # Another JSON value goes to the indexer, which dead-letters it with the parser's reason.
+    assert create.calls == [("create", b"[1, 2]", None, at[1])]
 
 
 def test_plain_progress_lines(monkeypatch: pytest.MonkeyPatch) -> None:

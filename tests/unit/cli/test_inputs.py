@@ -77,7 +77,7 @@ def test_csv_rows_become_string_documents(tmp_path: Path) -> None:
     path.write_bytes(b'id,name\r\n1,"multi\nline"\r\n2,bob,extra\r\n\r\n3,\r\n')
     assert records(path) == [
         (3, {"id": "1", "name": "multi\nline"}),
-        (4, Unusable("3 fields where the header has 2")),
+        (4, Unusable("3 fields where the header has 2", ["2", "bob", "extra"])),
         (6, {"id": "3", "name": ""}),
     ]
     assert records(path, skip=4) == [(6, {"id": "3", "name": ""})]

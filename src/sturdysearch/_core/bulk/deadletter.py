@@ -22,6 +22,9 @@ Outcomes:
   applied, and a resend could apply it twice. Check before replaying.
 * ``unserializable`` - the document could not be turned into JSON (NaN, unsupported type,
   cycle); ``reason`` names the field. Never sent.
+* ``invalid`` - the producer could not make an action of this input at all (a line that is not
+  JSON, a record without the id an update needs) and handed it to ``BulkIndexer.reject()``;
+  ``document_repr`` holds the input as given, ``reason`` what is wrong with it. Never sent.
 * ``too_large`` - bigger than any request the server accepts (413 on its own). Never applied.
 * ``aborted`` - the indexer stopped before it could be applied: a failure every document
   would meet stopped the load (``BulkAbortedError``; ``reason`` says what to fix), or it was
@@ -39,7 +42,15 @@ import orjson
 
 from sturdysearch._core.bulk.encode import split_item
 
-OUTCOMES = ("rejected", "exhausted", "unknown", "unserializable", "too_large", "aborted")
+OUTCOMES = (
+    "rejected",
+    "exhausted",
+    "unknown",
+    "unserializable",
+    "invalid",
+    "too_large",
+    "aborted",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,9 @@ class DeadLetter:
     attempts: int = 0
     action: Mapping[str, Any] | None = None
     document_repr: str | None = None
+    context: Any = None
+    """What the producer said about the action when it added it (``context=``, e.g. the
+    input file and line): never sent, written as the record's ``context``."""
 
     def action_dict(self) -> dict[str, Any]:
         """The action as ``{op: meta}``."""
@@ -100,7 +114,10 @@ def encode_record(letter: DeadLetter, *, index: str | None, at: float) -> bytes:
     }
     if letter.document_repr is not None:
         record["document_repr"] = letter.document_repr
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    if letter.context is not None:
+        record["context"] = letter.context
+    # ``default=repr``: a context value JSON cannot hold is written as its repr(), never lost.
+    return orjson.dumps(record, default=repr, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class BadRecord(ValueError):
@@ -128,23 +145,64 @@ def decode_record(line: bytes) -> tuple[str, dict[str, Any], Any, dict[str, Any]
     if op != "delete" and not isinstance(document, dict):
         raise BadRecord(
             "no document to send"
-            + (" (it could not be serialized)" if record.get("outcome") == "unserializable" else "")
+            + {
+                "unserializable": " (it could not be serialized)",
+                "invalid": " (the input was not a record that could be sent)",
+            }.get(str(record.get("outcome")), "")
         )
     return op, meta, document if op != "delete" else None, record
 
 
-def unserializable(op: str, meta: Mapping[str, Any], document: Any, exc: Exception) -> DeadLetter:
+#: How much of a document that is not sent is kept in its record (``document_repr``).
+SHOWN_CHARS = 2000
+
+
+def _shown(document: Any) -> str:
+    # A line as read keeps no line ending: it is the record's, not the input's.
+    if isinstance(document, (bytes, bytearray, memoryview)):
+        text = bytes(document[: SHOWN_CHARS * 4]).decode("utf-8", "replace")
+        return text.rstrip("\r\n")[:SHOWN_CHARS]
+    if isinstance(document, str):
+        return document.rstrip("\r\n")[:SHOWN_CHARS]
+    try:
+        return repr(document)[:SHOWN_CHARS]
+    except Exception as repr_exc:  # a broken __repr__ must not abort the stream either
+        return f"<{type(document).__name__}: repr failed: {repr_exc!r}>"
+
+
+def unserializable(
+    op: str, meta: Mapping[str, Any], document: Any, exc: Exception, context: Any = None
+) -> DeadLetter:
     """The dead letter of a document that could not be encoded: the action, the document's
     ``repr()`` (cut at 2,000 characters) and the serializer's reason."""
     try:
-        shown = repr(document)
-    except Exception as repr_exc:  # a broken __repr__ must not abort the stream either
+        shown = repr(document)[:SHOWN_CHARS]
+    except Exception as repr_exc:
         shown = f"<{type(document).__name__}: repr failed: {repr_exc!r}>"
     return DeadLetter(
         None,
         "unserializable",
         str(exc),
         action={op: dict(meta)},
-        document_repr=shown[:2000],
+        document_repr=shown,
         error_type=type(exc).__name__,
+        context=context,
+    )
+
+
+def invalid(
+    op: str, meta: Mapping[str, Any], record: Any, reason: str, context: Any = None
+) -> DeadLetter:
+    """The dead letter of input the producer could not make an action of
+    (``BulkIndexer.reject``): the action it would have been, the input as given (bytes and
+    text as text, anything else as its ``repr()``, cut at 2,000 characters), and why."""
+    if not isinstance(reason, str) or not reason:
+        raise ValueError("reject() needs the reason the record cannot be sent, as a string")
+    return DeadLetter(
+        None,
+        "invalid",
+        reason,
+        action={op: dict(meta)},
+        document_repr=_shown(record),
+        context=context,
     )

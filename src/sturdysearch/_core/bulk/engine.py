@@ -52,7 +52,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sturdysearch._core.budget import RetryBudget
@@ -89,6 +89,7 @@ class Item:
 
     __slots__ = (
         "attempts",
+        "context",
         "deadline",
         "error_type",
         "line",
@@ -99,9 +100,13 @@ class Item:
         "tries",
     )
 
-    def __init__(self, line: bytes, safe: bool, deadline: float, attempts: int = 0) -> None:
+    def __init__(
+        self, line: bytes, safe: bool, deadline: float, attempts: int = 0, context: Any = None
+    ) -> None:
         self.line = line
         self.safe = safe
+        self.context = context
+        """The producer's own note on the action (never sent; copied into its dead letter)."""
         self.deadline = deadline
         self.attempts = attempts
         """Sends that may have reached a server (bounded by ``max_attempts``)."""
@@ -119,17 +124,41 @@ class Item:
         self.error_type = error_type
         self.reason = reason
 
+    def letter(self, outcome: str, reason: str) -> DeadLetter:
+        """Its dead letter, with the status, error type and attempts of its last failure."""
+        return DeadLetter(
+            self.line,
+            outcome,
+            reason,
+            self.status,
+            self.error_type,
+            self.attempts,
+            context=self.context,
+        )
+
 
 class Batch:
     """Actions sent in one ``_bulk`` request. ``items`` is ``None`` for a fresh batch (all on
     their first attempt, sharing its deadline) and holds each action's state otherwise."""
 
-    __slots__ = ("deadline", "items", "kind", "launch", "lines", "nbytes", "opened", "unsafe")
+    __slots__ = (
+        "contexts",
+        "deadline",
+        "items",
+        "kind",
+        "launch",
+        "lines",
+        "nbytes",
+        "opened",
+        "unsafe",
+    )
 
     def __init__(self, opened: float, deadline: float, kind: str = "fresh") -> None:
         self.lines: list[bytes] = []
         self.unsafe: list[int] = []
         """Positions of actions a resend could apply twice."""
+        self.contexts: dict[int, Any] | None = None
+        """Position -> the producer's context, for the (few) actions given one."""
         self.nbytes = 0
         self.opened = opened
         self.deadline = deadline
@@ -152,8 +181,10 @@ class Batch:
         if self.items is None:
             unsafe = set(self.unsafe)
             deadline = self.deadline
+            contexts = self.contexts or {}
             self.items = [
-                Item(line, i not in unsafe, deadline) for i, line in enumerate(self.lines)
+                Item(line, i not in unsafe, deadline, context=contexts.get(i))
+                for i, line in enumerate(self.lines)
             ]
         return self.items
 
@@ -332,6 +363,21 @@ class BulkEngine:
             self._open = None
             return WAKE
         return code
+
+    def attach(self, line: bytes, code: int, context: Any) -> None:
+        """Give the action :meth:`add` just took (it returned ``code`` for ``line``) the
+        producer's ``context``: never sent, written into its dead letter if it gets one. Call
+        before anything else touches the engine. Off the hot path: only actions with a
+        context pay for it."""
+        if code == DEAD:
+            self.outbox[-1] = replace(self.outbox[-1], context=context)
+            return
+        batch = self._open
+        if batch is None or not batch.lines or batch.lines[-1] is not line:
+            batch = self._ready[-1]  # the action filled its batch, which became ready
+        if batch.contexts is None:
+            batch.contexts = {}
+        batch.contexts[len(batch.lines) - 1] = context
 
     def reject(self, letter: DeadLetter) -> None:
         """Account for an action refused before it could be encoded (unserializable)."""
@@ -538,7 +584,7 @@ class BulkEngine:
                     "409 after an earlier attempt of this action was lost: that attempt "
                     f"probably applied it. {reason}"
                 )
-            self._dead(DeadLetter(item.line, "rejected", reason, status, error_type, item.attempts))
+            self._dead(item.letter("rejected", reason))
             settlement.dead_lettered += 1
         retried_bytes = sum(len(item.line) for item in retry)
         self.pending_bytes -= released - retried_bytes
@@ -652,9 +698,8 @@ class BulkEngine:
         if verdict == "fatal":
             for item in states:
                 item.attempts += 1
-                self._dead(
-                    DeadLetter(item.line, "rejected", reason, status, error_type, item.attempts)
-                )
+                item.failed(status, error_type, reason)
+                self._dead(item.letter("rejected", reason))
             self.pending_bytes -= batch.nbytes
             settlement.dead_lettered = len(states)
             if exc is not None and self.stopped_by is None:
@@ -704,14 +749,10 @@ class BulkEngine:
                 item.lost = True
                 if not item.safe:
                     self._dead(
-                        DeadLetter(
-                            item.line,
+                        item.letter(
                             "unknown",
                             "the request was lost after it may have reached the server, and "
                             f"resending this action could apply it twice ({reason})",
-                            status,
-                            error_type,
-                            item.attempts,
                         )
                     )
                     self.pending_bytes -= len(item.line)
@@ -726,14 +767,11 @@ class BulkEngine:
         if len(states) == 1:
             (item,) = states
             item.attempts += 1
+            item.failed(413, None, reason)
             self._dead(
-                DeadLetter(
-                    item.line,
+                item.letter(
                     "too_large",
                     f"413 on its own: larger than the server's http.max_content_length ({reason})",
-                    413,
-                    None,
-                    item.attempts,
                 )
             )
             self.pending_bytes -= len(item.line)
@@ -801,7 +839,7 @@ class BulkEngine:
             outcome = "aborted"
         else:
             outcome = "exhausted"
-        self._dead(DeadLetter(item.line, outcome, why, item.status, item.error_type, item.attempts))
+        self._dead(item.letter(outcome, why))
         self.pending_bytes -= len(item.line)
 
     # -- stopping ----------------------------------------------------------------------------

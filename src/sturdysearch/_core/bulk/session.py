@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import orjson
@@ -397,6 +397,20 @@ def raw_action(
     return action_line(op, meta) + body + b"\n", safe
 
 
+def with_context(letter: DeadLetter, context: Mapping[str, Any]) -> DeadLetter:
+    """``letter`` carrying the producer's ``context=`` (see ``BulkEngine.attach``)."""
+    return replace(letter, context=context)
+
+
+def reject_meta(id: Any, index: str | None) -> dict[str, Any]:
+    """The metadata of input handed to ``reject()``: its id only if it is a valid one (the
+    input is rejected, often for that very id)."""
+    try:
+        return item_meta(id, index, None, None)
+    except TypeError:
+        return item_meta(None, index, None, None)
+
+
 def check_add_many(op: str, id_field: str | None) -> None:
     if op not in ("index", "create"):
         raise ValueError(f"add_many supports op='index' or op='create', not {op!r}")
@@ -421,6 +435,8 @@ class Resend:
     op: str
     meta: dict[str, Any]
     source: bytes | None
+    context: dict[str, Any] | None = None
+    """The record's ``context`` (where its input came from), kept if it fails again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +460,13 @@ def replay_step(
         return CarryOver(carried_over(raw, why))
     if record.get("outcome") in skip:
         return CarryOver(carried_over(raw, f"skipped: outcome {record.get('outcome')!r}"))
-    return Resend(op, meta, None if document is None else _dumps(document))
+    context = record.get("context")
+    return Resend(
+        op,
+        meta,
+        None if document is None else _dumps(document),
+        context if isinstance(context, dict) else None,
+    )
 
 
 def carried_over(raw: bytes, why: str) -> DeadLetter:
@@ -479,4 +501,5 @@ def carried_over(raw: bytes, why: str) -> DeadLetter:
         attempts=attempts if isinstance(attempts, int) else 0,
         action=act if line is None else None,
         document_repr=None if line is not None else str(record.get("document_repr")),
+        context=record.get("context"),
     )

@@ -930,3 +930,54 @@ def test_every_action_gets_exactly_one_outcome(seed: int) -> None:
     assert Counter(applied) + Counter(dead) == Counter(added)
     assert max(Counter(applied + dead).values()) == 1
     assert (engine.stopped_by is not None) == (engine.aborted is not None)
+
+
+# -- the producer's context ------------------------------------------------------------------
+
+
+def _add_with_context(engine: BulkEngine, i: int, **kw: Any) -> int:
+    item = line(i, **kw)
+    code = engine.add(item, kw.get("safe", True), 0.0)
+    if code != FULL:
+        engine.attach(item, code, {"line": i})
+    return code
+
+
+def test_context_rides_with_its_action_through_retries_and_splits() -> None:
+    """Only the actions given a context carry one, whichever batch (open, or just made ready by
+    this very action) took them, and they keep it through a 429 retry and a 413 split."""
+    engine = BulkEngine(config(max_actions=3, max_document_bytes=10_000))
+    assert _add_with_context(engine, 0) == WAKE  # opened the batch
+    engine.add(line(1), True, 0.0)  # no context
+    assert _add_with_context(engine, 2) == WAKE  # filled it: the batch is ready
+    batch = engine.take(0.0)
+    assert batch is not None and batch.contexts == {0: {"line": 0}, 2: {"line": 2}}
+    s = engine.settle_answer(batch, answer(batch, [429, 400, 429]), 1.0, 0.5)
+    (rejected,) = written(engine)
+    assert rejected.line == line(1) and rejected.context is None
+    engine.tick(1.0 + s.delay)
+    retry = engine.take(1.0 + s.delay)
+    assert retry is not None and retry.lines == [line(0), line(2)]
+    engine.settle_error(retry, api(413), 2.0, 0.5)  # split in two single-action halves
+    for _ in range(2):  # one at a time: the 429 halved the concurrency
+        half = engine.take(2.0)
+        assert half is not None and len(half) == 1
+        engine.settle_error(half, api(413), 3.0, 0.5)  # alone: too large
+    letters = written(engine)
+    assert sorted((x.outcome, x.context["line"]) for x in letters) == [
+        ("too_large", 0),
+        ("too_large", 2),
+    ]
+    check(engine)
+
+
+def test_context_of_an_action_dead_lettered_at_once_or_aborted() -> None:
+    engine = BulkEngine(config(max_actions=10, max_document_bytes=100))
+    assert _add_with_context(engine, 7, size=200) == DEAD  # too large to take at all
+    (big,) = written(engine)
+    assert (big.outcome, big.context) == ("too_large", {"line": 7})
+    _add_with_context(engine, 8)
+    engine.abort("stop")
+    (aborted,) = written(engine)
+    assert (aborted.outcome, aborted.context) == ("aborted", {"line": 8})
+    check(engine)
