@@ -304,6 +304,78 @@ def test_a_stopped_load_says_why_and_how_far_it_got(
     assert "Traceback" not in run.stderr
 
 
+def test_an_unreachable_cluster_is_said_at_once_and_stops_after_abort_after(
+    proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """The node refuses every connection: stderr says so while the load waits, and after
+    --abort-after seconds the run stops with one reason (naming the flag), every document
+    read accounted for in the dead-letter file."""
+    proxy.set_fault(Fault.refuse())
+    source = tmp_path / "a.jsonl"
+    source.write_bytes(lines_of(500))
+    dlq = tmp_path / "dlq.jsonl"
+    argv = ["bulk-load", str(source), "--url", proxy.url, "--index", "unreachable"]
+    run = subprocess.run(
+        [*COMMAND, *argv, "--id-field", "id", "--dead-letter", str(dlq), "--abort-after", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == EXIT_FAILURE, run.stderr
+    err = run.stderr.splitlines()
+    waiting = [line for line in err if line.startswith("bulk: no answer from the cluster")]
+    assert len(waiting) == 1 and "within 2 s (--abort-after)" in waiting[0]
+    (stopped,) = [line for line in err if line.startswith("stopped: ")]
+    assert "no answer from the cluster for 2." in stopped and "--abort-after sets" in stopped
+    records = [orjson.loads(line) for line in dlq.read_bytes().splitlines()]
+    assert len(records) == 500 and {r["outcome"] for r in records} <= {"aborted", "exhausted"}
+    assert sorted(r["context"]["line"] for r in records) == list(range(1, 501))
+    assert "indexed 0 of 500" in run.stdout and "Traceback" not in run.stderr
+
+
+def test_bad_options_are_refused_before_anything_is_read(tmp_path: Path) -> None:
+    source = tmp_path / "a.jsonl"
+    source.write_bytes(lines_of(1))
+    for flags, said in [
+        (["--abort-after", "0"], "--abort-after: abort_after=0.0 must be greater than zero"),
+        (["--workers", "0"], "--workers: workers must be a positive integer"),
+        (["--ca-certs", str(tmp_path / "none.pem")], "none.pem: no such file"),
+    ]:
+        argv = ["bulk-load", str(source), "--url", "http://127.0.0.1:9", "--index", "i"]
+        run = subprocess.run([*COMMAND, *argv, *flags], capture_output=True, text=True, timeout=60)
+        assert run.returncode == EXIT_FAILURE and said in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_a_secured_cluster_with_its_ca_and_a_password(secured_cluster: Any, tmp_path: Path) -> None:
+    security = secured_cluster.security
+    source = tmp_path / "a.jsonl"
+    source.write_bytes(lines_of(30))
+    index = f"cli-{uuid.uuid4().hex[:10]}"
+    base = ["bulk-load", str(source), "--index", index, "--id-field", "id", "--no-progress"]
+    base += [arg for url in secured_cluster.urls for arg in ("--url", url)]
+    dlq = str(tmp_path / "dlq.jsonl")
+    user = f"{security.user}:{security.password}"
+    run = subprocess.run(
+        [*COMMAND, *base, "--ca-certs", security.ca_certs, "--user", user, "--dead-letter", dlq],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == EXIT_OK, run.stderr
+    assert "indexed 30 of 30" in run.stdout
+    # Without the CA the certificate cannot be verified: one clear line, no traceback.
+    run = subprocess.run(
+        [*COMMAND, *base, "--user", user, "--dead-letter", dlq, "--abort-after", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == EXIT_FAILURE and "Traceback" not in run.stderr
+    assert "certificate" in run.stderr.lower(), run.stderr
+    assert security.password not in run.stderr + run.stdout
+
+
 def run_on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     """Run the command with stderr on a pseudo-terminal (where a progress bar would be drawn)."""
     controller, terminal = pty.openpty()

@@ -68,6 +68,12 @@ class Event:
 Listener = Callable[[Event], None]
 
 
+def describe(event: Event) -> str:
+    """The sentence an event is logged with (for a program that shows events itself, as the
+    command line does on stderr)."""
+    return _message(event.name, event.fields)
+
+
 def _message(name: str, f: dict[str, Any]) -> str:
     """The human sentence of an event; the fields stay on the record for machines."""
     node = f.get("node")

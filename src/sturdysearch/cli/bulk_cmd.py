@@ -42,6 +42,12 @@ EXIT_INTERRUPTED = 130
 URL_ENV = "STURDYSEARCH_URL"
 API_KEY_ENV = "STURDYSEARCH_API_KEY"
 USER_ENV = "STURDYSEARCH_USER"
+SHOWN_EVENTS = frozenset(
+    {"bulk.unanswered", "node.ejected", "node.readmitted", "retry.budget_exhausted"}
+)
+"""Client events a run shows on stderr as they happen (the library only logs them, and the
+command line configures no logging): a cluster that stopped answering, and why the load
+slows down. Dead letters and the stop itself are in the summary."""
 SHOWN_REFUSALS = 10
 """Input records that cannot become a request that are named one by one on stderr (all of
 them are dead-lettered as ``invalid``)."""
@@ -80,6 +86,7 @@ class Settings:
     urls: list[str]
     api_key: str | None = None
     basic_auth: tuple[str, str] | None = None
+    ca_certs: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     """BulkIndexer options (workers, batch sizes...)."""
     progress: bool = True
@@ -157,6 +164,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-mb", type=float, metavar="MIB", help="batch size in MiB")
     parser.add_argument("--batch-actions", type=int, metavar="N", help="batch size in actions")
     parser.add_argument(
+        "--abort-after",
+        type=float,
+        metavar="SECONDS",
+        help="stop the run when no node has answered for this long (default 60; a shorter "
+        "outage only delays the load)",
+    )
+    parser.add_argument(
+        "--ca-certs", metavar="FILE", help="CA bundle (PEM) to verify the cluster's certificate"
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress display (without a terminal it is a plain line every 10 s)",
@@ -183,26 +200,78 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         options["max_bytes"] = int(args.batch_mb * 1024 * 1024)
     if args.batch_actions is not None:
         options["max_actions"] = args.batch_actions
+    if args.abort_after is not None:
+        options["abort_after"] = args.abort_after
+    _check_options(options)
     if args.dead_letter:
         options["dead_letter"] = args.dead_letter
+    if args.ca_certs and not os.path.isfile(args.ca_certs):
+        raise CliError(f"--ca-certs {args.ca_certs}: no such file")
     return Settings(
         urls=urls,
         api_key=args.api_key or env.get(API_KEY_ENV),
         basic_auth=basic_auth,
+        ca_certs=args.ca_certs,
         options=options,
         progress=not args.no_progress,
     )
 
 
+#: The flag of each indexer option, to name it in an error.
+_FLAGS = {
+    "workers": "--workers",
+    "max_bytes": "--batch-mb",
+    "max_actions": "--batch-actions",
+    "abort_after": "--abort-after",
+}
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """Refuse values the indexer would refuse, before anything is read or sent, naming the
+    flag (the indexer's message names its own keyword)."""
+    from sturdysearch import BulkConfig
+    from sturdysearch.errors import ConfigError
+
+    for name, value in options.items():
+        try:
+            BulkConfig(**{name: value})
+        except ConfigError as exc:
+            raise CliError(f"{_FLAGS.get(name, name)}: {exc}") from None
+
+
+def cli_words(text: str) -> str:
+    """A library message with the flag the command line has for the keyword it names."""
+    return text.replace("abort_after= sets", "--abort-after sets").replace(
+        "(abort_after)", "(--abort-after)"
+    )
+
+
+def show_events(client: Any, display: Display) -> None:
+    """Print the :data:`SHOWN_EVENTS` of ``client`` through ``display`` (above the bar)."""
+    from sturdysearch._core.events import Event, describe
+
+    def shown(event: Event) -> None:
+        if event.name in SHOWN_EVENTS:
+            display.note(cli_words(describe(event)))
+
+    client.tracer.subscribe(shown)
+
+
 def _client(settings: Settings) -> Any:
     from sturdysearch import Client
+    from sturdysearch.errors import ConfigError
 
     auth: dict[str, Any] = {}
     if settings.api_key:
         auth["api_key"] = settings.api_key
     if settings.basic_auth:
         auth["basic_auth"] = settings.basic_auth
-    return Client(settings.urls, **auth)
+    if settings.ca_certs:
+        auth["ca_certs"] = settings.ca_certs
+    try:
+        return Client(settings.urls, **auth)
+    except ConfigError as exc:  # a malformed URL, credentials over http...: say how to fix it
+        raise CliError(str(exc)) from None
 
 
 # -- bulk-load -------------------------------------------------------------------------------
@@ -359,6 +428,7 @@ def load(
     started = time.monotonic()
     outcome = _Outcome(last=skip, unit="item" if source.format == "json" else "line")
     with display, _client(settings) as client:
+        show_events(client, display)
         try:
             bulk = BulkIndexer(client, index, on_progress=display.stats, **settings.options)
         except OSError as exc:
@@ -394,7 +464,7 @@ def load(
                     _abort(bulk)
             except Exception as exc:
                 if isinstance(exc, BulkAbortedError):
-                    outcome.stopped = exc.reason or str(exc)
+                    outcome.stopped = cli_words(exc.reason or str(exc))
                 elif isinstance(exc, (DeadLetterError, SturdySearchError, OSError)):
                     outcome.stopped = str(exc)
                 else:
@@ -458,6 +528,7 @@ def run_replay(args: argparse.Namespace) -> int:
         )
         try:
             with _client(settings) as client:
+                show_events(client, display)
                 outcome.stats = replay_dead_letters(
                     client,
                     args.file,
@@ -471,7 +542,7 @@ def run_replay(args: argparse.Namespace) -> int:
             display.note("interrupted: the counts below are the last the indexer reported")
         except Exception as exc:
             if isinstance(exc, BulkAbortedError):
-                outcome.stopped = exc.reason or str(exc)
+                outcome.stopped = cli_words(exc.reason or str(exc))
                 outcome.stats = exc.stats
                 outcome.dead_letter = exc.dead_letter or dead_letter
             elif isinstance(exc, (SturdySearchError, OSError)):

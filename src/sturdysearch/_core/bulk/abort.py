@@ -114,7 +114,7 @@ def item_stop(status: int, error_type: str | None, reason: str, index: str | Non
 def silence_stop(seconds: float, exc: SturdySearchError) -> Stop:
     """The stop after ``seconds`` without any answer; ``exc`` is the last failure."""
     why = (
-        f"no answer from the cluster for {seconds:g} s (last failure: {type(exc).__name__}: "
+        f"no answer from the cluster for {seconds:.1f} s (last failure: {type(exc).__name__}: "
         f"{str(exc)[:_QUOTE]}): check that it is up and that the client's hosts, scheme, port "
         "and proxy are right; abort_after= sets how long a bulk load waits for an answer"
     )

@@ -640,7 +640,7 @@ def test_no_answer_for_abort_after_stops_the_engine(exc: errors.SturdySearchErro
     stop = engine.stopped_by
     assert stop is not None and stop.cause is exc
     assert stopped_at == 10.0  # the first failure at 0, then abort_after
-    assert "no answer from the cluster for 10 s" in stop.reason and "abort_after=" in stop.reason
+    assert "no answer from the cluster for 10.0 s" in stop.reason and "abort_after=" in stop.reason
     assert engine.finished
     assert {x.outcome for x in written(engine)} == {"aborted"}
     check(engine)
