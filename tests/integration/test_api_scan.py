@@ -41,6 +41,25 @@ def test_scan_returns_each_document_once(client: Client, index_name: str) -> Non
     assert open_contexts(client) == baseline
 
 
+def test_sliced_scans_read_each_document_once_between_them(client: Client, index_name: str) -> None:
+    """``slice=(i, 3)`` for i in 0..2 (parallel readers, as Spark tasks are): disjoint, and
+    together every document; each slice non-empty on a 3-shard index."""
+    fill(client, index_name, SMALL, shards=3)
+    baseline = open_contexts(client)
+    for pagination in paginations(client):
+        parts = [
+            scan_ids(client, index_name, size=500, pagination=pagination, slice=(i, 3))
+            for i in range(3)
+        ]
+        assert all(parts), pagination
+        together = [doc_id for part in parts for doc_id in part]
+        assert len(together) == SMALL and set(together) == {str(i) for i in range(SMALL)}
+    assert scan_ids(client, index_name, slice=(0, 1)) != []  # one slice: the whole index
+    with pytest.raises(ValueError, match="0 <= id < max"):
+        scan_ids(client, index_name, slice=(3, 3))
+    assert open_contexts(client) == baseline
+
+
 def test_scan_auto_picks_pit_where_safe(client: Client) -> None:
     dialect = client.dialect()
     assert dialect.server is not None

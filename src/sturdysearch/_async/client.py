@@ -548,13 +548,16 @@ class AsyncClient(AsyncRootApi):
         source: Any = None,
         pagination: str = "auto",
         timeout: float | None = None,
+        slice: tuple[int, int] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every hit matching ``query``, exactly once, ``size`` per request: point in time +
         ``search_after`` where the server has a unique tiebreaker, else scroll
         (``pagination="pit"|"scroll"`` forces one). The PIT or scroll is released when the
         iteration ends, fails, or is closed early (``break`` closes a plain generator; wrap the
         async one in ``contextlib.aclosing``). Raises ``IncompleteResultsError`` if shards fail.
-        ``timeout`` bounds each request, not the whole scan."""
+        ``timeout`` bounds each request, not the whole scan. ``slice=(i, n)`` reads the
+        ``i``-th of ``n`` disjoint slices: ``n`` scans in parallel (processes, Spark tasks)
+        read every document once between them."""
         dialect = await self.dialect()
         run: flows.FlowRun[None] = flows.FlowRun(
             flows.scan(
@@ -567,6 +570,7 @@ class AsyncClient(AsyncRootApi):
                 source=source,
                 pagination=pagination,
                 timeout=timeout,
+                slice=slice,
             ),
             per_request=self.config.timeouts.total,
         )

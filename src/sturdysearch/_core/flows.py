@@ -463,8 +463,12 @@ def scan(
     source: Any = None,
     pagination: str = "auto",
     timeout: float | None = None,
+    slice: tuple[int, int] | None = None,
 ) -> Flow[None]:
     """Every document matching ``query`` exactly once, a page at a time (:class:`Page`).
+
+    ``slice=(i, n)`` reads only the ``i``-th of ``n`` disjoint slices (``0 <= i < n``), so that
+    ``n`` readers in parallel read every document once between them.
 
     ``pagination="auto"`` uses a point in time with ``search_after`` where the server has a
     unique tiebreaker (``_shard_doc``: Elasticsearch 7.12+, OpenSearch 3.3+), else scroll.
@@ -488,6 +492,10 @@ def scan(
             + "; use pagination='scroll' or 'auto'"
         )
     body: dict[str, Any] = {"size": size}
+    if slice is not None:
+        number, total = _check_slice(slice)
+        if total > 1:
+            body["slice"] = {"id": number, "max": total}
     if query is not None:
         body["query"] = query
     if source is not None:
@@ -496,6 +504,20 @@ def scan(
         yield from _pit_pages(dialect, index, body, sort, keep_alive, timeout)
     else:
         yield from _scroll_pages(index, body, sort, keep_alive, timeout)
+
+
+def _check_slice(value: Any) -> tuple[int, int]:
+    def whole(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(whole(x) for x in value)
+        or not 0 <= value[0] < value[1]
+    ):
+        raise ValueError(f"slice must be (id, max) with 0 <= id < max, not {value!r}")
+    return value[0], value[1]
 
 
 def _release(spec: RequestSpec) -> Generator[Step, Any, None]:

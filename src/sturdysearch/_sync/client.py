@@ -549,13 +549,16 @@ class Client(RootApi):
         source: Any = None,
         pagination: str = "auto",
         timeout: float | None = None,
+        slice: tuple[int, int] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every hit matching ``query``, exactly once, ``size`` per request: point in time +
         ``search_after`` where the server has a unique tiebreaker, else scroll
         (``pagination="pit"|"scroll"`` forces one). The PIT or scroll is released when the
         iteration ends, fails, or is closed early (``break`` closes a plain generator; wrap the
         async one in ``contextlib.aclosing``). Raises ``IncompleteResultsError`` if shards fail.
-        ``timeout`` bounds each request, not the whole scan."""
+        ``timeout`` bounds each request, not the whole scan. ``slice=(i, n)`` reads the
+        ``i``-th of ``n`` disjoint slices: ``n`` scans in parallel (processes, Spark tasks)
+        read every document once between them."""
         dialect = self.dialect()
         run: flows.FlowRun[None] = flows.FlowRun(
             flows.scan(
@@ -568,6 +571,7 @@ class Client(RootApi):
                 source=source,
                 pagination=pagination,
                 timeout=timeout,
+                slice=slice,
             ),
             per_request=self.config.timeouts.total,
         )
