@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := dev,async,cli,bench,otel,lint
+EXTRAS := dev,async,cli,bench,otel,lint,spark
 # Server set for the integration tests: the newest OpenSearch 2.x and the newest Elasticsearch,
 # and both with security on (TLS, passwords; the newest OpenSearch 2.x that has a security
 # plugin on Maven Central is 2.19.4). Tests marked sturdysearch_secured (the API and bulk
