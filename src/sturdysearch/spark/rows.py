@@ -1,11 +1,13 @@
 """Spark rows to documents, documents to Spark rows, and index mappings to Spark schemas.
 
-Writing: a row becomes a dict (``Row.asDict(recursive=True)``), and only the values JSON has
-no form for are converted, which the schema says up front (:class:`RowEncoder`): a
-``TimestampType`` arrives as a naive datetime in the worker's local time and is written with
-its UTC offset (the instant, whatever the worker's time zone); a ``DecimalType`` as its exact
-text (the server parses it); ``BinaryType`` as base64 (the ``binary`` field type). A row
-without conversions costs one ``asDict``.
+Writing: Spark hands each task its rows as Arrow record batches, and a batch becomes dicts in
+one call (``RecordBatch.to_pylist()``, much cheaper than a ``Row`` object per row). Only the
+values JSON has no form for are converted, which the schema says up front
+(:class:`RowEncoder`): a ``TimestampType`` arrives with the session's time zone and is written
+with its UTC offset (a naive one is taken as the worker's local time); a ``DecimalType`` as its
+exact text (the server parses it); ``BinaryType`` as base64 (the ``binary`` field type); a
+``MapType`` (Arrow's list of pairs) as an object. A schema without such columns costs nothing
+per row beyond ``to_pylist``.
 
 Reading: the schema comes from the index mapping (:func:`schema_of_mapping`) or from the
 user; each hit's ``_source`` is shaped to it by :func:`row_maker`, with a clear error where
@@ -18,7 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -63,8 +65,7 @@ def _needs(data_type: DataType) -> Convert | None:
         element = _needs(data_type.elementType)
         return None if element is None else _each(element)
     if isinstance(data_type, MapType):
-        value = _needs(data_type.valueType)
-        return None if value is None else _each_value(value)
+        return _pairs(_needs(data_type.valueType))
     if isinstance(data_type, StructType):
         fixes = {f.name: c for f in data_type.fields if (c := _needs(f.dataType)) is not None}
         if not fixes:
@@ -77,8 +78,18 @@ def _each(convert: Convert) -> Convert:
     return lambda v: None if v is None else [convert(x) for x in v]
 
 
-def _each_value(convert: Convert) -> Convert:
-    return lambda v: None if v is None else {k: convert(x) for k, x in v.items()}
+def _pairs(convert: Convert | None) -> Convert:
+    """A map column (a list of ``(key, value)`` in Arrow, a dict from a ``Row``) as a dict."""
+
+    def as_dict(v: Any) -> Any:
+        if v is None:
+            return None
+        items = v.items() if isinstance(v, dict) else v
+        if convert is None:
+            return {str(k): x for k, x in items}
+        return {str(k): convert(x) for k, x in items}
+
+    return as_dict
 
 
 def _fix(value: dict[str, Any], fixes: Mapping[str, Convert]) -> dict[str, Any]:
@@ -108,7 +119,7 @@ ID_TYPES = (StringType, LongType, IntegerType, ShortType, ByteType)
 
 
 class RowEncoder:
-    """Rows of one schema to ``(document, id)``; built once per task."""
+    """Record batches of one schema to ``(document, id)``; built once per task."""
 
     def __init__(self, schema: StructType, id_column: str | None, keep_id_column: bool) -> None:
         names = schema.fieldNames()
@@ -128,20 +139,25 @@ class RowEncoder:
         self.drop_id = id_column is not None and not keep_id_column
         self._fixes = {f.name: c for f in schema.fields if (c := _needs(f.dataType)) is not None}
 
-    def document(self, row: Any) -> dict[str, Any]:
-        document: dict[str, Any] = row.asDict(recursive=True)
-        if self._fixes:
-            _fix(document, self._fixes)
-        return document
-
-    def split(self, row: Any) -> tuple[dict[str, Any], Any]:
-        """``(document, id)``: the id is ``None`` when there is no id column, or the row's
-        value is null (the caller rejects such a row)."""
-        document = self.document(row)
-        if self.id_column is None:
-            return document, None
-        doc_id = document.pop(self.id_column) if self.drop_id else document.get(self.id_column)
-        return document, doc_id
+    def documents(self, batch: Any) -> Iterator[tuple[dict[str, Any], Any]]:
+        """``(document, id)`` for each row of the Arrow record batch ``batch``: the id is
+        ``None`` when there is no id column, or the row's value is null (the caller rejects
+        such a row)."""
+        documents: list[dict[str, Any]] = batch.to_pylist()
+        fixes = self._fixes
+        if fixes:
+            for document in documents:
+                _fix(document, fixes)
+        column = self.id_column
+        if column is None:
+            for document in documents:
+                yield document, None
+        elif self.drop_id:
+            for document in documents:
+                yield document, document.pop(column)
+        else:
+            for document in documents:
+                yield document, document.get(column)
 
 
 def content_id(source_line: bytes) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 
 from pyspark.sql.datasource import (
     DataSource,
+    DataSourceArrowWriter,
     DataSourceReader,
-    DataSourceStreamWriter,
-    DataSourceWriter,
+    DataSourceStreamArrowWriter,
     InputPartition,
     WriterCommitMessage,
 )
@@ -64,10 +64,11 @@ def _task() -> tuple[int, int, str | None]:
 
 
 def write_partition(
-    options: WriteOptions, schema: StructType, directory: str, rows: Iterator[Any]
+    options: WriteOptions, schema: StructType, directory: str, batches: Iterator[Any]
 ) -> TaskReport:
-    """Index every row of one partition; returns (and writes beside the dead letters) the
-    attempt's report, also when the rows or the load fail (then re-raises)."""
+    """Index every row of one partition (Arrow record batches); returns (and writes beside the
+    dead letters) the attempt's report, also when the rows or the load fail (then
+    re-raises)."""
     from sturdysearch import BulkIndexer, Client
     from sturdysearch._core.bulk.encode import source_line
     from sturdysearch.errors import SerializationError
@@ -93,9 +94,8 @@ def write_partition(
             )
             with bulk:
                 add = bulk.create if op == "create" else bulk.index
-                for row in rows:
+                for document, doc_id in (d for batch in batches for d in encoder.documents(batch)):
                     count += 1
-                    document, doc_id = encoder.split(row)
                     if by_hash:
                         try:
                             doc_id = content_id(source_line(document))
@@ -186,7 +186,7 @@ class _Writer:
         )
 
 
-class SturdySearchWriter(_Writer, DataSourceWriter):
+class SturdySearchWriter(_Writer, DataSourceArrowWriter):
     """``df.write.format("sturdysearch")``: see docs/spark.md."""
 
     def write(self, iterator: Iterator[Any]) -> TaskCommit:
@@ -199,7 +199,7 @@ class SturdySearchWriter(_Writer, DataSourceWriter):
         self._finish(messages, None, committed=False)
 
 
-class SturdySearchStreamWriter(_Writer, DataSourceStreamWriter):
+class SturdySearchStreamWriter(_Writer, DataSourceStreamArrowWriter):
     """``df.writeStream.format("sturdysearch")``: each micro-batch is a job of its own, with
     its folder ``batch-NNNNNN`` and its summary."""
 

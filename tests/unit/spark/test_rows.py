@@ -1,4 +1,5 @@
-"""Rows to documents and back, and mappings to schemas (PySpark's types and Row, no session)."""
+"""Arrow batches to documents, documents back to rows, mappings to schemas (PySpark's types
+and pyarrow, no session)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make venv installs it)")
 
-from pyspark.sql import Row
+import pyarrow as pa
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (
     ArrayType,
     BinaryType,
@@ -17,6 +19,7 @@ from pyspark.sql.types import (
     DoubleType,
     IntegerType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -27,6 +30,7 @@ from sturdysearch.errors import ConfigError
 from sturdysearch.spark.rows import (
     DocumentMismatch,
     RowEncoder,
+    _instant,
     content_id,
     row_maker,
     schema_of_mapping,
@@ -40,20 +44,37 @@ SCHEMA = StructType(
         StructField("blob", BinaryType()),
         StructField("inner", StructType([StructField("seen", ArrayType(TimestampType()))])),
         StructField("n", LongType()),
+        StructField("tags", MapType(StringType(), LongType())),
     ]
 )
 
 
+def batch(*rows: dict[str, object]) -> pa.RecordBatch:
+    """Rows as Spark hands them to an Arrow writer (timestamps in the session's zone)."""
+    return pa.RecordBatch.from_pylist(list(rows), schema=to_arrow_schema(SCHEMA, timezone="UTC"))
+
+
 def test_values_json_has_no_form_for_are_converted() -> None:
-    at = dt.datetime(2024, 5, 1, 12, 0, 0)  # naive: the worker's local time, as PySpark gives it
-    row = Row(id="a", at=at, price=Decimal("1.10"), blob=b"\x00\x01", inner=Row(seen=[at]), n=7)
-    document, doc_id = RowEncoder(SCHEMA, "id", keep_id_column=True).split(row)
+    at = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    row = {
+        "id": "a",
+        "at": at,
+        "price": Decimal("1.10"),
+        "blob": b"\x00\x01",
+        "inner": {"seen": [at]},
+        "n": 7,
+        "tags": [("x", 1), ("y", 2)],
+    }
+    ((document, doc_id),) = RowEncoder(SCHEMA, "id", keep_id_column=True).documents(batch(row))
     assert doc_id == "a" and document["id"] == "a"
-    assert document["at"] == at.astimezone() and document["at"].tzinfo is not None
+    assert document["at"] == at and document["at"].tzinfo is not None
     assert document["price"] == "1.10" and document["blob"] == "AAE="
-    assert document["inner"]["seen"] == [at.astimezone()] and document["n"] == 7
-    dropped, _ = RowEncoder(SCHEMA, "id", keep_id_column=False).split(row)
+    assert document["inner"]["seen"] == [at] and document["n"] == 7
+    assert document["tags"] == {"x": 1, "y": 2}  # Arrow's pairs, as an object
+    ((dropped, _),) = RowEncoder(SCHEMA, "id", keep_id_column=False).documents(batch(row))
     assert "id" not in dropped
+    naive = dt.datetime(2024, 5, 1, 12, 0, 0)
+    assert _instant(naive) == naive.astimezone()  # a naive one: the worker's local time
 
 
 def test_id_columns_are_checked_up_front() -> None:
@@ -61,12 +82,8 @@ def test_id_columns_are_checked_up_front() -> None:
         RowEncoder(SCHEMA, "missing", True)
     with pytest.raises(ConfigError, match="must be a string or an integer column"):
         RowEncoder(SCHEMA, "at", True)
-    assert (
-        RowEncoder(SCHEMA, "n", True).split(
-            Row(id="a", at=None, price=None, blob=None, inner=None, n=3)
-        )[1]
-        == 3
-    )
+    documents = RowEncoder(SCHEMA, "n", True).documents(batch({"id": "a", "n": 3}, {"id": "b"}))
+    assert [doc_id for _, doc_id in documents] == [3, None]  # a null id: the writer rejects it
 
 
 def test_content_ids_are_stable() -> None:
