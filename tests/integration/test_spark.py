@@ -11,6 +11,7 @@ document once.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import uuid
@@ -30,6 +31,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from sturdysearch import Client  # noqa: E402
 from sturdysearch.spark import register  # noqa: E402
+from sturdysearch.testing import sigv4_route  # noqa: E402
 from sturdysearch.testing.cluster import LocalCluster  # noqa: E402
 
 MAPPING = {
@@ -282,6 +284,125 @@ def test_structured_streaming_writes_each_micro_batch_exactly(
     client.indices.refresh(index=index)
     assert client.count(index=index)["count"] == 297
     client.indices.delete(index=index)
+
+
+# -- security on, SigV4, proxies ---------------------------------------------------------------
+
+
+def route_options(cluster: Any) -> dict[str, str]:
+    """The Spark options that reach ``cluster`` as the suites' ``connection`` does: the CA and
+    the admin of a secured one, SigV4 (the keys come from the environment) through the
+    verifier, squid as the proxy."""
+    options: dict[str, str] = {"url": ",".join(cluster.urls)}
+    if getattr(cluster.spec, "sigv4", False):
+        options |= {"aws_region": sigv4_route.REGION, "aws_service": sigv4_route.SERVICE}
+    if getattr(cluster.spec, "proxy", False):
+        options["proxy"] = cluster.squid.url
+    if cluster.security is not None:
+        security = cluster.security
+        options |= {
+            "ca_certs": security.ca_certs,
+            "user": security.user,
+            "password": security.password,
+        }
+    return options
+
+
+SIGV4_JOB = """
+import os, sys
+os.environ["PYSPARK_PYTHON"] = sys.executable
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+import orjson
+from pyspark.sql import SparkSession, functions as F
+from sturdysearch.spark import register
+options = orjson.loads(sys.argv[1])
+spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+         .config("spark.ui.showConsoleProgress", "false")
+         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+         .getOrCreate())
+register(spark)
+df = spark.range(0, 500, numPartitions=2).select(F.col("id").cast("string").alias("id"))
+write = df.write.format("sturdysearch").mode("append")
+for key, value in options.items():
+    write = write.option(key, value)
+write.save()
+read = spark.read.format("sturdysearch").option("id_column", "_id")
+for key, value in options.items():
+    if key not in ("dead_letter_dir", "id_column", "refresh"):
+        read = read.option(key, value)
+print("READ", read.load().count())
+spark.stop()
+"""
+
+
+@pytest.mark.sturdysearch_secured
+def test_security_on_sigv4_and_proxies(
+    spark: SparkSession,
+    search_cluster: Any,
+    client: Client,
+    connection: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """Write and read back with the options each route needs (through the SigV4 verifier,
+    every signature is checked by botocore's signer; through squid, the requests really went
+    through it: the ``connection`` fixture asserts both)."""
+    options = route_options(search_cluster)
+    index = f"spark-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=index, settings={"number_of_replicas": 0})
+    dlq = tmp_path / "dlq"
+    job = {**options, "index": index, "id_column": "id", "dead_letter_dir": str(dlq)}
+    job["refresh"] = "true"  # searchable once save() returns: the read below sees it all
+    sigv4 = getattr(search_cluster.spec, "sigv4", False)
+    squid = getattr(search_cluster, "squid", None)
+    signed_before = search_cluster.verified if sigv4 else 0
+    proxied_before = len(squid.entries()) if squid is not None else 0
+    if sigv4:
+        # The executors sign with botocore's default chain: the keys go in their environment,
+        # which is fixed when Spark starts, so this job runs in a Spark of its own.
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": sigv4_route.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": sigv4_route.SECRET_KEY,
+            "AWS_SESSION_TOKEN": sigv4_route.SESSION_TOKEN,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        run = subprocess.run(
+            [sys.executable, "-c", SIGV4_JOB, orjson.dumps(job).decode()],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "READ 500" in run.stdout
+        assert sigv4_route.SECRET_KEY not in run.stdout + run.stderr
+    else:
+        df = spark.range(0, 500, numPartitions=2).select(F.col("id").cast("string").alias("id"))
+        write = df.write.format("sturdysearch").mode("append")
+        for key, value in job.items():
+            write = write.option(key, value)
+        write.save()
+        read = spark.read.format("sturdysearch").option("index", index).option("id_column", "_id")
+        for key, value in options.items():
+            read = read.option(key, value)
+        assert read.load().count() == 500
+    _, summary = the_summary(dlq)
+    assert (summary["rows"], summary["indexed"], summary["exact"]) == (500, 500, True)
+    # The tasks' own requests (two bulk requests, the refresh, the reads) were signed and
+    # checked, or went through squid.
+    if sigv4:
+        assert search_cluster.verified >= signed_before + 4
+    if squid is not None:
+        assert len(squid.entries()) >= proxied_before + 4
+    client.indices.refresh(index=index)
+    assert client.count(index=index)["count"] == 500
+    client.indices.delete(index=index)
+    password = getattr(search_cluster.security, "password", None)
+    if password:  # the password is in no report or summary
+        for path in dlq.rglob("*.json"):
+            assert password not in path.read_text()
 
 
 # -- the job scenario ------------------------------------------------------------------------

@@ -45,13 +45,26 @@ PEER_KEYWORDS: dict[str, str] = {
     "es.read.field.include": "fields",
     "es.nodes.wan.only": "url (only the URLs given are used unless sniffing is asked for)",
     "es.ingest.pipeline": "pipeline",
+    "es.net.proxy.http.host": "proxy (http://host:port)",
+    "es.net.proxy.https.host": "proxy (http://host:port)",
     "es.mapping.exclude": "keep_id_column=false (for the id column)",
+    "es.batch.write.refresh": "refresh",
 }
 for _key in list(PEER_KEYWORDS):
     PEER_KEYWORDS["opensearch." + _key[3:]] = PEER_KEYWORDS[_key]
 
 CONNECTION_KEYS = frozenset(
-    {"url", "api_key", "user", "password", "ca_certs", "aws_region", "aws_service", "timeout"}
+    {
+        "url",
+        "api_key",
+        "user",
+        "password",
+        "ca_certs",
+        "aws_region",
+        "aws_service",
+        "proxy",
+        "timeout",
+    }
 )
 WRITE_KEYS = CONNECTION_KEYS | {
     "index",
@@ -67,6 +80,7 @@ WRITE_KEYS = CONNECTION_KEYS | {
     "workers",
     "abort_after",
     "delivery_timeout",
+    "refresh",
 }
 READ_KEYS = CONNECTION_KEYS | {
     "index",
@@ -96,6 +110,7 @@ class Connection:
     ca_certs: str | None = None
     aws_region: str | None = None
     aws_service: str = "es"
+    proxy: str | None = None
     timeout: float = 30.0
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -107,6 +122,8 @@ class Connection:
             kwargs["basic_auth"] = (self.user, self.password or "")
         if self.ca_certs is not None:
             kwargs["ca_certs"] = self.ca_certs
+        if self.proxy is not None:
+            kwargs["proxy"] = self.proxy
         if self.aws_region is not None:
             from sturdysearch.auth import AwsSigV4
 
@@ -127,6 +144,9 @@ class WriteOptions:
     pipeline: str | None = None
     indexer: dict[str, Any] = field(default_factory=dict)
     """``BulkIndexer`` options (``max_actions``, ``max_bytes``, ``workers``...)."""
+    refresh: bool = False
+    """Refresh the index once the job committed, so that what it wrote is searchable at
+    once (elasticsearch-hadoop's ``es.batch.write.refresh``)."""
     stream: str | None = None
     """A streaming query's checkpoint location (or name): it names the query's folder under
     ``dead_letter_dir``, the same in every micro-batch and across restarts."""
@@ -233,6 +253,7 @@ def _connection(opts: _Options) -> Connection:
         ca_certs=ca_certs,
         aws_region=opts.text("aws_region"),
         aws_service=service,
+        proxy=opts.text("proxy"),
         timeout=opts.number("timeout", float) or 30.0,
     )
 
@@ -318,6 +339,7 @@ def parse_write(options: Mapping[str, str]) -> WriteOptions:
         keep_id_column=opts.flag("keep_id_column", True),
         pipeline=opts.text("pipeline"),
         indexer=indexer,
+        refresh=opts.flag("refresh", False),
         stream=opts.text("checkpointlocation") or opts.text("queryname"),
     )
 

@@ -175,7 +175,7 @@ class _Writer:
                     else "a rerun indexes them again (at_least_once: duplicates)"
                 )
             )
-        return summarize(
+        summary = summarize(
             directory,
             reports,
             job=self.job if batch is None else f"{self.job}/batch-{int(batch):06d}",
@@ -184,6 +184,13 @@ class _Writer:
             reason=reason,
             move_superseded=committed,
         )
+        if committed and self.options.refresh:
+            from sturdysearch import Client
+
+            connection = self.options.connection
+            with Client(list(connection.urls), **connection.client_kwargs()) as client:
+                client.indices.refresh(index=self.options.index)
+        return summary
 
 
 class SturdySearchWriter(_Writer, DataSourceArrowWriter):
