@@ -99,7 +99,7 @@ def session(jar: str) -> Any:
 
 
 def frame(spark: Any, rows: int, bad_every: int | None) -> Any:
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     status = (F.col("id") % 5 * 100 + 200).cast("string")
     if bad_every:
@@ -190,7 +190,11 @@ def one(spark: Any, name: str, url: str, rows: int, bad_every: int | None) -> di
         except Exception as exc:  # the job failed: record what it said
             text = str(exc)
             said = next(
-                (line.strip() for line in text.splitlines() if "Could not write" in line or "Bailing" in line),
+                (
+                    line.strip()
+                    for line in text.splitlines()
+                    if "Could not write" in line or "Bailing" in line
+                ),
                 text.splitlines()[0] if text else type(exc).__name__,
             )
             outcome, failed = {"said": f"the job failed: {said[:300]}", "dead_lettered": None}, said
@@ -239,7 +243,9 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     base = summary.get("opensearch-hadoop", {}).get("rows_per_s_median")
     for name in names:
         mine = summary[name]["rows_per_s_median"]
-        summary[name]["ratio_to_opensearch_hadoop"] = round(mine / base, 2) if mine and base else None
+        summary[name]["ratio_to_opensearch_hadoop"] = (
+            round(mine / base, 2) if mine and base else None
+        )
     return summary
 
 

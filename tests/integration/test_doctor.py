@@ -12,10 +12,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
+import time
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,9 +28,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from sturdysearch import Client
+from sturdysearch.testing import sigv4_route
 from sturdysearch.testing.faults import Fault
 from sturdysearch.testing.flavors import Flavor
 from sturdysearch.testing.proxy import FaultProxy
+from sturdysearch.testing.specs import ServerSpec
 from sturdysearch.testing.tls import CertificateSet, TLSProxy
 
 TIMEOUT = "3"
@@ -74,14 +79,28 @@ def doctor(
     return Run(completed, as_json)
 
 
-def connection_args(cluster: Any, *, user: str | None = None) -> list[str]:
-    if getattr(cluster.spec, "sigv4", False) or getattr(cluster.spec, "proxy", False):
-        pytest.skip(
-            "doctor's command line has no SigV4 or proxy options (a client that signs or uses "
-            "a proxy is checked through --factory): through this route it would only repeat "
-            "the direct run, on a node the direct run's tests have changed"
-        )
+ROUTE_SKIP = (
+    "through the SigV4 and proxy routes only the healthy-node run and the secrets check are "
+    "repeated: this test changes and judges the node behind the route, which the direct run "
+    "of the same test covers"
+)
+
+
+def is_route(cluster: Any) -> bool:
+    return bool(getattr(cluster.spec, "sigv4", False) or getattr(cluster.spec, "proxy", False))
+
+
+def connection_args(cluster: Any, *, user: str | None = None, routes: bool = False) -> list[str]:
+    """doctor's options for ``cluster``: the URLs, the CA and credentials of a secured one,
+    ``--aws-region``/``--aws-service`` through the SigV4 verifier (the keys come from
+    :func:`connection_env`), ``--proxy`` through squid."""
+    if is_route(cluster) and not routes:
+        pytest.skip(ROUTE_SKIP)
     args = [arg for url in cluster.urls for arg in ("--url", url)]
+    if getattr(cluster.spec, "sigv4", False):
+        args += ["--aws-region", sigv4_route.REGION, "--aws-service", sigv4_route.SERVICE]
+    if getattr(cluster.spec, "proxy", False):
+        args += ["--proxy", cluster.squid.url]
     if cluster.security is not None:
         security = cluster.security
         args += [
@@ -93,6 +112,21 @@ def connection_args(cluster: Any, *, user: str | None = None) -> list[str]:
     return args
 
 
+def connection_env(cluster: Any) -> dict[str, str]:
+    """The environment doctor's botocore reads the SigV4 verifier's test keys from (and no
+    profile file or instance metadata)."""
+    if not getattr(cluster.spec, "sigv4", False):
+        return {}
+    return {
+        "AWS_ACCESS_KEY_ID": sigv4_route.ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": sigv4_route.SECRET_KEY,
+        "AWS_SESSION_TOKEN": sigv4_route.SESSION_TOKEN,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 @pytest.fixture
 def admin(search_cluster: Any) -> Iterator[Client]:
     with Client(search_cluster.urls, **search_cluster.client_options()) as client:
@@ -101,11 +135,15 @@ def admin(search_cluster: Any) -> Iterator[Client]:
 
 @pytest.mark.sturdysearch_secured
 def test_a_healthy_node(search_cluster: Any) -> None:
-    run = doctor(*connection_args(search_cluster))
+    sigv4 = getattr(search_cluster.spec, "sigv4", False)
+    squid = getattr(search_cluster, "squid", None)
+    verified_before = search_cluster.verified if sigv4 else 0
+    proxied_before = len(squid.entries()) if squid is not None else 0
+    run = doctor(*connection_args(search_cluster, routes=True), env=connection_env(search_cluster))
     node = search_cluster.urls[0]
     for finding_id in ("reach.dns", "reach.tcp", "reach.http", "reach.latency"):
-        assert run.status(finding_id, node) == "ok"
-    for finding_id in (
+        assert run.status(finding_id, node) == "ok", run.finding(finding_id)
+    healthy = (
         "identity.server",
         "identity.versions",
         "identity.dialect",
@@ -126,9 +164,18 @@ def test_a_healthy_node(search_cluster: Any) -> None:
         "capacity.rejections",
         "capacity.connections",
         "tls.redirect",
-    ):
-        assert run.status(finding_id) == "ok", run.finding(finding_id)
-    if search_cluster.security is None:
+    )
+    not_ok = [run.finding(finding_id) for finding_id in healthy if run.status(finding_id) != "ok"]
+    assert not not_ok, (not_ok, shards(search_cluster))
+    if sigv4:
+        # Every call signed and verified; the probes' unsigned GET / refused (403).
+        assert "sigv4" in run.finding("auth.scheme")["summary"]
+        assert run.status("auth.credentials") == "ok"
+        assert run.status("auth.security") == "ok"
+        assert run.finding("reach.http")["summary"].endswith("(HTTP 403)")
+        assert search_cluster.verified > verified_before
+        assert run.code == 1  # the harness turns the disk thresholds off (capacity.disk)
+    elif search_cluster.security is None:
         assert run.status("auth.security") == "warn"
         assert run.status("tls.plaintext") == "ok"  # loopback
         assert run.code == 1
@@ -138,22 +185,38 @@ def test_a_healthy_node(search_cluster: Any) -> None:
         assert "admin" in run.finding("auth.whoami")["summary"]
         for finding_id in ("tls.verify", "tls.chain", "tls.hostname", "tls.expiry", "tls.version"):
             assert run.status(finding_id) == "ok"
+    if squid is not None:
+        # The probes and the checks went through squid, and the times say so.
+        assert f"via proxy {squid.url}" in run.finding("reach.tcp")["summary"]
+        assert squid.url in run.finding("config.proxy")["summary"]
+        squid.wait_for(lambda entries: len(entries) > proxied_before + 10)
     # The deprecation API is missing from integration builds and from OpenSearch.
-    assert run.status("upgrade.deprecations") in ("ok", "unknown", "warn")
+    assert run.status("upgrade.deprecations") == "unknown"
+
+
+def shards(cluster: Any) -> Any:
+    """The cluster's shards, for a failure message (what another test left behind)."""
+    with Client(cluster.urls, **cluster.client_options()) as client:
+        return client.request("GET", "/_cat/shards", params={"format": "json"}).body
 
 
 @pytest.mark.sturdysearch_secured
 def test_the_table_fits_80_columns_and_no_secret_is_printed(search_cluster: Any) -> None:
-    table = doctor(*connection_args(search_cluster), as_json=False)
+    args = connection_args(search_cluster, routes=True)
+    env = connection_env(search_cluster)
+    table = doctor(*args, as_json=False, env=env)
     assert table.code in (0, 1), table.stderr
     lines = table.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert "reach.tcp" in table.stdout and f"exit {table.code}" in lines[-1]
-    if search_cluster.security is not None:
-        password = search_cluster.security.password
-        as_json = doctor(*connection_args(search_cluster))
+    secrets = [search_cluster.security.password] if search_cluster.security is not None else []
+    if env:
+        secrets += [sigv4_route.SECRET_KEY, sigv4_route.SESSION_TOKEN]
+    if secrets:
+        as_json = doctor(*args, env=env)
         for output in (table.stdout, table.stderr, as_json.stdout, as_json.stderr):
-            assert password not in output
+            for secret in secrets:
+                assert secret not in output
 
 
 def test_a_blackholed_node_alone_cannot_be_checked(proxy: FaultProxy) -> None:
@@ -294,12 +357,13 @@ def test_disk_watermarks(search_cluster: Any, admin: Client) -> None:
 
 @pytest.mark.sturdysearch_secured
 def test_an_unassigned_replica_is_explained(search_cluster: Any, admin: Client) -> None:
+    args = connection_args(search_cluster)
     name = f"doctor-{uuid.uuid4().hex[:8]}"
     admin.request(
         "PUT", f"/{name}", body={"settings": {"number_of_shards": 1, "number_of_replicas": 1}}
     )
     try:
-        run = doctor(*connection_args(search_cluster))
+        run = doctor(*args)
     finally:
         admin.request("DELETE", f"/{name}")
     # _cluster/health says yellow; Elasticsearch's health report (8.7+) counts a replica that
@@ -313,13 +377,14 @@ def test_an_unassigned_replica_is_explained(search_cluster: Any, admin: Client) 
 
 @pytest.mark.sturdysearch_secured
 def test_read_only_indices(search_cluster: Any, admin: Client) -> None:
+    args = connection_args(search_cluster)
     name = f"doctor-{uuid.uuid4().hex[:8]}"
     admin.request("PUT", f"/{name}", body={"settings": {"number_of_replicas": 0}})
     try:
         admin.request(
             "PUT", f"/{name}/_settings", body={"index.blocks.read_only_allow_delete": True}
         )
-        run = doctor(*connection_args(search_cluster))
+        run = doctor(*args)
     finally:
         admin.request("DELETE", f"/{name}")
     assert run.status("capacity.read_only") == "fail"
@@ -328,6 +393,7 @@ def test_read_only_indices(search_cluster: Any, admin: Client) -> None:
 
 @pytest.mark.sturdysearch_secured
 def test_bulk_readiness_of_an_index(search_cluster: Any, admin: Client) -> None:
+    args = connection_args(search_cluster)  # first: a skip must not leave indices behind
     ready, loose = (f"doctor-{uuid.uuid4().hex[:8]}" for _ in range(2))
     pipeline = f"doctor-{uuid.uuid4().hex[:8]}"
     admin.request("PUT", f"/_ingest/pipeline/{pipeline}", body={"processors": []})
@@ -355,7 +421,6 @@ def test_bulk_readiness_of_an_index(search_cluster: Any, admin: Client) -> None:
             "mappings": {"properties": {"a": {"type": "keyword"}, "b": {"type": "long"}}},
         },
     )
-    args = connection_args(search_cluster)
     try:
         good = doctor(*args, "--index", ready)
         bad = doctor(*args, "--index", loose)
@@ -487,6 +552,65 @@ def burst(url: str, index: str) -> int:
     return 0
 
 
+BREAKER = "indices.breaker.request.limit"
+
+
+def test_a_tripped_circuit_breaker(cramped: Any) -> None:
+    """The request breaker lowered to 1 byte: an aggregation trips it (429); restored, the
+    trip stays counted in the node's stats."""
+    url = cramped.urls[0]
+    name = "doctor-breaker"
+    with Client([url], retry=None) as admin:
+        admin.request(
+            "PUT",
+            f"/{name}",
+            body={
+                "settings": {"number_of_replicas": 0},
+                "mappings": {"properties": {"tag": {"type": "keyword"}}},
+            },
+        )
+        for i in range(20):
+            admin.request("PUT", f"/{name}/_doc/{i}", body={"tag": f"t{i % 5}"})
+        admin.request("POST", f"/{name}/_refresh")
+        before = doctor("--url", url)
+        try:
+            admin.request("PUT", "/_cluster/settings", body={"persistent": {BREAKER: "1b"}})
+            tripped = admin.request(
+                "POST",
+                f"/{name}/_search",
+                body={"size": 0, "aggs": {"tags": {"terms": {"field": "tag"}}}},
+                ignore=(429, 500, 503),
+            )
+        finally:
+            admin.request("PUT", "/_cluster/settings", body={"persistent": {BREAKER: None}})
+            admin.request("DELETE", f"/{name}")
+    assert "circuit_breaking_exception" in json.dumps(tripped.body), tripped.body
+    after = doctor("--url", url)
+    assert before.status("capacity.breakers") == "ok"
+    assert after.status("capacity.breakers") == "warn"
+    assert "request" in after.finding("capacity.breakers")["summary"]
+
+
+SNIFFING_FACTORY = """
+from sturdysearch import Client
+
+
+def client():
+    return Client({urls!r}, sniff_on_node_failure=True)
+"""
+
+
+def test_a_sniffing_client_and_an_unreachable_published_address(
+    cramped: Any, tmp_path: Path
+) -> None:
+    """The node publishes an address nobody answers on: a warning for a client that does
+    not sniff (the test below), a failure for one that does."""
+    (tmp_path / "doctor_sniff.py").write_text(SNIFFING_FACTORY.format(urls=cramped.urls))
+    run = doctor("--factory", "doctor_sniff:client", cwd=tmp_path)
+    assert run.status("discovery.publish") == "fail"
+    assert "which sniffs" in run.finding("discovery.publish")["meaning"]
+
+
 def test_write_rejections_and_unreachable_published_addresses(cramped: Any) -> None:
     url = cramped.urls[0]
     before = doctor("--url", url)
@@ -555,3 +679,210 @@ def test_api_key_expiry(secured_cluster: Any) -> None:
 
 def secured_cluster_urls(cluster: Any) -> Sequence[str]:
     return [arg for url in cluster.urls for arg in ("--url", url)]
+
+
+# -- the remaining findings, each made to trigger --------------------------------------------
+
+ROOT = r"^/(\?.*)?$"
+"""``GET /`` as the proxy sees its target (the probes' and ``info()``'s request)."""
+
+
+def test_an_unresolvable_host() -> None:
+    run = doctor("--url", "http://doctor-no-such-host.invalid:9200", "--timeout", "1")
+    assert run.status("reach.dns") == "fail"
+    assert "cannot resolve doctor-no-such-host.invalid" in run.finding("reach.dns")["summary"]
+    assert run.code == 3
+
+
+def test_https_to_a_plain_http_port(node_url: str) -> None:
+    url = node_url.replace("http://", "https://", 1)
+    run = doctor("--url", url)
+    assert run.status("reach.tcp", url) == "ok"
+    assert run.status("reach.tls", url) == "fail"
+    assert "WRONG_VERSION_NUMBER" in run.finding("reach.tls")["summary"]
+    assert run.code == 3
+
+
+SLOW_FACTORY = """
+from sturdysearch import Client
+
+
+def client():
+    return Client({urls!r}, read_timeout=2)
+"""
+
+
+def test_a_slow_path(proxy: FaultProxy, tmp_path: Path) -> None:
+    """Every GET / held back 1.2 s (the probes' series, and info()): p95 above 1 s, and,
+    for a client whose read_timeout is 2 s, a first byte slower than half of it."""
+    proxy.set_fault(Fault.latency(1.2).matching(method="GET", path_regex=ROOT))
+    (tmp_path / "doctor_slow.py").write_text(SLOW_FACTORY.format(urls=[proxy.url]))
+    run = doctor("--factory", "doctor_slow:client", cwd=tmp_path)
+    assert run.status("reach.latency", proxy.url) == "warn"
+    assert run.finding("reach.latency")["details"]["p95"] >= 1.2
+    assert run.status("reach.http", proxy.url) == "warn"
+    assert "over half of read_timeout=2 s" in run.finding("reach.http")["summary"]
+
+
+def test_credentials_in_clear_to_another_host() -> None:
+    """Judged from the configuration, before any probe: the host need not even resolve."""
+    target = "http://search.doctor-test.invalid:9200"
+    with_credentials = doctor("--url", target, "--user", "app:in-clear-pw", "--timeout", "1")
+    anonymous = doctor("--url", target, "--timeout", "1")
+    assert with_credentials.status("tls.plaintext") == "fail"
+    assert "in clear" in with_credentials.finding("tls.plaintext")["summary"]
+    assert "in-clear-pw" not in with_credentials.stdout + with_credentials.stderr
+    assert anonymous.status("tls.plaintext") == "warn"
+    assert with_credentials.code == anonymous.code == 3  # nothing could be reached
+
+
+INSECURE_FACTORY = """
+from sturdysearch import Client
+
+
+def client():
+    return Client({urls!r}, dangerously_skip_tls_verify=True)
+"""
+
+
+def test_verification_turned_off(
+    node_url: str, certificates: CertificateSet, tmp_path: Path
+) -> None:
+    with TLSProxy(node_url, cert=certificates.unknown_ca) as p:
+        (tmp_path / "doctor_insecure.py").write_text(INSECURE_FACTORY.format(urls=[p.url]))
+        run = doctor("--factory", "doctor_insecure:client", cwd=tmp_path)
+    assert run.status("tls.verify") == "warn"
+    assert "VERIFICATION IS OFF" in run.finding("tls.verify")["summary"]
+    assert run.status("tls.chain") == "ok"  # not checked: nothing is
+    assert run.status("identity.server") == "ok"  # and the calls went through
+
+
+def redirect(status: int, location: str) -> Fault:
+    return Fault.status(status, headers={"Location": location}, body=b"").matching(
+        method="GET", path_regex=ROOT
+    )
+
+
+def test_redirects(node_url: str, certificates: CertificateSet, ca_file: str) -> None:
+    with FaultProxy(node_url) as p:
+        p.set_fault(redirect(301, "http://search.example.com:9200/"))
+        moved = doctor("--url", p.url)
+    with TLSProxy(node_url, cert=certificates.server) as p:
+        p.set_fault(redirect(302, "http://search.example.com:9200/"))
+        downgraded = doctor("--url", p.url, "--ca-certs", ca_file)
+    assert moved.status("tls.redirect") == "warn"
+    assert "search.example.com" in moved.finding("tls.redirect")["summary"]
+    assert downgraded.status("tls.redirect") == "fail"  # https to http: credentials in clear
+    assert "in clear" in downgraded.finding("tls.redirect")["meaning"]
+
+
+def test_a_node_that_offers_only_tls_1_1(
+    node_url: str, certificates: CertificateSet, ca_file: str
+) -> None:
+    with warnings.catch_warnings():  # TLSv1_1 is deprecated: the node under test is old
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = ssl.TLSVersion.TLSv1_1
+    with TLSProxy(node_url, cert=certificates.server, maximum_version=old) as p:
+        run = doctor("--url", p.url, "--ca-certs", ca_file)
+    assert run.status("reach.tls") == "fail"  # the client's handshake is refused...
+    assert run.status("tls.version") == "fail"  # ...and doctor says why
+    assert "only TLSv1.1" in run.finding("tls.version")["summary"]
+
+
+def test_heap_thresholds_against_the_real_heap(node_url: str) -> None:
+    """The node's real heap_used_percent judged against thresholds below it: no test can
+    hold a real node's heap above 85 % (the breakers exist to prevent it), but every live
+    JVM uses more than 1 %."""
+    warned = doctor("--url", node_url, "--heap-warn", "1")
+    failed = doctor("--url", node_url, "--heap-warn", "1", "--heap-fail", "1")
+    assert warned.status("capacity.heap") == "warn"
+    assert "warns at 1%, fails at 95%" in warned.finding("capacity.heap")["summary"]
+    assert failed.status("capacity.heap") == "fail"
+    assert failed.code == 2
+    assert doctor("--url", node_url, "--heap-warn", "0").code == 3  # not a percentage
+
+
+SHARDS = "cluster.max_shards_per_node"
+
+
+def put_shard_limit(client: Client, limit: int | None) -> None:
+    client.request("PUT", "/_cluster/settings", body={"persistent": {SHARDS: limit}})
+
+
+def test_shards_near_and_at_the_limit(node_url: str) -> None:
+    name = f"doctor-{uuid.uuid4().hex[:8]}"
+    with Client([node_url]) as admin:
+        admin.request(
+            "PUT",
+            f"/{name}",
+            body={"settings": {"number_of_shards": 6, "number_of_replicas": 0}},
+            params={"wait_for_active_shards": "all"},
+        )
+        try:
+            health = admin.request("GET", "/_cluster/health").body
+            shards = int(health["active_shards"]) + int(health["unassigned_shards"])
+            assert shards >= 6
+            put_shard_limit(admin, shards + 1)  # above 85 %, below the limit
+            near = doctor("--url", node_url)
+            put_shard_limit(admin, shards)
+            full = doctor("--url", node_url)
+        finally:
+            put_shard_limit(admin, None)
+            admin.request("DELETE", f"/{name}")
+    assert near.status("capacity.shards") == "warn"
+    assert f"{shards} shards of {shards + 1} allowed" in near.finding("capacity.shards")["summary"]
+    assert full.status("capacity.shards") == "fail"
+
+
+@pytest.mark.sturdysearch_integration
+def test_urls_of_two_different_clusters(
+    sturdy_servers: tuple[ServerSpec, ...], sturdy_cluster_pool: Any
+) -> None:
+    plain = list(dict.fromkeys(s for s in sturdy_servers if s.is_plain))
+    if len(plain) < 2:
+        pytest.skip(
+            "needs two different plain servers in STURDY_TEST_SERVERS (such as the default "
+            "opensearch:2.19.6,elasticsearch:9.5.4): doctor is given one URL of each"
+        )
+    first, second = (sturdy_cluster_pool.shared(spec) for spec in plain[:2])
+    run = doctor("--url", first.urls[0], "--url", second.urls[0])
+    versions = run.finding("identity.versions")
+    assert versions["status"] == "fail"
+    assert "different clusters" in versions["summary"]
+    for spec in plain[:2]:
+        assert f"{spec.flavor.value} {spec.version}" in versions["summary"]
+
+
+def wait_for_no_master(cluster: Any, deadline: float) -> None:
+    """Polls the first node until it answers that no master is elected (the condition, not
+    a delay): 503 once its wait for one (1 s) runs out; Elasticsearch 9.5.4 answers 500
+    (a null_pointer_exception in _cat/master) instead."""
+    renamed = cluster.spec.flavor is Flavor.OPENSEARCH and cluster.spec.major >= 2
+    wait = "cluster_manager_timeout" if renamed else "master_timeout"
+    with Client([cluster.urls[0]], retry=None) as client:
+        while time.monotonic() < deadline:
+            answer = client.request(
+                "GET", "/_cat/master", params={"format": "json", wait: "1s"}, ignore=(500, 503)
+            )
+            if answer.meta.status in (500, 503):
+                return
+            threading.Event().wait(0.2)  # between polls of the condition
+    raise AssertionError(f"{cluster.urls[0]} still has a master")
+
+
+@pytest.mark.slow
+def test_a_cluster_without_a_master(cluster_factory: Any) -> None:
+    """Three nodes, two stopped: the last one has no quorum and elects nobody."""
+    cluster = cluster_factory(nodes=3)
+    try:
+        url = cluster.urls[0]
+        before = doctor("--url", url)
+        cluster.stop_node(1)
+        cluster.stop_node(2)
+        wait_for_no_master(cluster, time.monotonic() + 60)
+        after = doctor("--url", url)
+    finally:
+        cluster.close()
+    assert before.status("cluster.master") == "ok"
+    assert after.status("cluster.master") == "fail"
+    assert after.code == 2

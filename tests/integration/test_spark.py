@@ -63,8 +63,11 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.pyspark.python", sys.executable)
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.session.timeZone", "UTC")
-        # Small Arrow batches: a task that fails mid-partition has written part of it.
+        # Small Arrow batches and stream buffers between the JVM and the Python workers: rows
+        # reach the writer while its partition is still being produced, so a task that fails
+        # mid-partition has written part of it.
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "200")
+        .config("spark.buffer.size", "4096")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -452,22 +455,39 @@ def job_scenario(spark: SparkSession, cluster: LocalCluster, n: int, tmp_path: P
     kill_at = 8 * per_partition + per_partition // 2  # mid partition 8
     fifo = switch.path
 
-    def upstream(value: str) -> str:
-        """A flaky upstream step: fails once in partition 5's first attempt; in partition
-        8 it tells the test to kill a node."""
+    first_of_five = str(5 * per_partition)
+    node = cluster.urls[0]
+    schema = rows(spark, 1).schema
+
+    def upstream(batches: Iterator[Any]) -> Iterator[Any]:
+        """A flaky upstream step (Arrow batches in, the same out): fails once, late in
+        partition 5's first attempt, once that attempt has indexed its first rows (so the
+        retry has documents to overwrite); in partition 8 it tells the test to kill a node."""
+        import time
+        import urllib.error
+        import urllib.request
+
         from pyspark import TaskContext
 
-        i = int(value)
         context = TaskContext.get()
-        if i == fail_at and context is not None and context.attemptNumber() == 0:
-            raise RuntimeError(f"upstream failure at row {i} (first attempt only)")
-        if i == kill_at and context is not None and context.attemptNumber() == 0:
-            with open(fifo, "wb", buffering=0) as f:
-                f.write(b"k")
-        return value
+        first = context is not None and context.attemptNumber() == 0
+        for batch in batches:
+            ids = batch.column(0).to_pylist()
+            if first and str(fail_at) in ids:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:  # a realtime GET: no refresh needed
+                    try:
+                        urllib.request.urlopen(f"{node}/{index}/_doc/{first_of_five}", timeout=5)
+                        break
+                    except urllib.error.HTTPError:  # 404: not indexed yet
+                        time.sleep(0.05)
+                raise RuntimeError(f"upstream failure at row {fail_at} (first attempt only)")
+            if first and str(kill_at) in ids:
+                with open(fifo, "wb", buffering=0) as f:
+                    f.write(b"k")
+            yield batch
 
-    flaky = F.udf(upstream, "string", useArrow=False)
-    df = rows(spark, n).withColumn("id", flaky(F.col("id")))
+    df = rows(spark, n).mapInArrow(upstream, schema)
     dlq = tmp_path / "dlq"
     try:
         writer(df, cluster.urls, index, dlq).save()
@@ -481,6 +501,10 @@ def job_scenario(spark: SparkSession, cluster: LocalCluster, n: int, tmp_path: P
     assert summary["indexed"] == n - len(bad) and summary["dead_lettered"] == len(bad)
     superseded = {(a["partition"], a["attempt"]) for a in summary["superseded_attempts"]}
     assert (5, 0) in superseded, summary["superseded_attempts"]
+    # The failed attempt had indexed part of its partition; the retry overwrote it.
+    assert summary["indexed_by_other_attempts"] > 0, summary["superseded_attempts"]
+    (retry,) = [t for t in summary["tasks"] if t["partition"] == 5]
+    assert retry["attempt"] == 1 and retry["updated"] > 0
     assert summary["retried_requests"] > 0  # the killed node's requests went elsewhere
     dead = dead_ids(job)
     assert len(dead) == len(set(dead)) and set(dead) == bad

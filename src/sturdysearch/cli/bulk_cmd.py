@@ -181,7 +181,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
-    """Flags first, then the environment; raises ``CliError`` with what to pass."""
+    """Flags first, then the environment; raises ``CliError`` with what to pass. ``args`` may
+    lack the indexer flags (``doctor`` and ``demo`` pass only the connection ones)."""
     env = dict(os.environ) if env is None else env
     urls = list(args.url) or [u.strip() for u in env.get(URL_ENV, "").split(",") if u.strip()]
     if not urls:
@@ -193,27 +194,32 @@ def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -
         if not sep:
             raise CliError("--user must be name:password")
         basic_auth = (name, password)
+
+    def flag(name: str) -> Any:
+        return getattr(args, name, None)
+
     options: dict[str, Any] = {}
-    if args.workers is not None:
-        options["workers"] = args.workers
-    if args.batch_mb is not None:
-        options["max_bytes"] = int(args.batch_mb * 1024 * 1024)
-    if args.batch_actions is not None:
-        options["max_actions"] = args.batch_actions
-    if args.abort_after is not None:
-        options["abort_after"] = args.abort_after
+    if flag("workers") is not None:
+        options["workers"] = flag("workers")
+    if flag("batch_mb") is not None:
+        options["max_bytes"] = int(flag("batch_mb") * 1024 * 1024)
+    if flag("batch_actions") is not None:
+        options["max_actions"] = flag("batch_actions")
+    if flag("abort_after") is not None:
+        options["abort_after"] = flag("abort_after")
     _check_options(options)
-    if args.dead_letter:
-        options["dead_letter"] = args.dead_letter
-    if args.ca_certs and not os.path.isfile(args.ca_certs):
-        raise CliError(f"--ca-certs {args.ca_certs}: no such file")
+    if flag("dead_letter"):
+        options["dead_letter"] = flag("dead_letter")
+    ca_certs = flag("ca_certs")
+    if ca_certs and not os.path.isfile(ca_certs):
+        raise CliError(f"--ca-certs {ca_certs}: no such file")
     return Settings(
         urls=urls,
         api_key=args.api_key or env.get(API_KEY_ENV),
         basic_auth=basic_auth,
-        ca_certs=args.ca_certs,
+        ca_certs=ca_certs,
         options=options,
-        progress=not args.no_progress,
+        progress=not flag("no_progress"),
     )
 
 

@@ -43,8 +43,11 @@ def check_auth(ctx: Context) -> list[Finding]:
     if len(paths) > 1 and not answer.ok and answer.status not in (401, 403):
         answer = ctx.get(paths[1])
     statuses = [p.status for p in ctx.probes.values() if p.status is not None]
-    anonymous_refused = (401 in statuses) if statuses else None
-    return judge_auth(scheme_of(ctx.config), answer, anonymous_refused)
+    scheme = scheme_of(ctx.config)
+    # AWS refuses an unsigned request with 403 (a 401 only with fine-grained access control).
+    refusals = (401, 403) if scheme == "sigv4" else (401,)
+    anonymous_refused = any(s in refusals for s in statuses) if statuses else None
+    return judge_auth(scheme, answer, anonymous_refused)
 
 
 def judge_auth(scheme: str | None, answer: Answer, anonymous_refused: bool | None) -> list[Finding]:
@@ -82,6 +85,20 @@ def judge_auth(scheme: str | None, answer: Answer, anonymous_refused: bool | Non
             ),
             ok("auth.security", "security is on: requests need credentials"),
         ]
+    if answer.status == 403 and scheme == "sigv4" and _refused_signature(answer):
+        return [
+            Finding(
+                "auth.credentials",
+                "fail",
+                f"the server refused the signature (403): {answer.error_text()[:120]}",
+                "AWS answers 403 when the SigV4 signature does not check out: wrong or expired "
+                "keys, a region or service other than the endpoint's, a clock far off, or a "
+                "proxy that changed a signed part of the request.",
+                "Check the credentials botocore finds (aws sts get-caller-identity), the region "
+                "in the endpoint's host name, --aws-service (es or aoss) and the clock (NTP).",
+            ),
+            ok("auth.security", "requests must be signed"),
+        ]
     if answer.status == 403:
         return [
             ok("auth.credentials", "accepted (the server knows who we are)"),
@@ -92,6 +109,17 @@ def judge_auth(scheme: str | None, answer: Answer, anonymous_refused: bool | Non
                 "Grant the user the privileges doctor and the application need.",
             ),
             ok("auth.security", "security is on: requests need credentials"),
+        ]
+    if scheme == "sigv4" and anonymous_refused:
+        # The requests are signed and answered (identity.server got through): the signature
+        # is the credential, and the unsigned probe was refused.
+        return [
+            ok(
+                "auth.credentials",
+                f"signed requests are accepted (the who-am-I API answered HTTP {answer.status}: "
+                "no user database to ask)",
+            ),
+            ok("auth.security", "unsigned requests are refused: every request must be signed"),
         ]
     if anonymous_refused:
         return [
@@ -120,6 +148,16 @@ def judge_auth(scheme: str | None, answer: Answer, anonymous_refused: bool | Non
         )
     )
     return findings
+
+
+_SIGNATURE_REFUSED = ("signature", "security token", "authentication token", "credential")
+"""Words of AWS's 403 answers about the signature itself, as opposed to a missing privilege
+("User: arn:... is not authorized to perform: es:ESHttpGet")."""
+
+
+def _refused_signature(answer: Answer) -> bool:
+    text = answer.error_text().lower()
+    return any(marker in text for marker in _SIGNATURE_REFUSED)
 
 
 def _anonymous_allowed(user: str) -> Finding:

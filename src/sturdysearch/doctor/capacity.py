@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from sturdysearch.doctor.cluster import get_health
 from sturdysearch.doctor.context import Answer, Context, nodes_of, refused
 from sturdysearch.doctor.findings import Finding, ok
 
@@ -226,7 +227,7 @@ def judge_blocks(index_body: Any, settings: Any) -> Finding:
 
 
 def check_shards(ctx: Context) -> list[Finding]:
-    health = ctx.get("/_cluster/health")
+    health = get_health(ctx)
     if not health.ok:
         return [refused("capacity.shards", health, "_cluster/health")]
     settings = ctx.get("/_cluster/settings", _SETTINGS_PARAMS)
@@ -258,10 +259,14 @@ def check_jvm(ctx: Context) -> list[Finding]:
     answer = ctx.get("/_nodes/stats/jvm")
     if not answer.ok:
         return [refused("capacity.heap", answer, "_nodes/stats/jvm")]
-    return [judge_heap(answer.body), judge_gc(answer.body)]
+    options = ctx.options
+    return [
+        judge_heap(answer.body, warn=options.heap_warn, fail=options.heap_fail),
+        judge_gc(answer.body, warn_fraction=options.gc_warn / 100),
+    ]
 
 
-def judge_heap(body: Any) -> Finding:
+def judge_heap(body: Any, *, warn: float = HEAP_WARN, fail: float = HEAP_FAIL) -> Finding:
     levels = {
         str(info.get("name")): int(
             ((info.get("jvm") or {}).get("mem") or {}).get("heap_used_percent") or 0
@@ -272,21 +277,21 @@ def judge_heap(body: Any) -> Finding:
         return Finding("capacity.heap", "unknown", "no JVM stats")
     _node, top = max(levels.items(), key=lambda item: item[1])
     summary = ", ".join(f"{n} {p}%" for n, p in sorted(levels.items()))
-    if top >= HEAP_WARN:
+    if top >= warn or top >= fail:
         return Finding(
             "capacity.heap",
-            "fail" if top >= HEAP_FAIL else "warn",
-            f"heap used: {summary}",
+            "fail" if top >= fail else "warn",
+            f"heap used: {summary} (warns at {warn:g}%, fails at {fail:g}%)",
             "A heap this full means long garbage collections and circuit breakers answering "
             "429; past it the node runs out of memory.",
             "Find what holds memory (too many shards, large aggregations, fielddata on text "
             "fields); give the node more heap (up to half the RAM, below 32 GB) or more nodes.",
-            details={"heap_used_percent": levels},
+            details={"heap_used_percent": levels, "warn": warn, "fail": fail},
         )
     return ok("capacity.heap", f"heap used: {summary}", heap_used_percent=levels)
 
 
-def judge_gc(body: Any) -> Finding:
+def judge_gc(body: Any, *, warn_fraction: float = GC_WARN_FRACTION) -> Finding:
     shares: dict[str, float] = {}
     for info in nodes_of(body).values():
         jvm = info.get("jvm") or {}
@@ -300,7 +305,7 @@ def judge_gc(body: Any) -> Finding:
         return Finding("capacity.gc", "unknown", "no GC stats")
     _node, top = max(shares.items(), key=lambda item: item[1])
     summary = ", ".join(f"{n} {s:.1%}" for n, s in sorted(shares.items()))
-    if top >= GC_WARN_FRACTION:
+    if top >= warn_fraction:
         return Finding(
             "capacity.gc",
             "warn",

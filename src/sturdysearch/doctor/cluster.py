@@ -23,15 +23,55 @@ def has_health_report(ctx: Context) -> bool:
     return ctx.flavor == "elasticsearch" and version is not None and version >= HEALTH_REPORT_SINCE
 
 
+def health_params(ctx: Context) -> dict[str, str]:
+    """``_cluster/health`` asks the master: bounded by :func:`master_wait` so that a cluster
+    without one answers 503 within the check's deadline."""
+    return {master_timeout_param(ctx): f"{master_wait(ctx)}ms"}
+
+
+def get_health(ctx: Context) -> Answer:
+    return ctx.get("/_cluster/health", health_params(ctx))
+
+
+def master_indicator(ctx: Context) -> Mapping[str, Any] | None:
+    """The health report's ``master_is_stable`` indicator with its details (the current
+    master), or ``None`` without a health report."""
+    answer = ctx.get("/_health_report/master_is_stable")
+    if not answer.ok or not isinstance(answer.body, Mapping):
+        return None
+    indicator = (answer.body.get("indicators") or {}).get("master_is_stable")
+    return indicator if isinstance(indicator, Mapping) else None
+
+
 def check_health(ctx: Context) -> list[Finding]:
     if has_health_report(ctx):
         answer = ctx.get("/_health_report", {"verbose": "false"})
         if answer.ok:
-            return [judge_health_report(answer.body)]
-    return [judge_cluster_health(ctx.get("/_cluster/health"))]
+            return [judge_health_report(answer.body, master_indicator(ctx))]
+    return [judge_cluster_health(get_health(ctx))]
 
 
-def judge_health_report(body: Any) -> Finding:
+def no_current_master(indicator: Mapping[str, Any] | None) -> bool:
+    """The indicator names no current master. Elasticsearch 9.5.4's report stays green for a
+    while after the master is lost, with ``current_master.node_id`` null."""
+    if indicator is None:
+        return False
+    details = indicator.get("details")
+    current = details.get("current_master") if isinstance(details, Mapping) else None
+    return isinstance(current, Mapping) and current.get("node_id") is None
+
+
+def judge_health_report(body: Any, master: Mapping[str, Any] | None = None) -> Finding:
+    if no_current_master(master):
+        return Finding(
+            "cluster.health",
+            "fail",
+            f"no elected master (the health report says {body.get('status')}, but names no "
+            "current master)",
+            "Without a master the cluster cannot change its state and refuses writes "
+            "(cluster.no_master_block); the health report's own status lags behind.",
+            "See cluster.master.",
+        )
     status = str(body.get("status")) if isinstance(body, Mapping) else "unknown"
     indicators = body.get("indicators") if isinstance(body, Mapping) else None
     sick = []
@@ -57,6 +97,15 @@ def judge_health_report(body: Any) -> Finding:
 
 
 def judge_cluster_health(answer: Answer) -> Finding:
+    if answer.status == 503 and "not_discovered" in str(answer.body):
+        return Finding(
+            "cluster.health",
+            "fail",
+            f"no elected master: _cluster/health cannot answer ({answer.error_text()})",
+            "Without a master the cluster cannot report its health, change its state or "
+            "accept writes (cluster.no_master_block).",
+            "See cluster.master.",
+        )
     if not answer.ok:
         return refused("cluster.health", answer, "_cluster/health")
     body = answer.body
@@ -86,7 +135,7 @@ def judge_cluster_health(answer: Answer) -> Finding:
 
 
 def check_unassigned(ctx: Context) -> list[Finding]:
-    health = ctx.get("/_cluster/health")
+    health = get_health(ctx)
     if not health.ok:
         return [refused("cluster.unassigned", health, "_cluster/health")]
     if not health.body.get("unassigned_shards"):
@@ -142,17 +191,32 @@ def _deciders(body: Mapping[str, Any]) -> list[str]:
 
 def check_master(ctx: Context) -> list[Finding]:
     if has_health_report(ctx):
-        answer = ctx.get("/_health_report", {"verbose": "false"})
-        if answer.ok:
-            indicator = (answer.body.get("indicators") or {}).get("master_is_stable")
-            if isinstance(indicator, Mapping):
-                return [judge_master_indicator(indicator)]
-    return [judge_cat_master(ctx.get("/_cat/master", {"format": "json"}))]
+        indicator = master_indicator(ctx)
+        if indicator is not None:
+            return [judge_master_indicator(indicator)]
+    params = {"format": "json", master_timeout_param(ctx): f"{master_wait(ctx)}ms"}
+    return [judge_cat_master(ctx.get("/_cat/master", params))]
+
+
+def master_timeout_param(ctx: Context) -> str:
+    """OpenSearch 2.0+ renamed ``master_timeout`` (the old name is deprecated there)."""
+    version = ctx.version
+    if ctx.flavor == "opensearch" and version is not None and version >= (2, 0, 0):
+        return "cluster_manager_timeout"
+    return "master_timeout"
+
+
+def master_wait(ctx: Context) -> int:
+    """Milliseconds the server may wait for a master: half of the check's bound, so that a
+    cluster without one answers 503 (judged) instead of the request running out of time."""
+    return max(100, int(ctx.options.timeout * 500))
 
 
 def judge_master_indicator(indicator: Mapping[str, Any]) -> Finding:
     status = str(indicator.get("status"))
     symptom = str(indicator.get("symptom"))
+    if no_current_master(indicator):
+        status, symptom = "red", f"no current master (the indicator says {status}: {symptom})"
     if status == "green":
         return ok("cluster.master", symptom)
     return Finding(
@@ -170,8 +234,11 @@ def judge_master_indicator(indicator: Mapping[str, Any]) -> Finding:
 def judge_cat_master(answer: Answer) -> Finding:
     if answer.ok and isinstance(answer.body, list) and answer.body:
         node = answer.body[0].get("node") if isinstance(answer.body[0], Mapping) else None
-        return ok("cluster.master", f"elected master: {node}")
-    if answer.status in (401, 403):
+        if node not in (None, "", "-"):
+            return ok("cluster.master", f"elected master: {node}")
+    if answer.status not in (200, 500, 503):
+        # 401/403: not allowed to ask; 404/405/400: not a node's answer (a proxy, a
+        # gateway, a path prefix missing) - no verdict about the master.
         return refused("cluster.master", answer, "_cat/master")
     return Finding(
         "cluster.master",

@@ -37,6 +37,12 @@ class Options:
     environ: Mapping[str, str] = field(default_factory=dict)
     churn_interval: float = 1.5
     """Seconds between the two samples of ``http.total_opened``."""
+    heap_warn: float = 85.0
+    """``capacity.heap`` warns at this ``heap_used_percent`` (``--heap-warn``)..."""
+    heap_fail: float = 95.0
+    """...and fails at this one (``--heap-fail``)."""
+    gc_warn: float = 5.0
+    """``capacity.gc`` warns at this percentage of uptime in old-generation GC."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +99,7 @@ class Context:
 
     @property
     def reachable(self) -> bool:
-        """Whether any node answered HTTP (or no probe ran: a client through a proxy)."""
+        """Whether any node answered HTTP (or no probe ran)."""
         return not self.probes or any(p.answered for p in self.probes.values())
 
     def get(

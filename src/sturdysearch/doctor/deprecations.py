@@ -3,7 +3,8 @@
 Settings and mappings that the next major refuses make the upgraded node fail to start or the
 index fail to open; the API lists them while there is still time. OpenSearch has no such API
 (its upgrade notes list breaking changes), and Elasticsearch builds without the x-pack
-deprecation module answer "no handler": both are ``unknown``, with a note.
+deprecation module answer "no handler" or 405 (:data:`NOT_SERVED`): both are ``unknown``,
+with a note.
 """
 
 from __future__ import annotations
@@ -53,8 +54,15 @@ def items(body: Any) -> list[Mapping[str, Any]]:
     return found
 
 
+NOT_SERVED = ("no handler", "Incorrect HTTP method", "invalid_index_name_exception")
+"""How a build without the deprecation module answers: 9.5 "no handler found for uri";
+7.17 and 8.19 route ``/_migration/deprecations`` to the document API instead (405
+"Incorrect HTTP method ... allowed: [POST]"), or to the index API for other methods."""
+
+
 def judge_deprecations(answer: Answer) -> Finding:
-    if answer.status in (400, 404, 405) and "no handler" in answer.error_text():
+    text = answer.error_text() + " " + str(answer.body)[:500]
+    if answer.status in (400, 404, 405) and any(marker in text for marker in NOT_SERVED):
         return unknown(
             "upgrade.deprecations",
             "this build has no deprecation API",

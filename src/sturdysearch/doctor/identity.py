@@ -10,6 +10,9 @@ conservative dialect.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+
 from sturdysearch._core.dialect import ServerInfo, dialect_for
 from sturdysearch.doctor.context import Answer, Context, nodes_of, refused
 from sturdysearch.doctor.findings import Finding, ok, unknown
@@ -84,17 +87,75 @@ def judge_server(server: ServerInfo) -> Finding:
 
 
 def check_versions(ctx: Context) -> list[Finding]:
-    return [judge_versions(ctx.get("/_nodes/http"))]
+    return [judge_versions(ctx.get("/_nodes/http"), seed_servers(ctx))]
 
 
-def judge_versions(answer: Answer) -> Finding:
+def seed_servers(ctx: Context) -> dict[str, ServerInfo | str]:
+    """What each configured URL says it is (``client.info()`` through that URL alone), or
+    why it could not say; empty for a single URL or a client behind a proxy. The client
+    takes its URLs for nodes of one cluster, so doctor asks each."""
+    config = ctx.config
+    if len(config.nodes) < 2 or getattr(config, "proxy", None) is not None:
+        return {}
+    from sturdysearch import Client
+
+    urls = [n.url for n in config.nodes if (p := ctx.probes.get(n.url)) and p.answered]
+    found: dict[str, ServerInfo | str] = {}
+
+    def ask(url: str) -> None:
+        try:
+            with Client(
+                [url],
+                auth=config.auth,
+                tls=config.tls,
+                headers=dict(config.headers),
+                allow_credentials_over_http=config.allow_credentials_over_http,
+            ) as client:
+                found[url] = client.info(timeout=ctx.options.timeout)
+        except Exception as exc:  # the answer of a sick node: judged, not raised
+            found[url] = f"{type(exc).__name__}: {exc}"[:200]
+
+    threads = [threading.Thread(target=ask, args=(u,), daemon=True) for u in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(ctx.options.timeout + 1)
+    return dict(found)
+
+
+def _label(info: ServerInfo) -> str:
+    return f"{info.flavor} {info.version}" + (
+        f" (cluster {info.cluster_name})" if info.cluster_name else ""
+    )
+
+
+def judge_versions(answer: Answer, seeds: Mapping[str, ServerInfo | str] | None = None) -> Finding:
     """All nodes on one version (``_nodes``); mixed versions are a rolling upgrade in
-    progress, or one left half done."""
+    progress, or one left half done. ``seeds``: what each configured URL said it is, where
+    there are several; URLs of different clusters (or flavors) fail."""
+    known = {u: i for u, i in (seeds or {}).items() if isinstance(i, ServerInfo)}
+    clusters = {(i.flavor, i.cluster_name) for i in known.values()}
+    if len(clusters) > 1:
+        listed = "; ".join(f"{u}: {_label(i)}" for u, i in sorted(known.items()))
+        return Finding(
+            "identity.versions",
+            "fail",
+            f"the URLs reach different clusters: {listed}",
+            "The client takes all its URLs for nodes of one cluster and spreads the calls "
+            "over them: a document written through one URL is missing through the other, "
+            "searches answer differently call by call, and the dialect is that of whichever "
+            "node answered first.",
+            "Give the client the URLs of one cluster only (one client per cluster).",
+            details={u: _label(i) for u, i in known.items()},
+        )
     if not answer.ok:
         return refused("identity.versions", answer, "_nodes/http")
     versions: dict[str, list[str]] = {}
     for info in nodes_of(answer.body).values():
         versions.setdefault(str(info.get("version")), []).append(str(info.get("name")))
+    for url, seed in known.items():
+        if seed.version not in versions:
+            versions.setdefault(seed.version, []).append(url)
     if len(versions) > 1:
         listed = "; ".join(f"{v} on {', '.join(sorted(n))}" for v, n in sorted(versions.items()))
         return Finding(

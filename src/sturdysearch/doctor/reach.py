@@ -4,6 +4,10 @@ Judged against the client's own timeouts: a connect that takes more than half of
 ``connect_timeout`` fails now and then under load, and a first byte slower than half of
 ``read_timeout`` turns into read timeouts on busier calls. Pure: it reads a
 :class:`~sturdysearch.doctor.probe.NodeProbe`.
+
+For a node reached through an HTTP proxy, DNS and TCP are those of the proxy, the ``CONNECT``
+tunnel (an ``https://`` node) is part of ``reach.tcp``, and every time includes the hop
+through the proxy: each summary says so ("via proxy http://...") and ``details.proxy`` names it.
 """
 
 from __future__ import annotations
@@ -32,18 +36,43 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def _via(probe: NodeProbe) -> str:
+    return f" via proxy {probe.proxy}" if probe.proxy else ""
+
+
+def _through(finding: Finding, probe: NodeProbe) -> Finding:
+    """``finding`` marked as measured through the probe's proxy (summary and details)."""
+    if not probe.proxy:
+        return finding
+    return Finding(
+        finding.id,
+        finding.status,
+        finding.summary + _via(probe),
+        finding.meaning,
+        finding.fix,
+        node=finding.node,
+        details={**finding.details, "proxy": probe.proxy},
+    )
+
+
 def judge(probe: NodeProbe, timeouts: Timeouts) -> list[Finding]:
     """The reach findings of one node, in the order the steps happen; a failed step ends the
     list (what follows it could not be measured)."""
+    return [_through(f, probe) for f in _judge(probe, timeouts)]
+
+
+def _judge(probe: NodeProbe, timeouts: Timeouts) -> list[Finding]:
     node = probe.url
+    host = probe.dial_host
+    what = "the proxy's host" if probe.proxy else "The host"
     findings: list[Finding] = []
     if probe.dns.error is not None:
         return [
             Finding(
                 "reach.dns",
                 "fail",
-                f"cannot resolve {probe.host}: {probe.dns.error}",
-                "The host name of this node does not resolve from this machine, so the client "
+                f"cannot resolve {host}: {probe.dns.error}",
+                f"{what} name of this node does not resolve from this machine, so the client "
                 "cannot connect to it at all.",
                 "Check the spelling of the URL and this machine's DNS (resolv.conf, VPN, "
                 "split-horizon DNS); inside Docker or Kubernetes use a name resolvable there.",
@@ -56,7 +85,7 @@ def judge(probe: NodeProbe, timeouts: Timeouts) -> list[Finding]:
             Finding(
                 "reach.dns",
                 "warn",
-                f"{probe.host} took {_ms(dns)} to resolve",
+                f"{host} took {_ms(dns)} to resolve",
                 "Every new connection waits for the resolver; a slow one adds this to every "
                 "reconnect and can eat a connect timeout.",
                 "Fix the resolver, or use a local caching resolver (nscd, systemd-resolved).",
@@ -67,7 +96,7 @@ def judge(probe: NodeProbe, timeouts: Timeouts) -> list[Finding]:
         findings.append(
             ok(
                 "reach.dns",
-                f"{probe.host} -> {', '.join(probe.addresses)} in {_ms(dns)}",
+                f"{host} -> {', '.join(probe.addresses)} in {_ms(dns)}",
                 node=node,
                 seconds=dns,
             )
@@ -77,16 +106,28 @@ def judge(probe: NodeProbe, timeouts: Timeouts) -> list[Finding]:
         findings.append(_tcp_failure(probe))
         return findings
     connect = tcp.seconds or 0.0
-    findings.append(
-        _timed(
-            "reach.tcp",
-            connect,
-            timeouts.connect,
-            f"TCP connect to {probe.host}:{probe.port}",
-            "connect_timeout",
-            node,
+    tunnel = probe.tunnel
+    if tunnel is not None and tunnel.error is not None:
+        findings.append(
+            Finding(
+                "reach.tcp",
+                "fail",
+                f"the proxy did not open a tunnel to {probe.host}:{probe.port}: {tunnel.error}",
+                "The TCP connection to the proxy works, but the proxy refused or failed the "
+                "CONNECT request for this node, so no request can reach it (407: the proxy "
+                "wants credentials; 403: its rules forbid this host or port; 502/503: it "
+                "cannot reach the node).",
+                "Check the proxy URL and credentials, and that the proxy may CONNECT to the "
+                "node's host and port (squid: the SSL_ports / CONNECT rules).",
+                node=node,
+            )
         )
-    )
+        return findings
+    label = f"TCP connect to {host}:{probe.dial_port}"
+    if tunnel is not None:
+        connect += tunnel.seconds or 0.0
+        label += f" and CONNECT tunnel to {probe.host}:{probe.port}"
+    findings.append(_timed("reach.tcp", connect, timeouts.connect, label, "connect_timeout", node))
     if probe.tls:
         hs = probe.handshake
         if hs is None or hs.error is not None:
@@ -169,7 +210,7 @@ def _tcp_failure(probe: NodeProbe) -> Finding:
     return Finding(
         "reach.tcp",
         "fail",
-        f"cannot connect to {probe.host}:{probe.port}: {reason}",
+        f"cannot connect to {probe.dial_host}:{probe.dial_port}: {reason}",
         meaning,
         fix,
         node=probe.url,

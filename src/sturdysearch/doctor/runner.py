@@ -51,7 +51,8 @@ AREAS = (
 """The order findings are reported in: from the wire up to the data."""
 PROBE_STEPS = 5
 """A probe has this many steps bounded by ``timeout`` (connect, handshake and its retry,
-first byte, latency series); DNS is bounded by its thread's deadline."""
+first byte, latency series), one more through a proxy (the CONNECT tunnel); DNS is bounded
+by its thread's deadline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,40 +128,33 @@ def run_all(checks: Sequence[Check], ctx: Context, deadline: float) -> list[Find
 
 
 def _probe_all(ctx: Context) -> list[Finding]:
+    """Every configured node probed, directly or through the proxy the client uses for it."""
     config = ctx.config
     proxy = getattr(config, "proxy", None)
     timeout = ctx.options.timeout
-    direct = [n for n in config.nodes if proxy is None or proxy.endpoint_for(n) is None]
-    findings = [
-        unknown(
-            "reach.tcp",
-            "reached through an HTTP proxy: not timed",
-            "doctor times direct connections only; the server checks below go through the "
-            "proxy like the application's calls.",
-            node=node.url,
-        )
-        for node in config.nodes
-        if node not in direct
-    ]
-    probes: list[NodeProbe | None] = [None] * len(direct)
+    nodes = list(config.nodes)
+    findings: list[Finding] = []
+    probes: list[NodeProbe | None] = [None] * len(nodes)
 
     def target(i: int) -> None:
-        probes[i] = probe_node(direct[i], config.tls, timeout)
+        node = nodes[i]
+        via = proxy.endpoint_for(node) if proxy is not None else None
+        probes[i] = probe_node(node, config.tls, timeout, via)
 
-    threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(len(direct))]
+    threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(len(nodes))]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + timeout * PROBE_STEPS + 1
+    deadline = time.monotonic() + timeout * (PROBE_STEPS + 1) + 1
     now = datetime.datetime.now(datetime.timezone.utc)
     measured = []
-    for node, thread, i in zip(direct, threads, range(len(direct)), strict=True):
+    for node, thread, i in zip(nodes, threads, range(len(nodes)), strict=True):
         thread.join(max(0.0, deadline - time.monotonic()))
         probe = probes[i]
         if probe is None:
             findings.append(
                 unknown(
                     "reach.dns",
-                    f"the probe did not finish within {timeout * PROBE_STEPS:g} s",
+                    f"the probe did not finish within {timeout * (PROBE_STEPS + 1):g} s",
                     node=node.url,
                 )
             )
@@ -170,8 +164,8 @@ def _probe_all(ctx: Context) -> list[Finding]:
         findings += reach.judge(probe, config.timeouts)
         findings += tls.judge_node(probe, config, now)
     findings += tls.judge_redirects(measured)
-    if direct and not measured:
-        ctx.probes[direct[0].url] = NodeProbe(direct[0].url, direct[0].host, direct[0].port, False)
+    if nodes and not measured:
+        ctx.probes[nodes[0].url] = NodeProbe(nodes[0].url, nodes[0].host, nodes[0].port, False)
     return findings
 
 
@@ -209,7 +203,8 @@ def diagnose(client: object, options: Options) -> Report:
 
 def working_client(ctx: Context) -> Client | None:
     """A twin of the judged client over only the nodes that answered the probes, or ``None``
-    when all did (or a proxy is in the way: the probes did not run there).
+    when all did (or a proxy is in the way: the twin is built from the judged configuration's
+    parts, and a proxy's credentials are not among those it copies).
 
     Otherwise every check would pay a node that does not answer: the client finds it out
     only by waiting, and each check's deadline is short. The twin has the same credentials,

@@ -101,6 +101,8 @@ def judge_verification(config: ClientConfig) -> Finding:
 def judge_node(probe: NodeProbe, config: ClientConfig, now: datetime.datetime) -> list[Finding]:
     """The TLS findings of one https node whose handshake got as far as a certificate."""
     node = probe.url
+    if probe.tls and probe.legacy_version is not None:
+        return [judge_version(probe.legacy_version, node)]
     if not probe.tls or (probe.cert_der is None and probe.verify_code is None):
         return []
     findings: list[Finding] = []
@@ -244,8 +246,9 @@ def judge_version(version: str | None, node: str) -> Finding:
     return Finding(
         "tls.version",
         "fail",
-        f"negotiated {version}",
-        "TLS older than 1.2 has known attacks and is refused by the client.",
+        f"the node offers only {version}",
+        "TLS older than 1.2 has known attacks and is refused by the client: no connection "
+        "to this node can be made.",
         "Enable TLS 1.2 or 1.3 on the node (xpack.security.http.ssl.supported_protocols / "
         "plugins.security.ssl.http.enabled_protocols).",
         node=node,

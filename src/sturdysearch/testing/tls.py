@@ -13,6 +13,7 @@ import hashlib
 import os
 import ssl
 import tempfile
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -267,10 +268,21 @@ def server_context(
     *,
     client_ca: CertAuthority | None = None,
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum_version: ssl.TLSVersion | None = None,
 ) -> ssl.SSLContext:
-    """A server-side context presenting `cert`, requiring a client cert if `client_ca`."""
+    """A server-side context presenting `cert`, requiring a client cert if `client_ca`.
+
+    `maximum_version` below TLS 1.2 makes a server of the old kind: it also lowers the
+    minimum and OpenSSL's security level, which otherwise forbids TLS 1.0/1.1."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = minimum_version
+    if maximum_version is not None:
+        if maximum_version < ssl.TLSVersion.TLSv1_2:
+            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():  # the old protocols are the point here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.maximum_version = maximum_version
     cert.load_into(ctx)
     if client_ca is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -282,7 +294,8 @@ class TLSProxy(FaultProxy):
     """A `FaultProxy` that speaks TLS to its clients and plain HTTP to the upstream.
 
     Faults apply as usual, after the handshake, so a test can combine e.g. a pinned
-    fingerprint with a mid-response reset.
+    fingerprint with a mid-response reset. `maximum_version` (e.g. ``TLSv1_1``) makes a node
+    that offers only old protocols.
     """
 
     def __init__(
@@ -292,6 +305,7 @@ class TLSProxy(FaultProxy):
         *,
         client_ca: CertAuthority | None = None,
         minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+        maximum_version: ssl.TLSVersion | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         upstream_ssl_context: ssl.SSLContext | None = None,
@@ -302,7 +316,12 @@ class TLSProxy(FaultProxy):
             upstream,
             host=host,
             port=port,
-            tls_context=server_context(cert, client_ca=client_ca, minimum_version=minimum_version),
+            tls_context=server_context(
+                cert,
+                client_ca=client_ca,
+                minimum_version=minimum_version,
+                maximum_version=maximum_version,
+            ),
             upstream_ssl_context=upstream_ssl_context,
             connect_timeout=connect_timeout,
             join_timeout=join_timeout,

@@ -68,6 +68,34 @@ def test_each_step_fails_on_its_own() -> None:
     assert ids(reach.judge(tls_probe, Timeouts()))["reach.tls"] == "fail"
 
 
+def test_times_through_a_proxy_say_so() -> None:
+    proxied = probe(
+        proxy="http://proxy:3128",
+        proxy_host="proxy",
+        proxy_port=3128,
+        tcp=Step(0.001),
+        first_byte=Step(0.002),
+        status=200,
+        latencies=[0.002] * 10,
+    )
+    findings = reach.judge(proxied, Timeouts())
+    assert set(ids(findings).values()) == {"ok"}
+    assert all(f.summary.endswith("via proxy http://proxy:3128") for f in findings)
+    assert all(f.details["proxy"] == "http://proxy:3128" for f in findings)
+    assert "proxy:3128" in findings[1].summary  # the TCP connect is to the proxy
+    tunneled = probe(
+        tls=True,
+        proxy="http://proxy:3128",
+        proxy_host="proxy",
+        proxy_port=3128,
+        tcp=Step(0.001),
+        tunnel=Step(0.002, error="the proxy refused to open a tunnel: 403 Forbidden"),
+    )
+    refused = reach.judge(tunneled, Timeouts())
+    assert ids(refused) == {"reach.dns": "ok", "reach.tcp": "fail"}
+    assert "did not open a tunnel to 10.0.0.1:9200" in refused[-1].summary
+
+
 def test_slow_steps_warn_against_the_clients_timeouts() -> None:
     slow = probe(
         dns=Step(1.5),
@@ -124,6 +152,10 @@ def test_tls_node_findings(ca: CertAuthority) -> None:
     assert ids(tls.judge_node(unknown_ca, config, now))["tls.chain"] == "fail"
     old = https_probe(cert_der=good.cert_der, tls_version="TLSv1")
     assert ids(tls.judge_node(old, config, now))["tls.version"] == "fail"
+    # The client's handshake refused the protocol; a second one learned what the node offers.
+    legacy = https_probe(handshake=Step(error="TLSV1_ALERT_PROTOCOL_VERSION"))
+    legacy.legacy_version = "TLSv1.1"
+    assert ids(tls.judge_node(legacy, config, now)) == {"tls.version": "fail"}
 
 
 def test_pin(ca: CertAuthority) -> None:

@@ -26,6 +26,20 @@ def statuses(findings: list[Any]) -> dict[str, str]:
 # -- identity -----------------------------------------------------------------------------
 
 
+def test_urls_of_different_clusters_fail(canned: Canned) -> None:
+    ours = parse_server_info(
+        {"cluster_name": "a", "version": {"number": "2.19.6", "distribution": "opensearch"}}, "n"
+    )
+    theirs = parse_server_info(
+        {"cluster_name": "b", "version": {"number": "9.5.4", "build_flavor": "default"}}, "m"
+    )
+    both = {"http://a:9200": ours, "http://b:9200": theirs}
+    finding = identity.judge_versions(canned("nodes_http"), both)
+    assert finding.status == "fail" and "different clusters" in finding.summary
+    same = {"http://a:9200": ours, "http://c:9200": ours, "http://d:9200": "ConnectionError: x"}
+    assert identity.judge_versions(canned("nodes_http"), same).status in ("ok", "warn")
+
+
 def test_one_version_everywhere(canned: Canned) -> None:
     assert identity.judge_versions(canned("nodes_http")).status == "ok"
 
@@ -105,6 +119,22 @@ def test_security_off_is_a_warning(canned: Canned, server: str) -> None:
     assert "anyone who reaches the port" in findings[-1].summary
 
 
+def test_signed_requests_behind_aws() -> None:
+    # A domain without fine-grained access control has no who-am-I API; the unsigned probe
+    # was refused (403), the signed calls answered.
+    missing = Answer(400, {"error": "no handler found for uri [/_plugins/_security/authinfo]"})
+    findings = auth.judge_auth("sigv4", missing, anonymous_refused=True)
+    assert statuses(findings) == {"auth.credentials": "ok", "auth.security": "ok"}
+    assert "signed requests are accepted" in findings[0].summary
+    # AWS's answer to a signature that does not check out is a 403, not a 401.
+    bad = Answer(403, {"message": "The request signature we calculated does not match"})
+    refused = auth.judge_auth("sigv4", bad, anonymous_refused=True)
+    assert statuses(refused)["auth.credentials"] == "fail"
+    # A 403 for a missing privilege still means the signature was good.
+    privilege = Answer(403, {"message": "User: arn:aws:iam::1:user/u is not authorized"})
+    assert statuses(auth.judge_auth("sigv4", privilege, True))["auth.credentials"] == "ok"
+
+
 def test_403_is_not_401() -> None:
     findings = auth.judge_auth("basic", Answer(403, {"error": {"reason": "no"}}), True)
     assert statuses(findings) == {
@@ -176,8 +206,30 @@ def test_master(canned: Canned) -> None:
     assert cluster.judge_cat_master(canned("cat_master")).status == "ok"
     refused = Answer(503, {"error": {"reason": "master_not_discovered_exception"}})
     assert cluster.judge_cat_master(refused).status == "fail"
+    nobody = Answer(200, [{"id": None, "host": None, "ip": None, "node": None}])
+    assert cluster.judge_cat_master(nobody).status == "fail"
+    # Something that is not a node (a gateway's 404) says nothing about the master.
+    assert cluster.judge_cat_master(Answer(404, {"error": "not found"})).status == "unknown"
     assert cluster.judge_master_indicator({"status": "green", "symptom": "ok"}).status == "ok"
     assert cluster.judge_master_indicator({"status": "red", "symptom": "x"}).status == "fail"
+
+
+def test_no_master_behind_a_green_report() -> None:
+    # Elasticsearch 9.5.4, two of three nodes stopped: the indicator is still green.
+    lost = {
+        "status": "green",
+        "symptom": "The cluster has a stable master node",
+        "details": {"current_master": {"node_id": None, "name": None}, "recent_masters": []},
+    }
+    assert cluster.judge_master_indicator(lost).status == "fail"
+    report = {"status": "green", "indicators": {"master_is_stable": {"status": "green"}}}
+    assert cluster.judge_health_report(report, lost).status == "fail"
+    assert cluster.judge_health_report(report, None).status == "ok"
+    found = {**lost, "details": {"current_master": {"node_id": "x", "name": "node-0"}}}
+    assert cluster.judge_master_indicator(found).status == "ok"
+    # Without a master, _cluster/health answers 503 once its master_timeout runs out.
+    missing = Answer(503, {"error": {"type": "master_not_discovered_exception"}, "status": 503})
+    assert cluster.judge_cluster_health(missing).status == "fail"
 
 
 # -- capacity -----------------------------------------------------------------------------
@@ -386,6 +438,22 @@ def test_missing_pipeline(canned: Canned) -> None:
 
 def test_no_deprecation_api(canned: Canned) -> None:
     assert deprecations.judge_deprecations(canned("deprecations")).status == "unknown"
+
+
+def test_no_deprecation_api_on_7_17() -> None:
+    # Elasticsearch 7.17.29's integ-test build routes the path to the typed document API.
+    answer = Answer(
+        405,
+        {
+            "error": "Incorrect HTTP method for uri [/_migration/deprecations] and method "
+            "[GET], allowed: [POST]",
+            "status": 405,
+        },
+    )
+    finding = deprecations.judge_deprecations(answer)
+    assert finding.status == "unknown" and "no deprecation API" in finding.summary
+    other = deprecations.judge_deprecations(Answer(405, {"error": "something else"}))
+    assert "no deprecation API" not in other.summary
 
 
 def test_deprecations_listed() -> None:
