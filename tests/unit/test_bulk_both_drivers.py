@@ -747,6 +747,51 @@ def test_close_after_abort_still_joins_and_closes_the_dead_letter_file(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_an_interrupt_anywhere_in_close_leaves_the_shutdown_to_the_next_close(
+    kind: str, tmp_path: Path
+) -> None:
+    """A KeyboardInterrupt (sync) or a cancellation (async) can land anywhere in ``close()``,
+    also before it waits for the workers. The ``abort()`` and ``close()`` that follow must
+    still dead-letter what was not sent, wait for the workers, close the dead-letter file and
+    report ``bulk.closed`` once. (Once, ``close()`` marked the shutdown begun before its first
+    statement that can be interrupted, and the next ``close()`` skipped all of it: bulk-load,
+    interrupted twice quickly, printed "50 without an outcome" and an empty dead-letter file.)"""
+    path = tmp_path / "dl.jsonl"
+    interrupt = KeyboardInterrupt if kind == "sync" else asyncio.CancelledError
+
+    async def scenario(side: Side, client: FakeClient) -> BulkStats:
+        for n in range(100):
+            await side.index({"n": n}, id=str(n))
+        bulk = side.bulk
+        close_input = bulk._engine.close_input
+
+        def interrupted() -> None:
+            close_input()
+            raise interrupt
+
+        bulk._engine.close_input = interrupted
+        with pytest.raises(interrupt):
+            await side.close()
+        bulk._engine.close_input = close_input
+        assert not bulk._dead_letters.closed
+        await side.abort("interrupted twice")
+        stats: BulkStats = await side.close()
+        if kind == "sync":
+            assert not [t for t in bulk._threads if t.is_alive()]
+        else:
+            assert all(task.done() for task in bulk._tasks)
+        assert bulk._dead_letters.closed
+        return stats
+
+    stats, events = run(kind, scenario, dead_letter=path, max_actions=10_000, flush_interval=60.0)
+    assert stats.pending == 0 and stats.added == 100
+    letters = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert stats.succeeded + len(letters) == 100 and stats.dead_lettered == len(letters)
+    assert {r["outcome"] for r in letters} <= {"aborted"}
+    assert len(named(events, "bulk.closed")) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_context_goes_into_the_dead_letter_and_never_on_the_wire(kind: str, tmp_path: Path) -> None:
     """``context=`` on every adding method and on ``reject()``: each dead letter carries the
     context of its own action, actions without one have none, no request body holds it, and

@@ -419,25 +419,35 @@ class AsyncBulkIndexer(IndexerBase["AsyncClient"]):
 
     async def _shutdown(self) -> None:
         """``close()`` but for raising why the indexer stopped."""
-        first = not self._shut_down
-        self._shut_down = self._closed = True
+        self._closed = True
         self._engine.close_input()
         if self._cond is not None:
             async with self._cond:
                 self._cond.notify_all()
-        if first:
-            try:
-                if self._tasks:
-                    await asyncio.gather(*self._tasks)
-            except asyncio.CancelledError:
-                await self.abort("cancelled while closing")
-                raise
-            finally:
-                try:
-                    self._dead_letters.close()
-                except OSError as exc:
-                    self._session.dl_error = self._session.dl_error or exc
-                self._session.closed(self.stats, _monotonic())
+        if self._finished:
+            return
+        try:
+            running = [task for task in self._tasks if not task.done()]
+            if running:
+                await asyncio.gather(*running)
+        except asyncio.CancelledError:
+            await self.abort("cancelled while closing")
+            raise
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        """The end of the one shutdown, once: close the dead-letter file, report
+        ``bulk.closed``. A ``close()`` cancelled before it got here (at any await) leaves it to
+        the next ``close()``."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self._dead_letters.close()
+        except OSError as exc:
+            self._session.dl_error = self._session.dl_error or exc
+        self._session.closed(self.stats, _monotonic())
 
     async def abort(self, reason: str = "aborted") -> None:
         """Dead-letter what is not in flight as ``aborted``; see

@@ -91,11 +91,13 @@ class IndexerBase(Generic[ClientT]):
             now=time.monotonic(),
         )
         self._engine = self._session.engine
-        # ``_closed``: no more input is taken (``close()`` or ``abort()``). ``_shut_down``: the
-        # one shutdown (join the workers, close the dead-letter file) has begun; ``abort()``
-        # sets only the first, so the ``close()`` that follows it still joins and closes.
+        # ``_closed``: no more input is taken (``close()`` or ``abort()``). ``_finished``: the
+        # one shutdown has closed the dead-letter file and reported. Until then every
+        # ``close()`` waits for the workers and tries to finish, so neither an ``abort()`` before
+        # it nor an interrupt (KeyboardInterrupt, cancellation) that lands anywhere inside an
+        # earlier ``close()`` leaves the workers running or the file unflushed.
         self._closed = False
-        self._shut_down = False
+        self._finished = False
         self._start_driver()
 
     def _start_driver(self) -> None:

@@ -426,19 +426,19 @@ class BulkIndexer(IndexerBase["Client"]):
     def _shutdown(self) -> None:
         """``close()`` but for raising why the indexer stopped."""
         with self._cond:
-            first = not self._shut_down
-            self._shut_down = self._closed = self._stopping = True
+            self._closed = self._stopping = True
             self._engine.close_input()
             self._notify_all()
-        if first:
-            try:
-                self._join()
-            except KeyboardInterrupt:
-                self.abort("interrupted while closing")
-                self._join()
-                raise
-            finally:
-                self._finish()
+        if self._finished:
+            return
+        try:
+            self._join()
+        except KeyboardInterrupt:
+            self.abort("interrupted while closing")
+            self._join()
+            raise
+        finally:
+            self._finish()
 
     def abort(self, reason: str = "aborted") -> None:
         """Stop sending: what is not in flight is dead-lettered now as ``aborted``, requests in
@@ -677,6 +677,12 @@ class BulkIndexer(IndexerBase["Client"]):
                 thread.join(0.5)
 
     def _finish(self) -> None:
+        """The end of the one shutdown: every caller of ``close()`` may get here (joining is
+        idempotent), the first one closes the dead-letter file and reports ``bulk.closed``."""
+        with self._cond:
+            if self._finished:
+                return
+            self._finished = True
         _open_indexers.discard(self)
         try:
             self._dead_letters.close()

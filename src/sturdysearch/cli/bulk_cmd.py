@@ -466,8 +466,9 @@ def load(
                 closing = True
                 bulk.close()
             except KeyboardInterrupt:
-                if not closing:  # else the indexer aborted itself, and waited for what was sent
-                    _abort(bulk)
+                # Wherever the second Ctrl-C landed, also inside close(): abort what is not in
+                # flight and finish the shutdown (a close() it interrupted left that undone).
+                _abort(bulk)
             except Exception as exc:
                 if isinstance(exc, BulkAbortedError):
                     outcome.stopped = cli_words(exc.reason or str(exc))
@@ -485,8 +486,9 @@ def load(
 
 
 def _abort(bulk: Any) -> None:
-    """The second Ctrl-C while reading: nothing more is sent, what is buffered is
-    dead-lettered as ``aborted``."""
+    """The second Ctrl-C, while reading or closing: nothing more is sent, what is buffered is
+    dead-lettered as ``aborted``, and the shutdown is finished (workers joined, dead-letter
+    file closed) even if the interrupt cut a ``close()`` short."""
     try:
         bulk.abort("interrupted by a second Ctrl-C")
         bulk.close()
