@@ -51,11 +51,11 @@ test-unit: venv
 
 # The full suite (unit + integration against real nodes), kept under 30 minutes here.
 test: lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" --durations=40
 
 # Everything, including the long scenarios marked `slow`.
 test-all: lint toxiproxy
-	STURDY_TEST_SERVERS=$(TEST_ALL_SERVERS) $(BIN)/pytest
+	STURDY_TEST_SERVERS=$(TEST_ALL_SERVERS) $(BIN)/pytest --durations=40
 
 bench: venv
 	$(BIN)/python bench/run.py
