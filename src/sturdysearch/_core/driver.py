@@ -507,9 +507,12 @@ class TransportBase:
                 ejected = self.health.eject(
                     node, now=self.clock(), rand=self.rand(), reason=str(exc)
                 )
+                live = len(self.health.live_nodes())
             if ejected:
                 self.counts.ejections += 1
-                self.tracer.emit("node.ejected", node=node.url, reason=type(exc).__name__)
+                self.tracer.emit(
+                    "node.ejected", node=node.url, reason=type(exc).__name__, live=live
+                )
         if call.scope is not None:
             now = self.clock()
             call.scope.attempt_done(

@@ -94,9 +94,16 @@ def _message(name: str, f: dict[str, Any]) -> str:
             f"({f.get('denied')} retries denied so far); the cluster is struggling"
         )
     if name == "node.ejected":
+        live = f.get("live")
+        if live == 0:
+            then = "no node is live now: calls wait for the probes"
+        elif live is None:
+            then = "calls go to the other nodes"
+        else:
+            then = f"calls go to the {live} live node{'s' if live != 1 else ''} left"
         return (
-            f"node {node} ejected after {f.get('reason')}; calls go to the other nodes and it "
-            "is probed with backoff until it answers"
+            f"node {node} ejected after {f.get('reason')}; {then}, and it is probed with "
+            "backoff until it answers"
         )
     if name == "node.readmitted":
         return f"node {node} answers again and is back in rotation"

@@ -228,9 +228,12 @@ class CallPlan:
             if state is not None:
                 state.in_flight -= 1
             ejected = self._health.hedge_lost(node, now=now, rand=rand)
+            live = len(self._health.live_nodes())
         if ejected:
             self._counts.ejections += 1
-            self._tracer.emit("node.ejected", node=node.url, reason="overtaken by hedges")
+            self._tracer.emit(
+                "node.ejected", node=node.url, reason="overtaken by hedges", live=live
+            )
 
     def failed(self, node: NodeConfig, exc: SturdySearchError, now: float, rand: float) -> float:
         """Record a failed attempt; return the delay before the next one, or raise the error
@@ -293,10 +296,11 @@ class CallPlan:
                 reason = "calls running out of time without an answer"
             else:
                 ejected = False
+            live = len(self._health.live_nodes())
         self.ejected_last = ejected
         if ejected:
             self._counts.ejections += 1
-            self._tracer.emit("node.ejected", node=node.url, reason=reason)
+            self._tracer.emit("node.ejected", node=node.url, reason=reason, live=live)
 
     def _final(self, exc: SturdySearchError, remaining: float, *, sent: bool) -> Exception:
         """The error a call that is not retried raises. A transport failure once time is up is

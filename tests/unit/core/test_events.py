@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sturdysearch._core.events import Event, Tracer
+from sturdysearch._core.events import Event, Tracer, describe
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +159,24 @@ def test_no_logging_without_debug(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_emit_without_listeners_is_noop() -> None:
     Tracer().emit("x", a=1)  # no error, nothing to observe
+
+
+@pytest.mark.parametrize(
+    ("live", "then"),
+    [
+        (2, "calls go to the 2 live nodes left"),
+        (1, "calls go to the 1 live node left"),
+        (0, "no node is live now: calls wait for the probes"),
+        (None, "calls go to the other nodes"),  # an event from a listener's own emit
+    ],
+)
+def test_an_ejection_says_where_calls_go_now(live: int | None, then: str) -> None:
+    """A single-node client once read "calls go to the other nodes" when there were none."""
+    fields: dict[str, object] = {"node": "http://a:9200", "reason": "ConnectionError"}
+    if live is not None:
+        fields["live"] = live
+    text = describe(Event("node.ejected", fields))
+    assert text == (
+        f"node http://a:9200 ejected after ConnectionError; {then}, and it is probed with "
+        "backoff until it answers"
+    )

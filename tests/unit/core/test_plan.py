@@ -181,7 +181,11 @@ def test_failed_ejects_the_node(make: Callable[[], SturdySearchError]) -> None:
     assert not state.alive
     assert state.ejections == 1
     assert node not in r.health.live_nodes()
-    assert r.named("node.ejected") == [{"node": node.url, "reason": type(make()).__name__}]
+    live = len(r.health.live_nodes())
+    assert live == len(r.health.nodes) - 1
+    assert r.named("node.ejected") == [
+        {"node": node.url, "reason": type(make()).__name__, "live": live}
+    ]
     assert r.idle()
 
 
@@ -1027,7 +1031,8 @@ def test_overtaken_three_times_in_a_row_ejects() -> None:
         assert node == A
         plan.overtaken(A, float(i), 0.5)
     assert not r.health.states[A].alive
-    assert r.named("node.ejected") == [{"node": A.url, "reason": "overtaken by hedges"}]
+    live = len(r.health.nodes) - 1
+    assert r.named("node.ejected") == [{"node": A.url, "reason": "overtaken by hedges", "live": live}]
     assert r.idle()
 
 
