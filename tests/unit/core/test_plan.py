@@ -1032,7 +1032,9 @@ def test_overtaken_three_times_in_a_row_ejects() -> None:
         plan.overtaken(A, float(i), 0.5)
     assert not r.health.states[A].alive
     live = len(r.health.nodes) - 1
-    assert r.named("node.ejected") == [{"node": A.url, "reason": "overtaken by hedges", "live": live}]
+    assert r.named("node.ejected") == [
+        {"node": A.url, "reason": "overtaken by hedges", "live": live}
+    ]
     assert r.idle()
 
 
