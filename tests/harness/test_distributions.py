@@ -215,3 +215,40 @@ def test_extract_refuses_path_traversal(tmp_path: Path) -> None:
         z.writestr("top/../../escaped", "x")
     with pytest.raises(DistributionError, match="unsafe"):
         extract_zip(archive, tmp_path / "out")
+
+
+def plugin_zip(path: Path, extended: str) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            "plugin-descriptor.properties",
+            f"# a comment\nname=opensearch-security\nversion=9.9.9.0\nextended.plugins={extended}\n",
+        )
+        archive.writestr("opensearch-security.jar", b"jar")
+        archive.writestr("config/config.yml", "x: 1\n")
+    return path
+
+
+def test_a_plugin_that_needs_a_missing_plugin_is_refused_at_install(tmp_path: Path) -> None:
+    """OpenSearch 3.4's security plugin extends ``rule-framework``, which the integ-test zip
+    lacks: the node would exit at start with "Missing plugin [rule-framework]". The install
+    says so first, names what is missing and what to run instead, and leaves nothing behind."""
+    archive = tmp_path / "d.zip"
+    archive.write_bytes(make_zip())
+    plugin = plugin_zip(
+        tmp_path / "security.zip", "workload-management;optional=true,rule-framework"
+    )
+    installs = tmp_path / "installs"
+    with pytest.raises(DistributionError, match=r"needs the plugin\(s\) rule-framework,") as caught:
+        install_distribution(archive, SPEC, installs, plugin_zip=plugin)
+    assert "workload-management" not in str(caught.value)  # optional
+    assert "opensearch:2.19.4+security" in str(caught.value)
+    assert sorted(os.listdir(installs)) == [".locks"]
+
+
+def test_a_plugin_whose_extensions_are_optional_or_present_installs(tmp_path: Path) -> None:
+    archive = tmp_path / "d.zip"
+    archive.write_bytes(make_zip())
+    plugin = plugin_zip(tmp_path / "security.zip", "workload-management;optional=true")
+    home = install_distribution(archive, SPEC, tmp_path / "installs", plugin_zip=plugin)
+    assert (home / "plugins" / "opensearch-security" / "opensearch-security.jar").is_file()
+    assert (home / "config" / "opensearch-security" / "config.yml").is_file()

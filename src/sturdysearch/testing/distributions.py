@@ -431,7 +431,24 @@ def _add_plugin(plugin_zip: Path, home: Path) -> None:
                 shutil.copyfileobj(source, out, _CHUNK)
             mode = (info.external_attr >> 16) & 0o111
             os.chmod(target, 0o755 if mode else 0o644)
-    name = _plugin_name(unpacked / "plugin-descriptor.properties", plugin_zip)
+    descriptor = _descriptor(unpacked / "plugin-descriptor.properties", plugin_zip)
+    name = descriptor.get("name", "")
+    if not re.fullmatch(r"[a-z0-9\-_]+", name):
+        raise DistributionError(f"{plugin_zip.name}: its descriptor names no plugin")
+    missing = [
+        needed
+        for needed in _required_plugins(descriptor)
+        if not (home / "plugins" / needed).is_dir() and not (home / "modules" / needed).is_dir()
+    ]
+    if missing:
+        # Said here, not by a node that exits at start with "Missing plugin [...]".
+        raise DistributionError(
+            f"{plugin_zip.name} needs the plugin(s) {', '.join(missing)}, which the "
+            f"integ-test distribution {home.name} does not have (its modules: "
+            f"{', '.join(sorted(p.name for p in (home / 'modules').glob('*'))) or 'none'}) "
+            "and which are not published on Maven Central as plugin zips; run security on "
+            "with an OpenSearch whose security plugin needs none (opensearch:2.19.4+security)"
+        )
     if (unpacked / "config").is_dir():
         os.rename(unpacked / "config", home / "config" / name)
     plugins = home / "plugins"
@@ -445,16 +462,29 @@ def _add_plugin(plugin_zip: Path, home: Path) -> None:
                     os.chmod(sub, 0o755)
 
 
-def _plugin_name(descriptor: Path, plugin_zip: Path) -> str:
+def _descriptor(path: Path, plugin_zip: Path) -> dict[str, str]:
+    """``plugin-descriptor.properties`` as keys and values (comments and blanks left out)."""
     try:
-        lines = descriptor.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise DistributionError(f"{plugin_zip.name} has no plugin descriptor: {exc}") from exc
+    values: dict[str, str] = {}
     for line in lines:
         key, sep, value = line.partition("=")
-        if sep and key.strip() == "name" and re.fullmatch(r"[a-z0-9\-_]+", value.strip()):
-            return value.strip()
-    raise DistributionError(f"{plugin_zip.name}: its descriptor names no plugin")
+        if sep and not key.lstrip().startswith(("#", "!")):
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _required_plugins(descriptor: dict[str, str]) -> list[str]:
+    """The plugins a plugin extends and cannot load without: ``extended.plugins`` entries
+    not marked ``;optional=true`` (OpenSearch 3's security plugin needs ``rule-framework``)."""
+    required = []
+    for entry in descriptor.get("extended.plugins", "").split(","):
+        name, *flags = (part.strip() for part in entry.split(";"))
+        if name and "optional=true" not in flags:
+            required.append(name)
+    return required
 
 
 def extract_zip(zip_path: Path, destination: Path) -> Path:
