@@ -29,6 +29,14 @@ logger = logging.getLogger("sturdysearch.spark")
 
 SUMMARY_FILE = "summary.json"
 SUPERSEDED_DIR = "superseded"
+
+#: What a superseded attempt that raised nothing is reported with: its writer saw its input end
+#: (Spark cancels a task whose upstream failed, or whose other attempt committed first), so the
+#: failure is Spark's to tell (the driver log), not the writer's.
+NO_ERROR_OF_ITS_OWN = (
+    "none of its own: its input ended early (Spark cancelled the task after a failure upstream, "
+    "or another attempt of it committed first)"
+)
 _ATTEMPT_FILE = re.compile(r"^part-(\d+)-attempt-(\d+)\.(jsonl|report\.json)$")
 
 
@@ -177,7 +185,7 @@ def summarize(
                 "partition": r.partition,
                 "attempt": r.attempt,
                 "indexed": r.indexed,
-                "error": r.error,
+                "error": r.error or NO_ERROR_OF_ITS_OWN,
             }
             for r in others
         ],

@@ -9,7 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sturdysearch.spark.summary import TaskReport, attempt_stem, summarize, write_report
+from sturdysearch.spark.summary import (
+    NO_ERROR_OF_ITS_OWN,
+    TaskReport,
+    attempt_stem,
+    summarize,
+    write_report,
+)
 
 
 def report(partition: int, attempt: int, rows: int, dead: int, **extra: object) -> TaskReport:
@@ -93,3 +99,14 @@ def test_an_aborted_job_keeps_its_files_and_says_why(
 def test_reports_round_trip() -> None:
     r = report(3, 2, rows=5, dead=1, seconds=1.5)
     assert TaskReport.from_json(r.to_json()) == r
+
+
+def test_a_superseded_attempt_that_raised_nothing_says_so(tmp_path: Path) -> None:
+    """An attempt whose input Spark cut off (its upstream failed) or that lost to another
+    attempt raised nothing itself: the summary says that instead of ``"error": null``."""
+    winner, loser = report(0, 1, rows=10, dead=0), report(0, 0, rows=4, dead=0)
+    for r in (winner, loser):
+        attempt(tmp_path, r, 0)
+    summary = summarize(str(tmp_path), [winner], job="j", index="logs", status="committed")
+    (superseded,) = summary["superseded_attempts"]
+    assert superseded == {"partition": 0, "attempt": 0, "indexed": 4, "error": NO_ERROR_OF_ITS_OWN}
