@@ -712,6 +712,15 @@ def test_the_abort_error_pickles() -> None:
     assert isinstance(copy, SturdySearchError)
 
 
+def assert_shut_down(kind: str, bulk: Any) -> None:
+    """The shutdown is complete: no worker runs, the dead-letter file is closed."""
+    if kind == "sync":
+        assert not [t for t in bulk._threads if t.is_alive()]
+    else:
+        assert all(task.done() for task in bulk._tasks)
+    assert bulk._dead_letters.closed
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_close_after_abort_still_joins_and_closes_the_dead_letter_file(
     kind: str, tmp_path: Path
@@ -730,11 +739,7 @@ def test_close_after_abort_still_joins_and_closes_the_dead_letter_file(
             await side.index({"n": 100}, id="100")
         stats: BulkStats = await side.close()
         bulk = side.bulk
-        if kind == "sync":
-            assert not [t for t in bulk._threads if t.is_alive()]
-        else:
-            assert all(task.done() for task in bulk._tasks)
-        assert bulk._dead_letters.closed
+        assert_shut_down(kind, bulk)
         return stats
 
     stats, events = run(kind, scenario, dead_letter=path, max_actions=10_000, flush_interval=60.0)
@@ -776,11 +781,7 @@ def test_an_interrupt_anywhere_in_close_leaves_the_shutdown_to_the_next_close(
         assert not bulk._dead_letters.closed
         await side.abort("interrupted twice")
         stats: BulkStats = await side.close()
-        if kind == "sync":
-            assert not [t for t in bulk._threads if t.is_alive()]
-        else:
-            assert all(task.done() for task in bulk._tasks)
-        assert bulk._dead_letters.closed
+        assert_shut_down(kind, bulk)
         return stats
 
     stats, events = run(kind, scenario, dead_letter=path, max_actions=10_000, flush_interval=60.0)
